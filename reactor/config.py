@@ -1,0 +1,60 @@
+"""One frozen Config for a server run: every knob, its default and its check.
+
+Imports only limits and errors. The CLI builds it from argv; tests and embedders build it
+directly. Nothing here opens sockets or files beyond checking that the root exists.
+"""
+
+import os
+from dataclasses import dataclass, field
+
+from . import limits
+from .errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Config:
+    root: str = "."
+    host: str = ""                     # "" = all interfaces, as http.server does
+    port: int = 8000
+    unix: str | None = None            # listen on a unix socket instead of TCP
+    access_log: bool = True
+    listing: bool = True               # directory listing where there is no index file
+    hidden: bool = False               # serve dotfiles
+    index: tuple = ("index.html",)
+    cache_control: str | None = None   # Cache-Control header on file responses
+    precompressed: bool = True         # serve name.br / name.gz beside name when accepted
+    app: str | None = None             # "module:attr" of an App to serve
+    wsgi: str | None = None            # "module:attr" of a WSGI application
+    threads: int = 8                   # WSGI worker threads
+    workers: int = 1
+    reuse_port: bool = True
+    max_request_line: int = limits.MAX_REQUEST_LINE
+    max_head: int = limits.MAX_HEAD
+    max_headers: int = limits.MAX_HEADERS
+    max_body: int = limits.MAX_BODY
+    max_pipeline: int = limits.MAX_PIPELINE
+    max_connections: int = limits.MAX_CONNECTIONS
+    max_keepalive_requests: int = limits.MAX_KEEPALIVE_REQUESTS
+    header_timeout: float = limits.HEADER_TIMEOUT
+    body_timeout: float = limits.BODY_TIMEOUT
+    keepalive_timeout: float = limits.KEEPALIVE_TIMEOUT
+    send_timeout: float = limits.SEND_TIMEOUT
+    shutdown_grace: float = limits.SHUTDOWN_GRACE
+    extra: dict = field(default_factory=dict, compare=False)
+
+    def checked(self) -> "Config":
+        """Self, after the checks that need no network; raises ConfigError with one line."""
+        if not self.unix and not 0 <= self.port <= 65535:
+            raise ConfigError(f"port {self.port} is not between 0 and 65535")
+        if not (self.app or self.wsgi) and not os.path.isdir(self.root):
+            what = "does not exist" if not os.path.exists(self.root) else "is not a directory"
+            raise ConfigError(f"root {self.root!r} {what}")
+        if self.workers < 1:
+            raise ConfigError("--workers must be at least 1")
+        if self.threads < 1:
+            raise ConfigError("--threads must be at least 1")
+        for name in ("max_request_line", "max_head", "max_headers", "max_connections",
+                     "max_pipeline", "max_keepalive_requests"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name.replace('_', '-')} must be at least 1")
+        return self

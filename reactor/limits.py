@@ -1,0 +1,53 @@
+"""Every size and time limit of the server, with the reason for its value.
+
+Imports nothing. Config takes its defaults from here; the parsers take theirs too.
+"""
+
+# A request line longer than this gets 414. nginx's large_client_header_buffers is 8 KiB and
+# real browsers stay far below it; longer targets are almost always abuse.
+MAX_REQUEST_LINE = 8 * 1024
+
+# The whole head (request line + fields + blank line). Past it: 431. Large enough for the
+# cookie-heavy requests of real sites (the corpus's biggest is 3.5 KiB), small enough that a
+# connection cannot pin much memory before it has sent a single complete request.
+MAX_HEAD = 32 * 1024
+
+# Number of header fields. Past it: 431. Browsers send 10-20; h11 and nginx allow ~100.
+MAX_HEADERS = 100
+
+# Request bodies larger than this get 413. Static serving needs none; apps that need more
+# raise it with --max-body.
+MAX_BODY = 1024 * 1024
+
+# Trailer section of a chunked body: same spirit as MAX_HEAD, but trailers are rare and tiny.
+MAX_TRAILERS = 8 * 1024
+
+# Requests read ahead of the response being written. Past it the connection stops reading
+# (backpressure), so a pipelining client cannot make the server buffer unbounded responses.
+MAX_PIPELINE = 64
+
+# Seconds. A client must finish its head within HEADER_TIMEOUT of starting it (slowloris),
+# a body must keep arriving at least every BODY_TIMEOUT, an idle keep-alive connection is
+# closed after KEEPALIVE_TIMEOUT, and a client that stops reading its response is dropped
+# after SEND_TIMEOUT without progress.
+HEADER_TIMEOUT = 10.0
+BODY_TIMEOUT = 30.0
+KEEPALIVE_TIMEOUT = 15.0
+SEND_TIMEOUT = 30.0
+
+# Requests served on one connection before it is closed; bounds how long one client can
+# hold a worker's attention and lets load balance out across workers.
+MAX_KEEPALIVE_REQUESTS = 10_000
+
+# Open connections per worker. At the limit the server stops accepting and resumes below it.
+MAX_CONNECTIONS = 10_000
+
+# How long a graceful shutdown waits for in-flight responses before it closes them.
+SHUTDOWN_GRACE = 10.0
+
+# Bytes handed to one sendfile call: a fast client on a large file must not starve the
+# others of the loop (nginx's sendfile_max_chunk has the same purpose).
+SENDFILE_CHUNK = 1024 * 1024
+
+# Size of the reusable receive buffer. A whole pipelined burst of browser requests fits.
+RECV_SIZE = 64 * 1024

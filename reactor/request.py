@@ -1,0 +1,81 @@
+"""The request as both parser backends hand it to the server.
+
+Pure data with a few lookups; imports nothing from the rest of reactor. Both backends must
+build it with exactly the same values: the differential tests compare instances field by field.
+"""
+
+
+class Request:
+    """One parsed request head (plus its body once the protocol has read it).
+
+    - method: str, the method token as sent (case-sensitive, e.g. "GET").
+    - target: str, the request-target decoded as latin-1, so every byte maps to one character.
+    - version: int, 10 for HTTP/1.0, 11 for HTTP/1.1 (and any higher 1.x minor).
+    - fields: flat list [name0, value0, name1, value1, ...]; names are lower-cased bytes,
+      values are bytes with surrounding spaces/tabs removed, in the order received. Flat
+      because the server's own path only scans it; `headers` builds pairs for those who want them.
+    - content_length: int, or None when the request has no Content-Length.
+    - chunked: bool, Transfer-Encoding is chunked (then content_length is None).
+    - keep_alive: bool, the client allows the connection to persist (RFC 9112 §9.3).
+    - expect_continue: bool, the client sent `Expect: 100-continue`.
+    - body: bytes, filled in by the protocol before the handler runs.
+    - client: (host, port) of the peer, filled in by the connection.
+    """
+
+    __slots__ = ("method", "target", "version", "fields", "content_length", "chunked",
+                 "keep_alive", "expect_continue", "body", "client")
+
+    def __init__(self, method, target, version, fields, content_length, chunked,
+                 keep_alive, expect_continue):
+        self.method = method
+        self.target = target
+        self.version = version
+        self.fields = fields
+        self.content_length = content_length
+        self.chunked = chunked
+        self.keep_alive = keep_alive
+        self.expect_continue = expect_continue
+        self.body = b""
+        self.client = None
+
+    def header(self, name: bytes, default=None):
+        """The first value of the field `name` (lower-case bytes), or `default`."""
+        fields = self.fields
+        for i in range(0, len(fields), 2):
+            if fields[i] == name:
+                return fields[i + 1]
+        return default
+
+    def header_values(self, name: bytes) -> list:
+        """Every value of the field `name`, in order (for fields sent on several lines)."""
+        fields = self.fields
+        return [fields[i + 1] for i in range(0, len(fields), 2) if fields[i] == name]
+
+    @property
+    def headers(self) -> list:
+        """All fields as (name, value) pairs."""
+        fields = self.fields
+        return list(zip(fields[0::2], fields[1::2]))
+
+    @property
+    def has_body(self) -> bool:
+        return self.chunked or bool(self.content_length)
+
+    @property
+    def path(self) -> str:
+        """The target up to `?`, still percent-encoded."""
+        return self.target.partition("?")[0]
+
+    @property
+    def query(self) -> str:
+        """The target after `?`, still percent-encoded ('' when there is none)."""
+        return self.target.partition("?")[2]
+
+    def __eq__(self, other):
+        if not isinstance(other, Request):
+            return NotImplemented
+        return all(getattr(self, name) == getattr(other, name) for name in self.__slots__)
+
+    def __repr__(self):
+        return (f"Request({self.method} {self.target} HTTP/1.{self.version - 10}, "
+                f"{len(self.fields) // 2} fields)")

@@ -1,0 +1,153 @@
+"""What a handler returns, and how its head becomes bytes on the wire.
+
+Imports nothing that does I/O. The connection decides framing (keep-alive, HEAD, streaming);
+this module only renders what it is told, with a per-second cache so the hot path renders a
+cached file's head once per second rather than once per request.
+"""
+
+import os
+import time
+from email.utils import formatdate
+from http import HTTPStatus
+
+from . import __version__
+
+SERVER = f"reactor/{__version__}".encode()
+
+REASONS = {s.value: s.phrase.encode() for s in HTTPStatus}
+STATUS_LINES = {code: b"HTTP/1.1 %d %s\r\n" % (code, phrase) for code, phrase in REASONS.items()}
+
+# Statuses whose responses never carry content (RFC 9110 §6.4.1, §15.3.5, §15.4.5).
+NO_CONTENT = frozenset({100, 101, 102, 103, 204, 304})
+
+
+class FileSlice:
+    """`count` bytes of an open file from `offset`: sent with sendfile, never read into memory.
+
+    The connection calls close() when the slice is sent or abandoned. `release` decides what
+    that means (the default closes the descriptor; a file cache can share one instead).
+    """
+
+    __slots__ = ("fd", "offset", "count", "release")
+
+    def __init__(self, fd: int, offset: int, count: int, release=os.close):
+        self.fd = fd
+        self.offset = offset
+        self.count = count
+        self.release = release
+
+    def close(self):
+        release, self.release = self.release, None
+        if release is not None:
+            release(self.fd)
+
+
+def _render_fields(headers) -> bytes:
+    if isinstance(headers, bytes):
+        return headers
+    lines = []
+    for name, value in headers:
+        name = name.encode("latin-1") if isinstance(name, str) else name
+        value = value.encode("latin-1") if isinstance(value, str) else value
+        if b"\r" in name or b"\n" in name or b"\r" in value or b"\n" in value or b":" in name:
+            raise ValueError(f"header {name!r} would split the response head")
+        lines.append(b"%s: %s\r\n" % (name, value))
+    return b"".join(lines)
+
+
+def body_length(body):
+    """Bytes in `body`, or None for an iterable whose length is unknown until it ends."""
+    if isinstance(body, (bytes, bytearray, memoryview)):
+        return len(body)
+    if isinstance(body, FileSlice):
+        return body.count
+    if isinstance(body, (list, tuple)):
+        return sum(body_length(part) for part in body)
+    return None
+
+
+class Response:
+    """A status, header fields and a body.
+
+    headers: (name, value) pairs of str or bytes, or a pre-rendered bytes block of
+    `Name: value\\r\\n` lines. Content-Length, Transfer-Encoding, Connection, Date and Server
+    are added by the server and must not be given.
+    body: bytes; a FileSlice; a list or tuple of bytes and FileSlices (sent in order, length
+    known); or any other iterable of bytes (streamed: chunked for HTTP/1.1, close-delimited
+    for HTTP/1.0).
+    """
+
+    __slots__ = ("status", "fields", "body", "length", "_head_cache")
+
+    def __init__(self, status: int = 200, headers=(), body=b""):
+        self.status = status
+        self.fields = _render_fields(headers)
+        if status in NO_CONTENT:
+            if isinstance(body, FileSlice):
+                body.close()
+            body = b""
+        self.body = body
+        self.length = body_length(body)
+        self._head_cache = None
+
+    def with_body(self, body) -> "Response":
+        """The same status and fields with another body (a cached head, a fresh file slice)."""
+        clone = Response.__new__(Response)
+        clone.status = self.status
+        clone.fields = self.fields
+        clone.body = body
+        clone.length = body_length(body)
+        clone._head_cache = None
+        return clone
+
+    def __repr__(self):
+        return f"Response({self.status}, length={self.length})"
+
+
+_date_stamp = 0
+_date_fields = b""
+
+
+def date_and_server() -> tuple:
+    """(stamp, rendered `Date` and `Server` lines), formatted at most once a second."""
+    global _date_stamp, _date_fields
+    now = int(time.time())
+    if now != _date_stamp:
+        _date_fields = b"Date: %s\r\nServer: %s\r\n" % (formatdate(now, usegmt=True).encode(), SERVER)
+        _date_stamp = now
+    return _date_stamp, _date_fields
+
+
+def render_head(response: Response, version: int, keep_alive: bool) -> bytes:
+    """The full response head. A body of unknown length is chunked on HTTP/1.1; on HTTP/1.0
+    the caller must close after it (keep_alive False), as the end of the body is the close."""
+    stamp, date_fields = date_and_server()
+    cache = response._head_cache
+    if cache is not None and cache[0] == stamp and cache[1] == version and cache[2] == keep_alive:
+        return cache[3]
+    status = response.status
+    if status in NO_CONTENT:
+        framing = b""
+    elif response.length is not None:
+        framing = b"Content-Length: %d\r\n" % response.length
+    elif version >= 11:
+        framing = b"Transfer-Encoding: chunked\r\n"
+    else:
+        framing = b""
+    if not keep_alive:
+        connection = b"Connection: close\r\n"
+    elif version < 11:
+        connection = b"Connection: keep-alive\r\n"
+    else:
+        connection = b""
+    status_line = STATUS_LINES.get(status) or b"HTTP/1.1 %d Unknown\r\n" % status
+    head = b"".join((status_line, date_fields, response.fields, framing, connection, b"\r\n"))
+    response._head_cache = (stamp, version, keep_alive, head)
+    return head
+
+
+def error_response(status: int, message: str = "", headers=()) -> Response:
+    """A short plain-text response for an error status."""
+    text = message or REASONS.get(status, b"Error").decode()
+    body = (f"{status} {text}\n").encode("utf-8", "replace")
+    return Response(status, [("Content-Type", "text/plain; charset=utf-8"), *headers], body)
