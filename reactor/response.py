@@ -148,6 +148,7 @@ def render_head(response: Response, version: int, keep_alive: bool) -> bytes:
 
 def error_response(status: int, message: str = "", headers=()) -> Response:
     """A short plain-text response for an error status."""
-    text = message or REASONS.get(status, b"Error").decode()
-    body = (f"{status} {text}\n").encode("utf-8", "replace")
+    phrase = REASONS.get(status, b"Error").decode()
+    text = f"{status} {phrase}: {message}\n" if message else f"{status} {phrase}\n"
+    body = text.encode("utf-8", "replace")
     return Response(status, [("Content-Type", "text/plain; charset=utf-8"), *headers], body)

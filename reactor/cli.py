@@ -1,0 +1,113 @@
+"""The command line: argv → Config, shaped like `python -m http.server`.
+
+The only place that prints usage errors; every error is one line and a non-zero exit.
+Opens nothing itself: server.serve does the work.
+"""
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from . import __version__
+from .config import Config
+from .errors import ConfigError
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    def error(self, message):
+        self.exit(2, f"reactor: {message} (see --help)\n")
+
+
+def _seconds(text: str) -> float:
+    value = float(text.rstrip("s"))
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
+    return value
+
+
+def _workers(text: str) -> int:
+    if text == "auto":
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return int(text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _OneLineParser(prog="python -m reactor",
+                       description="Serve a directory (or an app) over HTTP/1.1.")
+    p.add_argument("port_arg", nargs="?", type=int, metavar="port",
+                   help="port to listen on (default 8000)")
+    p.add_argument("-p", "--port", type=int, help="port to listen on (same as the positional)")
+    p.add_argument("-b", "--bind", metavar="ADDR", default="",
+                   help="address to bind (default: all interfaces)")
+    p.add_argument("-d", "--directory", "--root", dest="root", metavar="DIR",
+                   help="directory to serve (default: the demo site in a checkout, else .)")
+    p.add_argument("--unix", metavar="PATH", help="listen on a unix socket instead of TCP")
+    p.add_argument("--protocol", help=argparse.SUPPRESS)   # http.server's; always HTTP/1.1 here
+    p.add_argument("--no-access-log", dest="access_log", action="store_false",
+                   help="do not log each request to stderr")
+    p.add_argument("--no-listing", dest="listing", action="store_false",
+                   help="answer 404 for directories without an index file")
+    p.add_argument("--hidden", action="store_true", help="serve dotfiles")
+    p.add_argument("--index", action="append", metavar="NAME",
+                   help="index file name for directories (repeatable; default index.html)")
+    p.add_argument("--cache-control", metavar="VALUE", help="Cache-Control for file responses")
+    p.add_argument("--no-precompressed", dest="precompressed", action="store_false",
+                   help="never serve name.br / name.gz in place of name")
+    p.add_argument("--app", metavar="MODULE:ATTR", help="serve a reactor App")
+    p.add_argument("--wsgi", metavar="MODULE:ATTR", help="serve a WSGI application")
+    p.add_argument("--threads", type=int, default=8, help="WSGI worker threads (default 8)")
+    p.add_argument("--workers", type=_workers, default=1, metavar="N|auto",
+                   help="worker processes sharing the port (default 1)")
+    p.add_argument("--max-connections", type=int, metavar="N")
+    p.add_argument("--max-body", type=int, metavar="BYTES")
+    p.add_argument("--max-keepalive-requests", type=int, metavar="N")
+    p.add_argument("--header-timeout", type=_seconds, metavar="SECONDS")
+    p.add_argument("--body-timeout", type=_seconds, metavar="SECONDS")
+    p.add_argument("--keepalive-timeout", type=_seconds, metavar="SECONDS")
+    p.add_argument("--send-timeout", type=_seconds, metavar="SECONDS")
+    p.add_argument("--version", action="store_true", help="print the version and parser backend")
+    return p
+
+
+def default_root() -> str:
+    """The demo site when run from a checkout of this project, else the current directory."""
+    checkout = Path(__file__).resolve().parent.parent
+    if Path.cwd().resolve() == checkout and (checkout / "static" / "index.html").is_file():
+        return "static"
+    return "."
+
+
+_LIMIT_FLAGS = ("max_connections", "max_body", "max_keepalive_requests", "header_timeout",
+                "body_timeout", "keepalive_timeout", "send_timeout")
+
+
+def config_from_args(args) -> Config:
+    port = args.port if args.port is not None else args.port_arg
+    overrides = {name: getattr(args, name) for name in _LIMIT_FLAGS
+                 if getattr(args, name) is not None}
+    return Config(
+        root=args.root or default_root(), host=args.bind,
+        port=8000 if port is None else port, unix=args.unix, access_log=args.access_log,
+        listing=args.listing, hidden=args.hidden, index=tuple(args.index or ("index.html",)),
+        cache_control=args.cache_control, precompressed=args.precompressed, app=args.app,
+        wsgi=args.wsgi, threads=args.threads, workers=args.workers, **overrides,
+    ).checked()
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.version:
+        from .parser import BACKEND
+        print(f"reactor {__version__} (parser: {BACKEND}, Python {sys.version.split()[0]})")
+        return 0
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    try:
+        config = config_from_args(args)
+        from .server import serve
+        serve(config, ready=lambda line: print(line, flush=True))
+    except ConfigError as error:
+        print(f"reactor: {error}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,390 @@
+"""One client connection: its socket, its states, and the execution of what the protocol asks.
+
+Reads into the server's shared receive buffer (a connection holds no buffer of its own while
+idle), feeds the protocol, calls the handler for each request in order, and writes the
+pieces with send / sendfile, registering for writability only after a partial write.
+Knows HTTP framing through `protocol`, never files or routes: handlers own those.
+"""
+
+import enum
+import logging
+import os
+import socket
+from collections import deque
+from concurrent.futures import Future
+
+from .errors import HTTPError
+from .protocol import Stream, State as InputState, discard_body
+from .request import Request
+from .response import FileSlice, error_response
+from . import limits
+
+log = logging.getLogger("reactor")
+
+MSG_MORE = getattr(socket, "MSG_MORE", 0)
+_END = object()
+
+# Responses queued ahead of the one being written; beyond it, pipelined requests wait
+# unparsed in the protocol's order, so memory and open files per connection stay bounded.
+MAX_QUEUED = 32
+
+# After `Connection: close`, how long to keep reading (and discarding) what the client is
+# still sending, so that closing with unread data does not reset the response away.
+LINGER_TIME = 2.0
+LINGER_BYTES = 256 * 1024
+
+
+class State(enum.Enum):
+    IDLE = "idle"                  # keep-alive, waiting for the next request
+    READING_HEAD = "reading head"  # part of a head has arrived
+    READING_BODY = "reading body"  # a body is arriving
+    WRITING = "writing"            # a response is being produced or written
+    CLOSING = "closing"            # last response written, draining input before close
+    CLOSED = "closed"
+
+
+def _send_file_fallback(out_fd, in_fd, offset, count):
+    data = os.pread(in_fd, count, offset)
+    return os.write(out_fd, data) if data else 0
+
+
+send_file = getattr(os, "sendfile", _send_file_fallback)
+
+
+class Connection:
+    __slots__ = ("server", "loop", "sock", "fd", "client", "protocol", "handler", "pending",
+                 "output", "waiting", "state", "deadline", "closing", "reading", "blocked",
+                 "lingered")
+
+    def __init__(self, server, sock, client):
+        self.server = server
+        self.loop = server.loop
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.client = client
+        self.protocol = server.new_protocol()
+        self.handler = server.handler
+        self.pending = deque()   # events received, not yet answered
+        self.output = deque()    # pieces to write: bytes, FileSlice, Stream
+        self.waiting = None      # a Future the next step waits on
+        self.closing = False     # close once the output is written
+        self.reading = True      # registered for readability
+        self.blocked = False     # registered for writability: the client is not reading
+        self.lingered = 0
+        self.state = State.IDLE
+        self.deadline = self.loop.now + server.config.header_timeout
+        self.loop.add_reader(self.fd, self.on_readable)
+
+    # -- input ---------------------------------------------------------------------------------
+
+    def on_readable(self):
+        server = self.server
+        try:
+            n = self.sock.recv_into(server.recv_buffer)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self.close()
+            return
+        if n == 0:
+            self.on_eof()
+            return
+        events = self.protocol.receive(server.recv_view[:n])
+        if events:
+            pending = self.pending
+            pending.extend(events)
+            if len(pending) >= server.config.max_pipeline:
+                self._watch(False, self.blocked)   # read more once these are answered
+            self.advance()
+        elif not (self.pending or self.output or self.closing or self.waiting is not None):
+            self._note_input()
+
+    def on_eof(self):
+        if self.pending or self.output or self.waiting is not None:
+            # Half-closed: answer what was received, then close.
+            self.closing = True
+            self.protocol.state = InputState.CLOSED
+            self._watch(False, self.blocked)
+        else:
+            self.close()
+
+    def _note_input(self):
+        """Set the state and deadline that the input so far calls for."""
+        now = self.loop.now
+        config = self.server.config
+        input_state = self.protocol.state
+        if input_state is InputState.HEAD:
+            if self.state is not State.READING_HEAD:
+                # The deadline runs from the head's first byte: trickling does not extend it.
+                self.state = State.READING_HEAD
+                self.deadline = now + config.header_timeout
+        elif input_state is InputState.BODY:
+            self.state = State.READING_BODY
+            self.deadline = now + config.body_timeout
+        else:
+            self.state = State.IDLE
+            self.deadline = now + config.keepalive_timeout
+
+    # -- answering -----------------------------------------------------------------------------
+
+    def advance(self):
+        """Answer pending requests in order and write, until blocked, waiting or done."""
+        while True:
+            self._answer_pending()
+            if not self._flush():
+                return
+            if not self.pending or self.waiting is not None or self.closing:
+                break
+        if self.waiting is not None or self.state is State.CLOSED:
+            return
+        if self.closing:
+            self._close_gracefully()
+            return
+        if self.blocked or not self.reading:
+            self._watch(True, False)
+        self._note_input()
+
+    def _answer_pending(self):
+        pending = self.pending
+        output = self.output
+        while pending and self.waiting is None and not self.closing and len(output) < MAX_QUEUED:
+            self.state = State.WRITING
+            event = pending.popleft()
+            if event.__class__ is Request:
+                self._serve(event)
+            elif isinstance(event, HTTPError):
+                output.extend(self.protocol.error(event))
+                self._closing()
+            else:
+                output.append(event)   # interim response (100 Continue)
+            if output and output[-1].__class__ is not bytes:
+                break   # a file or stream is enough to keep the socket busy
+
+    def _serve(self, request):
+        request.client = self.client
+        try:
+            response = self.handler(request)
+        except Exception:
+            log.exception("handler failed for %s %s", request.method, request.target)
+            response = error_response(500)
+        if isinstance(response, Future):
+            self.waiting = response
+            response.add_done_callback(
+                lambda future: self.loop.call_soon_threadsafe(self._resume, request, future))
+            return
+        self._respond(request, response)
+
+    def _resume(self, request, future):
+        if self.waiting is not future:
+            return   # closed meanwhile
+        self.waiting = None
+        try:
+            response = future.result()
+        except Exception:
+            log.exception("handler failed for %s %s", request.method, request.target)
+            response = error_response(500)
+        if self.state is State.CLOSED:
+            discard_body(response.body)
+            return
+        self._respond(request, response)
+        self.advance()
+
+    def _respond(self, request, response):
+        pieces, keep_alive = self.protocol.respond(request, response)
+        self.output.extend(pieces)
+        if not keep_alive:
+            self._closing()
+        access_log = self.server.access_log
+        if access_log is not None:
+            access_log.log(self.client, request, response.status, response.length)
+
+    def _closing(self):
+        self.closing = True
+        for event in self.pending:
+            if event.__class__ is Request:
+                discard_body(event.body)
+        self.pending.clear()
+
+    # -- output --------------------------------------------------------------------------------
+
+    def _flush(self) -> bool:
+        """Write queued pieces; False when the socket is full (writer registered) or the
+        connection is gone or waiting on a stream item."""
+        output = self.output
+        sock = self.sock
+        while output:
+            piece = output[0]
+            if piece.__class__ is bytes or piece.__class__ is memoryview:
+                if len(output) > 1 and output[1].__class__ is bytes:
+                    piece = self._join_leading_bytes()
+                flags = MSG_MORE if len(output) > 1 else 0
+                try:
+                    sent = sock.send(piece, flags)
+                except (BlockingIOError, InterruptedError):
+                    sent = 0
+                except OSError:
+                    self.close()
+                    return False
+                if sent < len(piece):
+                    # A view, so a large body is not copied again on every partial send.
+                    output[0] = memoryview(piece)[sent:]
+                    self._block()
+                    return False
+                output.popleft()
+            elif piece.__class__ is FileSlice:
+                if not self._send_file(piece):
+                    return False
+            elif piece.__class__ is Stream:
+                if not self._pull_stream(piece):
+                    return False
+            else:
+                output[0] = memoryview(piece)   # bytearray and other buffers
+        return True
+
+    def _join_leading_bytes(self) -> bytes:
+        output = self.output
+        run = []
+        while output and output[0].__class__ is bytes:
+            run.append(output.popleft())
+        joined = b"".join(run)
+        output.appendleft(joined)
+        return joined
+
+    def _send_file(self, piece) -> bool:
+        while piece.count:
+            try:
+                sent = send_file(self.fd, piece.fd, piece.offset,
+                                 min(piece.count, limits.SENDFILE_CHUNK))
+            except (BlockingIOError, InterruptedError):
+                self._block()
+                return False
+            except OSError:
+                self.close()
+                return False
+            if sent == 0:
+                # The file shrank under us: the promised length can no longer be kept, and
+                # anything else sent now would be read as a different response.
+                log.warning("file changed while being sent to %s; closing", self.client[0])
+                self.close()
+                return False
+            piece.offset += sent
+            piece.count -= sent
+        piece.close()
+        self.output.popleft()
+        return True
+
+    def _pull_stream(self, stream) -> bool:
+        output = self.output
+        if self.waiting is not None:
+            return False
+        try:
+            item = next(stream.iterator, _END)
+            if isinstance(item, Future):
+                self.waiting = item
+                item.add_done_callback(
+                    lambda future: self.loop.call_soon_threadsafe(self._stream_ready, future))
+                return False
+        except Exception:
+            log.exception("response body failed after its head was sent to %s", self.client[0])
+            self.close()
+            return False
+        if item is _END:
+            output.popleft()
+            stream.close()
+            last = stream.last()
+            if last:
+                output.appendleft(last)
+        elif item:
+            output.appendleft(stream.frame(bytes(item)))
+        return True
+
+    def _stream_ready(self, future):
+        if self.waiting is not future:
+            return
+        self.waiting = None
+        try:
+            item = future.result()
+        except Exception:
+            log.exception("response body failed after its head was sent to %s", self.client[0])
+            self.close()
+            return
+        if item:
+            self.output.appendleft(self.output[0].frame(bytes(item)))
+        self.advance()
+
+    def _block(self):
+        self.deadline = self.loop.now + self.server.config.send_timeout
+        if not self.blocked:
+            # Stop reading while the client is not reading: that is the backpressure.
+            self._watch(False, True)
+
+    def _watch(self, reading: bool, writing: bool):
+        if self.state is State.CLOSED:
+            return
+        self.reading = reading
+        self.blocked = writing
+        self.loop.watch(self.fd, self.on_readable if reading else None,
+                        self._on_writable if writing else None)
+
+    def _on_writable(self):
+        self.deadline = self.loop.now + self.server.config.send_timeout
+        self.advance()
+
+    # -- closing -------------------------------------------------------------------------------
+
+    def on_timeout(self):
+        if self.state is State.READING_HEAD and not self.output:
+            try:
+                self.sock.send(self.protocol.error(HTTPError(408, "request head too slow"))[0])
+            except OSError:
+                pass
+        self.close()
+
+    def _close_gracefully(self):
+        """Half-close, then read and discard for a moment before closing, so a client still
+        sending does not receive a reset that wipes out the response it has not read yet."""
+        try:
+            self.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            self.close()
+            return
+        self.state = State.CLOSING
+        self.deadline = self.loop.now + LINGER_TIME
+        self.reading = self.blocked = False
+        self.loop.watch(self.fd, self._linger, None)
+
+    def _linger(self):
+        try:
+            n = self.sock.recv_into(self.server.recv_buffer)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            n = 0
+        self.lingered += n
+        if n == 0 or self.lingered > LINGER_BYTES:
+            self.close()
+
+    def drain(self):
+        """Graceful shutdown: finish the response under way without reading another
+        request, then close; a connection between requests closes now."""
+        if self.state is State.WRITING:
+            self.protocol.state = InputState.CLOSED   # the answer says Connection: close
+        elif self.state is not State.CLOSING:
+            self.close()
+
+    def close(self):
+        """Close now: the client is gone, too slow, or the framing is lost."""
+        if self.state is State.CLOSED:
+            return
+        self.state = State.CLOSED
+        self.waiting = None
+        self.loop.forget(self.fd)
+        for piece in self.output:
+            discard_body(piece)
+        self.output.clear()
+        self._closing()
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+        self.server.connection_closed(self)

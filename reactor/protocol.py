@@ -1,0 +1,210 @@
+"""The HTTP/1.1 server side of one connection, without I/O.
+
+Bytes go in (`receive`), complete requests come out with their bodies read; a response goes
+in (`respond`), the pieces to write come out with the keep-alive decision made. Owns framing
+(RFC 9112 §6.3: Content-Length, chunked, nothing else), bodies and their limit, pipelining
+order, keep-alive and the input state. Must not import sockets, the loop or any handler.
+"""
+
+import enum
+
+from .errors import HTTPError, ParseError
+from .response import FileSlice, NO_CONTENT, error_response, render_head
+
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+class State(enum.Enum):
+    IDLE = "idle"          # between requests, nothing buffered
+    HEAD = "head"          # part of a request head is buffered
+    BODY = "body"          # a head is complete, its body is still arriving
+    CLOSED = "closed"      # no more input will be read: error, close requested or last request
+
+
+class Stream:
+    """A response body of unknown length, written as it is produced.
+
+    Items of `iterable` are bytes, or Futures whose result is bytes or None. `chunked` says
+    whether to frame them (HTTP/1.1) or send them raw and close (HTTP/1.0)."""
+
+    __slots__ = ("iterator", "source", "chunked")
+
+    def __init__(self, iterable, chunked: bool):
+        self.source = iterable
+        self.iterator = iter(iterable)
+        self.chunked = chunked
+
+    def frame(self, data: bytes) -> bytes:
+        if not self.chunked:
+            return data
+        return b"%x\r\n%s\r\n" % (len(data), data)
+
+    def last(self) -> bytes:
+        return b"0\r\n\r\n" if self.chunked else b""
+
+    def close(self):
+        close = getattr(self.source, "close", None)
+        if close is not None:
+            close()
+
+
+def discard_body(body):
+    """Release what a body holds when it will not be sent (HEAD, abandoned responses)."""
+    if isinstance(body, (FileSlice, Stream)):
+        body.close()
+    elif isinstance(body, (list, tuple)):
+        for part in body:
+            discard_body(part)
+    elif not isinstance(body, (bytes, bytearray, memoryview)):
+        close = getattr(body, "close", None)
+        if close is not None:
+            close()
+
+
+class Protocol:
+    """One connection's HTTP state. Create with a RequestParser and the limits it enforces."""
+
+    __slots__ = ("parser", "decoder_factory", "max_body", "max_requests", "state", "served",
+                 "_buffer", "_body_request", "_body_parts", "_body_size", "_body_left",
+                 "_decoder")
+
+    def __init__(self, parser, decoder_factory, max_body: int, max_requests: int):
+        self.parser = parser
+        self.decoder_factory = decoder_factory
+        self.max_body = max_body
+        self.max_requests = max_requests
+        self.state = State.IDLE
+        self.served = 0
+        self._buffer = b""
+        self._body_request = None
+
+    @property
+    def buffered(self) -> int:
+        """Bytes held for an incomplete head or body."""
+        return len(self._buffer)
+
+    def receive(self, data) -> list:
+        """Feed bytes; returns the events they complete, in order: Request (body read),
+        CONTINUE (bytes to send before the body), or HTTPError (then the state is CLOSED)."""
+        if self.state is State.CLOSED:
+            return []
+        if self._buffer:
+            data = self._buffer + data
+        events = []
+        pos = 0
+        parse = self.parser.parse
+        while True:
+            if self._body_request is not None:
+                pos = self._read_body(data, pos, events)
+                if self._body_request is not None or self.state is State.CLOSED:
+                    break
+                continue
+            requests, pos, error = parse(data, pos)
+            if requests:
+                last = requests[-1]
+                if last.chunked or last.content_length:
+                    requests.pop()
+                    events.extend(requests)
+                    self._start_body(last, data, pos, events)
+                    if self.state is State.CLOSED:
+                        break
+                    continue
+                events.extend(requests)
+            if error is not None:
+                events.append(error)
+                self.state = State.CLOSED
+            break
+        self._keep_rest(data, pos)
+        return events
+
+    def _keep_rest(self, data, pos):
+        if self.state is State.CLOSED:
+            self._buffer = b""
+            return
+        # bytes() copies out of the caller's receive buffer, which is reused for the next read.
+        self._buffer = bytes(data[pos:]) if pos < len(data) else b""
+        if self._body_request is not None:
+            self.state = State.BODY
+        else:
+            self.state = State.HEAD if self._buffer else State.IDLE
+
+    def _start_body(self, request, data, pos, events):
+        length = request.content_length
+        if length is not None and length > self.max_body:
+            # Refuse before reading: the body would never be read, so framing is lost.
+            events.append(HTTPError(413, f"request body over {self.max_body} bytes"))
+            self.state = State.CLOSED
+            return
+        self._body_request = request
+        self._body_parts = []
+        self._body_size = 0
+        if request.chunked:
+            self._decoder = self.decoder_factory()
+        else:
+            self._decoder = None
+            self._body_left = length
+        if request.expect_continue and pos >= len(data):
+            events.append(CONTINUE)
+
+    def _read_body(self, data, pos, events) -> int:
+        if self._decoder is None:
+            take = min(self._body_left, len(data) - pos)
+            if take:
+                self._body_parts.append(bytes(data[pos:pos + take]))
+                self._body_left -= take
+                pos += take
+            done = self._body_left == 0
+        else:
+            try:
+                chunk, used, done = self._decoder.decode(data, pos)
+            except ParseError as error:
+                return self._fail_body(error, events)
+            pos += used
+            if chunk:
+                self._body_size += len(chunk)
+                if self._body_size > self.max_body:
+                    return self._fail_body(
+                        HTTPError(413, f"request body over {self.max_body} bytes"), events)
+                self._body_parts.append(chunk)
+        if done:
+            request = self._body_request
+            request.body = b"".join(self._body_parts)
+            self._body_request = None
+            self._body_parts = None
+            events.append(request)
+        return pos
+
+    def _fail_body(self, error, events) -> int:
+        events.append(error)
+        self._body_request = None
+        self.state = State.CLOSED
+        return 0
+
+    def respond(self, request, response) -> tuple:
+        """(pieces to write in order, keep_alive). Pieces are bytes, FileSlice or Stream."""
+        self.served += 1
+        keep_alive = (request.keep_alive and self.state is not State.CLOSED
+                      and self.served < self.max_requests)
+        body = response.body
+        streamed = response.length is None and response.status not in NO_CONTENT
+        if streamed and request.version < 11:
+            keep_alive = False   # the end of an HTTP/1.0 stream is the end of the connection
+        if not keep_alive:
+            self.state = State.CLOSED
+        head = render_head(response, request.version, keep_alive)
+        if request.method == "HEAD" or response.status in NO_CONTENT:
+            discard_body(body)
+            return [head], keep_alive
+        if isinstance(body, (bytes, bytearray, memoryview)):
+            return ([head + body] if len(body) < 16384 else [head, body]), keep_alive
+        if isinstance(body, FileSlice):
+            return [head, body], keep_alive
+        if isinstance(body, (list, tuple)):
+            return [head, *body], keep_alive
+        return [head, Stream(body, chunked=request.version >= 11)], keep_alive
+
+    def error(self, error: HTTPError, version: int = 11) -> list:
+        """The pieces of an error response; the connection closes after them."""
+        self.state = State.CLOSED
+        response = error_response(error.status, error.reason)
+        return [render_head(response, version, False) + response.body]

@@ -1,0 +1,254 @@
+"""Listening sockets, accepting, the connection table, deadlines and graceful shutdown.
+
+Wires a Config to a handler, a parser and the loop. The only place that accepts sockets;
+knows nothing of files or routes (the handler does) and nothing of framing (connection and
+protocol do).
+"""
+
+import errno
+import logging
+import os
+import socket
+import stat
+import sys
+
+from . import limits
+from .accesslog import AccessLog
+from .connection import Connection
+from .errors import ConfigError
+from .loop import Loop
+from .parser import ChunkedDecoder, RequestParser
+from .protocol import Protocol
+
+log = logging.getLogger("reactor")
+
+# Connections accepted per readiness event: enough to clear a burst, few enough that the
+# connections already open are not starved while a flood arrives.
+ACCEPT_BATCH = 64
+
+# How long to stop accepting when the process is out of file descriptors.
+ACCEPT_BACKOFF = 0.5
+
+# Deadlines are checked this often: a timeout fires up to this much late, which is cheaper
+# than a timer per connection re-armed on every request.
+SWEEP_INTERVAL = 1.0
+
+_OUT_OF_RESOURCES = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
+
+
+def build_handler(config):
+    """The handler a Config asks for: an App, a WSGI application, or static files."""
+    if config.app:
+        from .app import load_app
+        return load_app(config.app, config)
+    if config.wsgi:
+        from .wsgi import load_wsgi
+        return load_wsgi(config.wsgi, config)
+    from .static import StaticFiles
+    return StaticFiles(config.root, index=config.index, listing=config.listing,
+                       hidden=config.hidden, cache_control=config.cache_control,
+                       precompressed=config.precompressed)
+
+
+def open_listener(config) -> socket.socket:
+    """A listening socket for the Config (TCP or unix); raises ConfigError with one line."""
+    if config.unix:
+        return _open_unix(config.unix)
+    host = config.host or "0.0.0.0"
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if config.workers > 1 and config.reuse_port and hasattr(socket, "SO_REUSEPORT"):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host, config.port))
+        sock.listen(1024)
+    except OSError as error:
+        sock.close()
+        raise ConfigError(f"cannot listen on {host}:{config.port}: {error.strerror}") from None
+    sock.setblocking(False)
+    return sock
+
+
+def _open_unix(path: str) -> socket.socket:
+    try:
+        if stat.S_ISSOCK(os.stat(path).st_mode):
+            os.unlink(path)   # a stale socket from an earlier run
+    except FileNotFoundError:
+        pass
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind(path)
+        sock.listen(1024)
+    except OSError as error:
+        sock.close()
+        raise ConfigError(f"cannot listen on unix socket {path}: {error.strerror}") from None
+    sock.setblocking(False)
+    return sock
+
+
+class Server:
+    """One single-threaded server: a loop, its listeners and its connections."""
+
+    def __init__(self, config, handler=None, loop=None):
+        self.config = config
+        self.loop = loop or Loop()
+        self.handler = handler if handler is not None else build_handler(config)
+        self.parser = RequestParser(max_request_line=config.max_request_line,
+                                    max_head=config.max_head, max_headers=config.max_headers)
+        self.recv_buffer = bytearray(limits.RECV_SIZE)
+        self.recv_view = memoryview(self.recv_buffer)
+        self.connections = set()
+        self.listeners = []
+        self.accepting = False
+        self.draining = False
+        self._drain_deadline = 0.0
+        self.access_log = (AccessLog(sys.stderr, self.loop.call_soon)
+                           if config.access_log else None)
+
+    def new_protocol(self) -> Protocol:
+        config = self.config
+        return Protocol(self.parser, ChunkedDecoder, config.max_body,
+                        config.max_keepalive_requests)
+
+    # -- listening -----------------------------------------------------------------------------
+
+    def add_listener(self, sock: socket.socket):
+        sock.setblocking(False)
+        self.listeners.append(sock)
+
+    @property
+    def address(self):
+        return self.listeners[0].getsockname()
+
+    def start(self):
+        if not self.listeners:
+            self.add_listener(open_listener(self.config))
+        self._accept_on()
+        self.loop.call_later(SWEEP_INTERVAL, self._sweep)
+
+    def serve_forever(self):
+        self.start()
+        try:
+            self.loop.run()
+        finally:
+            self.close()
+
+    def _accept_on(self):
+        if not self.accepting and not self.draining:
+            self.accepting = True
+            for sock in self.listeners:
+                self.loop.add_reader(sock.fileno(), lambda sock=sock: self._accept(sock))
+
+    def _accept_off(self):
+        if self.accepting:
+            self.accepting = False
+            for sock in self.listeners:
+                self.loop.remove_reader(sock.fileno())
+
+    def _accept(self, listener):
+        connections = self.connections
+        limit = self.config.max_connections
+        for _ in range(ACCEPT_BATCH):
+            try:
+                sock, address = listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as error:
+                if error.errno in _OUT_OF_RESOURCES:
+                    log.warning("out of file descriptors (%s); pausing accept for %.1fs",
+                                error.strerror, ACCEPT_BACKOFF)
+                    self._accept_off()
+                    self.loop.call_later(ACCEPT_BACKOFF, self._accept_on)
+                    return
+                if error.errno in (errno.ECONNABORTED, errno.EPROTO):
+                    continue   # the client gave up before we took it
+                raise
+            sock.setblocking(False)
+            if sock.family != socket.AF_UNIX:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                client = address[:2]
+            else:
+                client = ("unix", 0)
+            connections.add(Connection(self, sock, client))
+            if len(connections) >= limit:
+                self._accept_off()
+                return
+
+    def connection_closed(self, connection):
+        self.connections.discard(connection)
+        if not self.accepting and len(self.connections) < self.config.max_connections:
+            self._accept_on()
+
+    # -- deadlines and shutdown ----------------------------------------------------------------
+
+    def _sweep(self):
+        now = self.loop.now
+        for connection in [c for c in self.connections if c.deadline < now]:
+            if connection.waiting is None:
+                connection.on_timeout()
+        if self.draining:
+            for connection in list(self.connections):
+                connection.drain()
+            if not self.connections or now >= self._drain_deadline:
+                self.loop.stop()
+                return
+        self.loop.call_later(SWEEP_INTERVAL, self._sweep)
+
+    def shutdown(self, grace=None):
+        """Stop accepting, let responses under way finish (at most `grace` seconds), stop."""
+        if self.draining:
+            return
+        self.draining = True
+        self._accept_off()
+        for sock in self.listeners:
+            sock.close()
+        self.listeners.clear()
+        grace = self.config.shutdown_grace if grace is None else grace
+        self._drain_deadline = self.loop.now + grace
+        for connection in list(self.connections):
+            connection.drain()
+        if not self.connections or grace <= 0:
+            self.loop.stop()
+
+    def close(self):
+        for connection in list(self.connections):
+            connection.close()
+        for sock in self.listeners:
+            self.loop.forget(sock.fileno())
+            sock.close()
+        self.listeners.clear()
+        if self.access_log is not None:
+            self.access_log.flush()
+        self.loop.close()
+
+
+def serve(config, ready=print):
+    """Run the server of `config` in this process until SIGINT/SIGTERM; then drain and return."""
+    import signal
+
+    listener = open_listener(config)
+    server = Server(config)
+    server.add_listener(listener)
+
+    def stop(signum, frame):
+        server.loop.call_soon_threadsafe(server.shutdown)
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    ready(ready_line(config, listener))
+    server.serve_forever()
+
+
+def ready_line(config, listener) -> str:
+    from .parser import BACKEND
+
+    if config.unix:
+        where = f"unix:{config.unix}"
+    else:
+        host, port = listener.getsockname()[:2]
+        shown = f"[{host}]" if ":" in host else host
+        where = f"http://{shown}:{port}/"
+    what = config.app or config.wsgi or os.path.abspath(config.root)
+    workers = "1 worker" if config.workers == 1 else f"{config.workers} workers"
+    return f"reactor serving {what} at {where} (parser: {BACKEND}, {workers})"
