@@ -1,0 +1,51 @@
+"""Shared fixtures: a real reactor server on 127.0.0.1 in a background thread.
+
+`server_factory(handler=None, **config_kwargs)` starts a Server for `Config(**config_kwargs)`
+(host 127.0.0.1, port 0 and no access log unless given) with `handler` or the one the Config
+asks for (static files from `root`, `app="module:attr"`, `wsgi="module:attr"`). The handle has
+`.port`, `.url` (http://127.0.0.1:PORT), `.server` and `.stop()`; every server is stopped at
+the end of the test.
+"""
+
+import threading
+
+import pytest
+
+from reactor.config import Config
+from reactor.server import Server, open_listener
+
+
+class RunningServer:
+    def __init__(self, server: Server, thread: threading.Thread):
+        self.server = server
+        self.thread = thread
+        self.port = server.address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def stop(self, grace: float = 0):
+        if self.thread.is_alive():
+            self.server.loop.call_soon_threadsafe(self.server.shutdown, grace)
+            self.thread.join(10)
+            assert not self.thread.is_alive(), "server did not stop"
+
+
+@pytest.fixture
+def server_factory():
+    running = []
+
+    def start(handler=None, **config_kwargs):
+        config_kwargs.setdefault("host", "127.0.0.1")
+        config_kwargs.setdefault("port", 0)
+        config_kwargs.setdefault("access_log", False)
+        config = Config(**config_kwargs)
+        server = Server(config, handler=handler)
+        server.add_listener(open_listener(config))
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        handle = RunningServer(server, thread)
+        running.append(handle)
+        return handle
+
+    yield start
+    for handle in running:
+        handle.stop()

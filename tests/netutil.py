@@ -1,0 +1,73 @@
+"""Raw-socket helpers for tests: send exact bytes, read exact bytes, parse responses back."""
+
+import http.client
+import io
+import socket
+import time
+
+
+def connect(port: int, timeout: float = 5.0) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
+def read_until_close(sock: socket.socket, limit: int = 64 * 1024 * 1024) -> bytes:
+    chunks = []
+    size = 0
+    while size < limit:
+        try:
+            data = sock.recv(65536)
+        except ConnectionResetError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+        size += len(data)
+    return b"".join(chunks)
+
+
+def exchange(port: int, data: bytes, *, half_close: bool = True, timeout: float = 5.0) -> bytes:
+    """Send `data`, optionally shut the write side, and return everything until the server
+    closes (or `timeout` passes with nothing more)."""
+    with connect(port, timeout) as sock:
+        sock.sendall(data)
+        if half_close:
+            sock.shutdown(socket.SHUT_WR)
+        try:
+            return read_until_close(sock)
+        except socket.timeout:
+            return b""
+
+
+class _BytesSocket:
+    def __init__(self, reader):
+        self.reader = reader
+
+    def makefile(self, *args, **kwargs):
+        return self.reader
+
+
+def parse_responses(data: bytes, methods=None) -> list:
+    """Every response in `data`, in order, as http.client.HTTPResponse objects with the
+    body already read into `.body`. `methods` gives each request's method (HEAD matters)."""
+    reader = io.BufferedReader(io.BytesIO(data))
+    responses = []
+    index = 0
+    while reader.peek(1):
+        method = methods[index] if methods else "GET"
+        response = http.client.HTTPResponse(_BytesSocket(reader), method=method)
+        response.begin()
+        response.body = response.read()
+        responses.append(response)
+        index += 1
+    return responses
+
+
+def wait_until(predicate, timeout: float = 5.0, interval: float = 0.02) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()
