@@ -1,6 +1,9 @@
 """App routing, return conversions, mounts and failures, called with constructed Requests."""
 
+import http.client
 import logging
+import threading
+import time
 from concurrent.futures import Future
 
 import pytest
@@ -157,7 +160,6 @@ def test_failed_future_becomes_500():
 
 
 def test_threaded_route_runs_off_the_calling_thread():
-    import threading
     app = App(threads=2)
     app.get("/where", threaded=True)(lambda request: threading.current_thread().name)
     result = app(make_request(target="/where"))
@@ -251,3 +253,68 @@ def test_load_app_configures_static_mount(tmp_path, monkeypatch):
     handler = load_app("someapp_for_test:app", Config(root=str(tmp_path)))
     assert handler(make_request(target="/hi")).body == b"hi"
     assert load_app("someapp_for_test:plain", Config())(make_request()) == "plain"
+
+
+# -- over real sockets ---------------------------------------------------------------------
+
+
+def fetch(port, path, method="GET", body=None, headers=None):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.request(method, path, body, headers or {})
+        response = conn.getresponse()
+        return response, response.read()
+    finally:
+        conn.close()
+
+
+def test_failing_route_is_500_and_the_server_goes_on(server_factory):
+    app = App()
+
+    @app.get("/boom")
+    def boom(request):
+        raise RuntimeError("kaput")
+
+    app.get("/ok")(lambda request: "fine")
+    srv = server_factory(handler=app)
+    assert fetch(srv.port, "/boom")[0].status == 500
+    response, body = fetch(srv.port, "/ok")
+    assert response.status == 200 and body == b"fine"
+
+
+def test_chunked_request_body_reaches_route(server_factory):
+    app = App()
+    app.post("/echo")(lambda request: request.body)
+    srv = server_factory(handler=app)
+    response, body = fetch(srv.port, "/echo", "POST", iter([b"ab", b"cd"]),
+                           {"Transfer-Encoding": "chunked"})
+    assert response.status == 200 and body == b"abcd"
+
+
+def test_slow_threaded_route_does_not_delay_static_file(server_factory, tmp_path):
+    (tmp_path / "a.txt").write_bytes(b"static")
+    entered, release = threading.Event(), threading.Event()
+    app = App()
+
+    @app.get("/slow", threaded=True)
+    def slow(request):
+        entered.set()
+        release.wait(10)
+        return "slow"
+
+    app.static("/", root=str(tmp_path))
+    srv = server_factory(handler=app)
+    slow_result = []
+    worker = threading.Thread(target=lambda: slow_result.append(fetch(srv.port, "/slow")))
+    worker.start()
+    try:
+        assert entered.wait(5)
+        started = time.monotonic()
+        response, body = fetch(srv.port, "/a.txt")
+        assert response.status == 200 and body == b"static"
+        assert time.monotonic() - started < 1.0
+        assert not slow_result
+    finally:
+        release.set()
+        worker.join(5)
+    assert slow_result[0][1] == b"slow"

@@ -1,15 +1,18 @@
 """The WSGI adapter called with constructed Requests: environ, start_response, bodies, closing."""
 
+import http.client
 import logging
 import os
 import sys
 import threading
+import time
 import warnings
 from concurrent.futures import Future
 from wsgiref.validate import WSGIWarning, validator
 
 import pytest
 
+from reactor.app import App
 from reactor.request import Request
 from reactor.response import FileSlice
 from reactor.wsgi import FileWrapper, WSGIHandler
@@ -365,3 +368,92 @@ def test_slow_app_does_not_hold_the_caller(serve):
     assert not future.done()
     release.set()
     assert future.result(timeout=5).body == b"late"
+
+
+# -- over real sockets ---------------------------------------------------------------------
+
+
+def fetch(port, path, method="GET", body=None, headers=None):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.request(method, path, body, headers or {})
+        response = conn.getresponse()
+        return response, response.read()
+    finally:
+        conn.close()
+
+
+def test_mounted_wsgi_app_sees_script_name(server_factory):
+    env = {}
+    app = App()
+    app.mount("/wsgi", WSGIHandler(capture_environ(env), threads=1, server_name="127.0.0.1",
+                                   server_port=0, script_name="/wsgi"))
+    srv = server_factory(handler=app)
+    response, body = fetch(srv.port, "/wsgi/a%2Fb?x=1")
+    assert response.status == 200 and body == b"ok"
+    assert (env["SCRIPT_NAME"], env["PATH_INFO"], env["QUERY_STRING"]) == ("/wsgi", "/a/b", "x=1")
+    assert env["REMOTE_ADDR"] == "127.0.0.1" and int(env["REMOTE_PORT"]) > 0
+
+
+def test_slow_wsgi_app_and_slow_stream_do_not_delay_static_file(server_factory, tmp_path):
+    (tmp_path / "a.txt").write_bytes(b"static")
+    entered, release = threading.Event(), threading.Event()
+    streaming, resume = threading.Event(), threading.Event()
+
+    def slow(environ, start_response):
+        if environ["PATH_INFO"] == "/stream":
+            start_response("200 OK", [("Content-Type", "text/plain")])
+            return slow_stream()
+        entered.set()
+        release.wait(10)
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"slow"]
+
+    def slow_stream():
+        yield b"first;"
+        streaming.set()
+        resume.wait(10)
+        yield b"second"
+
+    app = App()
+    app.mount("/wsgi", WSGIHandler(slow, threads=4, server_name="127.0.0.1", server_port=0))
+    app.static("/", root=str(tmp_path))
+    srv = server_factory(handler=app)
+    results = {}
+    workers = [threading.Thread(target=lambda p=p: results.__setitem__(p, fetch(srv.port, p)))
+               for p in ("/wsgi/slow", "/wsgi/stream")]
+    for worker in workers:
+        worker.start()
+    try:
+        assert entered.wait(5) and streaming.wait(5)
+        started = time.monotonic()
+        response, body = fetch(srv.port, "/a.txt")
+        assert response.status == 200 and body == b"static"
+        assert time.monotonic() - started < 1.0
+        assert not results
+    finally:
+        release.set()
+        resume.set()
+        for worker in workers:
+            worker.join(5)
+    assert results["/wsgi/slow"][1] == b"slow"
+    stream_response, stream_body = results["/wsgi/stream"]
+    assert stream_response.getheader("Transfer-Encoding") == "chunked"
+    assert stream_body == b"first;second"
+
+
+def test_validated_app_over_sockets(server_factory):
+    def app(environ, start_response):
+        body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        start_response("200 OK", [("Content-Type", "text/plain"),
+                                  ("Content-Length", str(len(body)))])
+        return [body]
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", WSGIWarning)
+        srv = server_factory(handler=WSGIHandler(validator(app), threads=2,
+                                                 server_name="127.0.0.1", server_port=0))
+        response, body = fetch(srv.port, "/", "POST", b"payload")
+        assert response.status == 200 and body == b"payload"
+        response, body = fetch(srv.port, "/", "HEAD")
+        assert response.status == 200 and body == b""
