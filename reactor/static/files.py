@@ -1,0 +1,288 @@
+"""The disk, as the static handler sees it: the only module of reactor.static that makes system
+calls. Imports nothing of reactor beyond the pure static modules, and nothing of HTTP.
+
+What it guarantees:
+- Confinement: a path is resolved with realpath and used only if the result lies inside the
+  root, so symlinks are followed while their target stays in the tree and refused (as missing)
+  when it leaves it. Without `hidden`, a target whose real path passes through a dot-name is
+  refused too, so a symlink cannot publish `.git`. Only regular files and directories exist
+  here: devices, FIFOs and sockets are missing.
+- One snapshot: a Snapshot's stat fields and bytes come from one open file, checked before and
+  after reading; a file that keeps changing while read is not cached in memory at all. Large
+  files are opened per request (open_file) and described by that descriptor's own fstat.
+- Revalidation: a lookup is trusted for VALIDITY seconds, then resolved and stat'ed again; an
+  unchanged file keeps its Snapshot (and whatever the handler cached on it), a changed one gets
+  a new Snapshot and the old one is retired (deadline 0, content dropped).
+- Bounds: at most MAX_NODES lookups and CACHE_BUDGET bytes of content are held; beyond either,
+  the oldest entries go first.
+"""
+
+import os
+import stat
+import time
+
+from .encoding import CODINGS
+
+# Seconds a lookup is trusted; the same trade as nginx's open_file_cache_valid, shorter because
+# people edit files under a development server and expect to see the change.
+VALIDITY = 1.0
+
+# Files up to this size are held in memory and sent from there; larger ones go out with
+# sendfile. 64 KiB covers the HTML, CSS, JS and icons that make up most requests.
+MAX_CACHED_FILE = 64 * 1024
+
+# Content bytes held by the whole cache: a small part of the memory target for a worker.
+CACHE_BUDGET = 8 * 1024 * 1024
+
+# Lookups remembered (files, directories, misses), whatever their size.
+MAX_NODES = 4096
+
+# Tries at reading a small file whose stat changes while it is read.
+_READ_TRIES = 3
+
+_OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
+
+
+def _key(st) -> tuple:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+class Snapshot:
+    """One version of one regular file. `data` holds its bytes when it is small and was read
+    consistently, else None. `variants` maps a content-coding to the Snapshot of its sidecar.
+    `response` and `not_modified` belong to the handler, which renders them once per snapshot.
+    `deadline` (monotonic) is when the lookup that found it must be checked again."""
+
+    __slots__ = ("path", "key", "size", "mtime_ns", "data", "variants", "signature",
+                 "deadline", "response", "not_modified")
+
+    def __init__(self, path: str, st, data):
+        self.path = path
+        self.key = _key(st)
+        self.size = st.st_size
+        self.mtime_ns = st.st_mtime_ns
+        self.data = data
+        self.variants = {}
+        self.signature = (self.key,)
+        self.deadline = 0.0
+        self.response = None
+        self.not_modified = None
+
+    @property
+    def weight(self) -> int:
+        own = len(self.data) if self.data is not None else 0
+        return own + sum(variant.weight for variant in self.variants.values())
+
+    def retire(self):
+        self.deadline = 0.0
+        self.data = self.response = self.not_modified = None
+        for variant in self.variants.values():
+            variant.retire()
+
+
+class Directory:
+    """A directory inside the root; `listing` belongs to the handler."""
+
+    __slots__ = ("path", "deadline", "listing")
+
+    def __init__(self, path: str):
+        self.path = path
+        self.deadline = 0.0
+        self.listing = None
+
+    weight = 0
+
+    def retire(self):
+        self.deadline = 0.0
+        self.listing = None
+
+
+class Missing:
+    """Nothing servable at that path (absent, outside the root, hidden, or not a regular file)."""
+
+    __slots__ = ("deadline",)
+
+    def __init__(self):
+        self.deadline = 0.0
+
+    weight = 0
+
+    def retire(self):
+        self.deadline = 0.0
+
+
+def _read_all(fd: int, size: int):
+    chunks = []
+    offset = 0
+    while offset < size:
+        chunk = os.pread(fd, size - offset, offset)
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        offset += len(chunk)
+    return b"".join(chunks)
+
+
+def _read(path: str, extra_flags: int = 0):
+    """A Snapshot of the regular file at `path`, or None."""
+    try:
+        fd = os.open(path, _OPEN_FLAGS | extra_flags)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        if st.st_size > MAX_CACHED_FILE:
+            return Snapshot(path, st, None)
+        for _ in range(_READ_TRIES):
+            data = _read_all(fd, st.st_size)
+            after = os.fstat(fd)
+            if data is not None and _key(after) == _key(st):
+                return Snapshot(path, st, data)
+            st = after
+        return Snapshot(path, st, None)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+class Files:
+    """Lookups of root-relative paths ('a/b.txt', '' for the root itself)."""
+
+    def __init__(self, root: str, *, hidden: bool = False, precompressed: bool = True):
+        self.root = os.path.realpath(root)
+        self._prefix = self.root.rstrip(os.sep) + os.sep
+        self.hidden = hidden
+        self.precompressed = precompressed
+        self._nodes = {}
+        self._bytes = 0
+
+    def lookup(self, rel: str):
+        """The Snapshot, Directory or Missing at `rel`, checked within the last VALIDITY s."""
+        now = time.monotonic()
+        node = self._nodes.get(rel)
+        if node is not None and node.deadline > now:
+            return node
+        fresh = self._load(rel, node)
+        if fresh is not node:
+            self._replace(rel, node, fresh)
+        fresh.deadline = now + VALIDITY
+        return fresh
+
+    def expire(self, node):
+        """Make the next lookup of `node`'s path check the disk again."""
+        node.deadline = 0.0
+
+    def open_file(self, snapshot: Snapshot):
+        """(fd, the Snapshot that describes it) for sending `snapshot`'s file, or None when it
+        is gone. When the file changed since the snapshot, the second item is a new Snapshot
+        made from the descriptor's own fstat, so headers always match the bytes sent."""
+        try:
+            fd = os.open(snapshot.path, _OPEN_FLAGS)
+        except OSError:
+            return None
+        try:
+            st = os.fstat(fd)
+        except OSError:
+            os.close(fd)
+            return None
+        if not stat.S_ISREG(st.st_mode):
+            os.close(fd)
+            return None
+        if _key(st) == snapshot.key:
+            return fd, snapshot
+        return fd, Snapshot(snapshot.path, st, None)
+
+    def listdir(self, directory: Directory) -> list:
+        """(name, is_dir, size, mtime) for what the directory may show: no dotfiles unless
+        hidden files are served, no symlinks leaving the root, no names that are not UTF-8
+        (no URL could reach them), only files and directories."""
+        entries = []
+        try:
+            scan = os.scandir(directory.path)
+        except OSError:
+            return entries
+        with scan:
+            for entry in scan:
+                name = entry.name
+                if name[0] == "." and not self.hidden:
+                    continue
+                try:
+                    name.encode("utf-8")
+                    if entry.is_symlink() and not self._inside(os.path.realpath(entry.path)):
+                        continue
+                    st = entry.stat()
+                except (OSError, UnicodeEncodeError):
+                    continue
+                if stat.S_ISDIR(st.st_mode):
+                    entries.append((name, True, 0, st.st_mtime))
+                elif stat.S_ISREG(st.st_mode):
+                    entries.append((name, False, st.st_size, st.st_mtime))
+        return entries
+
+    def _inside(self, real: str) -> bool:
+        if real == self.root:
+            return True
+        if not real.startswith(self._prefix):
+            return False
+        return self.hidden or "/." not in real[len(self._prefix) - 1:]
+
+    def _load(self, rel: str, old):
+        real = os.path.realpath(os.path.join(self.root, rel)) if rel else self.root
+        if not self._inside(real):
+            return Missing()
+        try:
+            st = os.stat(real)
+        except OSError:
+            return Missing()
+        if stat.S_ISDIR(st.st_mode):
+            return Directory(real)
+        if not stat.S_ISREG(st.st_mode):
+            return Missing()
+        if old.__class__ is Snapshot and old.path == real and old.signature == self._signature(real, st):
+            return old
+        return self._load_file(real)
+
+    def _signature(self, real: str, st) -> tuple:
+        """What _load_file would record for this file, from stat calls alone."""
+        parts = [_key(st)]
+        if self.precompressed:
+            for coding, suffix in CODINGS:
+                try:
+                    side = os.lstat(real + suffix)
+                except OSError:
+                    continue
+                if stat.S_ISREG(side.st_mode) and side.st_mtime_ns >= st.st_mtime_ns:
+                    parts.append((coding, _key(side)))
+        return tuple(parts)
+
+    def _load_file(self, real: str):
+        base = _read(real)
+        if base is None:
+            return Missing()
+        if self.precompressed:
+            signature = [base.key]
+            for coding, suffix in CODINGS:
+                # A sidecar is the file beside this one, never a link to somewhere else.
+                side = _read(real + suffix, os.O_NOFOLLOW)
+                if side is not None and side.mtime_ns >= base.mtime_ns:
+                    base.variants[coding] = side
+                    signature.append((coding, side.key))
+            base.signature = tuple(signature)
+        return base
+
+    def _replace(self, rel: str, old, fresh):
+        nodes = self._nodes
+        if old is not None:
+            del nodes[rel]
+            self._bytes -= old.weight
+            old.retire()
+        nodes[rel] = fresh
+        self._bytes += fresh.weight
+        while self._bytes > CACHE_BUDGET or len(nodes) > MAX_NODES:
+            oldest = next(iter(nodes))
+            node = nodes.pop(oldest)
+            self._bytes -= node.weight
+            node.retire()

@@ -1,0 +1,246 @@
+"""StaticFiles: the handler that answers requests from a directory tree.
+
+Ties the pure modules (paths, conditional, ranges, encoding, listing, mime) to the file layer
+(files) and returns Responses. Knows HTTP semantics and files, never sockets: imports nothing
+of the loop, connection or protocol.
+
+Policies, besides those of paths, ranges and encoding:
+- Methods: GET and HEAD are served (HEAD gets GET's Response; the connection drops the body);
+  OPTIONS gets 204 with Allow; anything else 405 with Allow.
+- A directory without its trailing slash: 301 to the slash form, query kept, cached for an
+  hour only so that a directory later replaced by a file is reachable again. With a slash: the
+  first index file that exists, else the listing, else (listing off) 404, like a missing file.
+- A file requested with a trailing slash is 404.
+- Range is honoured on GET only (RFC 9110 §14.2). Several ranges of a precompressed variant get
+  the whole variant with 200: a multipart body cannot carry the parts' Content-Encoding.
+
+The hot path: a small file's 200 Response is rendered once per snapshot and, for targets that
+name the file (or a directory whose first index file it is), kept in `_hot` by raw target. A
+request whose target is there, whose snapshot was checked less than VALIDITY ago, and which
+carries no precondition or Range field gets that Response back with no system call and no
+parsing.
+"""
+
+import os
+import time
+
+from ..errors import HTTPError
+from ..response import FileSlice, Response, error_response
+from . import conditional, encoding, listing, mime, paths, ranges
+from .files import Directory, Files, Snapshot
+
+ALLOW = "GET, HEAD, OPTIONS"
+
+# Raw targets whose syntax checks are remembered, and raw targets on the hot path. Both are
+# keyed by what a client sends, so both are bounded; the oldest entry goes first.
+MAX_ROUTES = 4096
+MAX_HOT = 1024
+
+# Fields that can change the answer for a file beyond its path (Accept-Encoding aside: files
+# with precompressed variants never go on the hot path).
+_PRECONDITIONS = frozenset((b"if-match", b"if-none-match", b"if-modified-since",
+                            b"if-unmodified-since", b"range", b"if-range"))
+
+REDIRECT_CACHE_CONTROL = "max-age=3600"
+
+
+def _joined(request, name: bytes):
+    values = request.header_values(name)
+    return b", ".join(values) if values else None
+
+
+class StaticFiles:
+    """A handler serving the tree under `root`: handler(request) -> Response."""
+
+    def __init__(self, root, *, index=("index.html",), listing=True, hidden=False,
+                 cache_control=None, precompressed=True):
+        self.files = Files(root, hidden=hidden, precompressed=precompressed)
+        self.index = tuple(index)
+        self.listing = listing
+        self.hidden = hidden
+        self.cache_control = cache_control
+        self._routes = {}
+        self._hot = {}
+        self._options = Response(204, [("Allow", ALLOW)])
+        self._not_allowed = error_response(405, headers=[("Allow", ALLOW)])
+        self._not_found = error_response(404)
+        self._failed = error_response(412)
+
+    def __call__(self, request) -> Response:
+        method = request.method
+        if method == "GET" or method == "HEAD":
+            snapshot = self._hot.get(request.target)
+            if (snapshot is not None and snapshot.deadline > time.monotonic()
+                    and _PRECONDITIONS.isdisjoint(request.fields)):
+                return snapshot.response
+            return self._serve(request)
+        if method == "OPTIONS":
+            return self._options
+        return self._not_allowed
+
+    # -- resolution ------------------------------------------------------------------------
+
+    def _serve(self, request) -> Response:
+        target = request.target
+        route = self._routes.get(target)
+        if route is None:
+            route = self._route(target)
+        if route.__class__ is Response:
+            return route
+        node = self.files.lookup(route.rel)
+        if node.__class__ is Snapshot:
+            if route.slash:
+                return self._not_found
+            return self._file(request, node, target)
+        if node.__class__ is Directory:
+            if not route.slash:
+                return error_response(301, headers=[("Location", route.slash_location()),
+                                                    ("Cache-Control", REDIRECT_CACHE_CONTROL)])
+            for i, name in enumerate(self.index):
+                found = self.files.lookup(f"{route.rel}/{name}" if route.rel else name)
+                if found.__class__ is Snapshot:
+                    # Only the first index name may go on the hot path: a later one stops
+                    # being the answer when an earlier one appears, which its own checks miss.
+                    return self._file(request, found, target if i == 0 else None)
+            if self.listing:
+                return self._listing(route, node)
+        return self._not_found
+
+    def _route(self, target: str):
+        try:
+            route = paths.resolve(target, self.hidden)
+        except HTTPError as error:
+            # A 404 says nothing of why, so a probe cannot tell a refusal from a miss.
+            route = (self._not_found if error.status == 404
+                     else error_response(error.status, error.reason))
+        routes = self._routes
+        if len(routes) >= MAX_ROUTES:
+            del routes[next(iter(routes))]
+        routes[target] = route
+        return route
+
+    def _listing(self, route, directory) -> Response:
+        if directory.listing is None:
+            body = listing.render(route.url_path, self.files.listdir(directory))
+            directory.listing = Response(200, [("Content-Type", "text/html; charset=utf-8")], body)
+        return directory.listing
+
+    # -- files -----------------------------------------------------------------------------
+
+    def _file(self, request, node, hot_target) -> Response:
+        snapshot, coding = node, None
+        if node.variants:
+            accept = request.header(b"accept-encoding")
+            if accept is not None:
+                coding = encoding.negotiate(accept, tuple(node.variants))
+                if coding is not None:
+                    snapshot = node.variants[coding]
+        fd = None
+        if snapshot.data is None:
+            opened = self.files.open_file(snapshot)
+            if opened is None:
+                self.files.expire(node)
+                return self._not_found
+            fd, current = opened
+            if current is not snapshot:
+                self.files.expire(node)
+                snapshot = current
+        if not _PRECONDITIONS.isdisjoint(request.fields):
+            return self._conditional(request, node, snapshot, coding, fd)
+        response = self._whole(node, snapshot, coding, fd)
+        if fd is None and hot_target is not None and not node.variants:
+            self._make_hot(hot_target, node)
+        return response
+
+    def _make_hot(self, target: str, snapshot: Snapshot):
+        hot = self._hot
+        if target not in hot and len(hot) >= MAX_HOT:
+            del hot[next(iter(hot))]
+        hot[target] = snapshot
+
+    def _validators(self, node, snapshot, coding) -> list:
+        """The fields every answer about this file carries, 304 included (RFC 9110 §15.4.5)."""
+        fields = [("Last-Modified", conditional.http_date(snapshot.mtime_ns // 1_000_000_000)),
+                  ("ETag", conditional.make_etag(snapshot.mtime_ns, snapshot.size, coding or ""))]
+        if node.variants:
+            fields.append(("Vary", "Accept-Encoding"))
+        if self.cache_control:
+            fields.append(("Cache-Control", self.cache_control))
+        return fields
+
+    def _content_fields(self, node, snapshot, coding, content_type: str) -> list:
+        fields = [("Content-Type", content_type), ("Accept-Ranges", "bytes")]
+        if coding:
+            fields.append(("Content-Encoding", coding))
+        return fields + self._validators(node, snapshot, coding)
+
+    def _whole(self, node, snapshot, coding, fd) -> Response:
+        """The 200 for `snapshot`, rendered once per snapshot: with its bytes when it has them,
+        else as a template that gets the open file `fd` as its body."""
+        response = snapshot.response
+        if response is None:
+            fields = self._content_fields(node, snapshot, coding, mime.content_type(node.path))
+            body = snapshot.data if snapshot.data is not None else b""
+            response = snapshot.response = Response(200, fields, body)
+        return response if fd is None else response.with_body(FileSlice(fd, 0, snapshot.size))
+
+    def _conditional(self, request, node, snapshot, coding, fd) -> Response:
+        etag = conditional.make_etag(snapshot.mtime_ns, snapshot.size, coding or "")
+        last_modified = snapshot.mtime_ns // 1_000_000_000
+        since = request.header_values(b"if-modified-since")
+        outcome = conditional.evaluate(
+            request.method, etag, last_modified,
+            if_match=_joined(request, b"if-match"),
+            if_unmodified_since=request.header(b"if-unmodified-since"),
+            if_none_match=_joined(request, b"if-none-match"),
+            if_modified_since=since[0] if len(since) == 1 else None)
+        if outcome != conditional.PROCEED:
+            if fd is not None:
+                os.close(fd)
+            if outcome == conditional.PRECONDITION_FAILED:
+                return self._failed
+            if snapshot.not_modified is None:
+                snapshot.not_modified = Response(304, self._validators(node, snapshot, coding))
+            return snapshot.not_modified
+        value = request.header(b"range") if request.method == "GET" else None
+        if value is not None:
+            validator = request.header(b"if-range")
+            if validator is None or conditional.if_range_holds(validator, etag, last_modified):
+                chosen = ranges.parse(value, snapshot.size)
+                if chosen is ranges.UNSATISFIABLE:
+                    if fd is not None:
+                        os.close(fd)
+                    return error_response(416, headers=[
+                        ("Content-Range", ranges.unsatisfied_range(snapshot.size)),
+                        ("Accept-Ranges", "bytes")])
+                if chosen is not ranges.IGNORE and (len(chosen) == 1 or coding is None):
+                    return self._partial(node, snapshot, coding, fd, chosen)
+        return self._whole(node, snapshot, coding, fd)
+
+    def _partial(self, node, snapshot, coding, fd, chosen) -> Response:
+        content_type = mime.content_type(node.path)
+        size = snapshot.size
+        if len(chosen) == 1:
+            start, stop = chosen[0]
+            fields = self._content_fields(node, snapshot, coding, content_type)
+            fields.append(("Content-Range", ranges.content_range(start, stop, size)))
+            body = snapshot.data[start:stop] if fd is None else FileSlice(fd, start, stop - start)
+            return Response(206, fields, body)
+        if fd is None:
+            parts = [snapshot.data[start:stop] for start, stop in chosen]
+        else:
+            # Each FileSlice owns a descriptor, as the connection closes each one it sends.
+            fds = [fd]
+            try:
+                for _ in chosen[1:]:
+                    fds.append(os.dup(fd))
+            except OSError:
+                for each in fds:
+                    os.close(each)
+                return error_response(503, "out of file descriptors")
+            parts = [FileSlice(each, start, stop - start) for each, (start, stop) in zip(fds, chosen)]
+        heads, closing = ranges.multipart_heads(chosen, size, content_type)
+        body = [piece for pair in zip(heads, parts) for piece in pair]
+        body.append(closing)
+        fields = self._content_fields(node, snapshot, coding, ranges.MULTIPART_TYPE)
+        return Response(206, fields, body)
