@@ -1,0 +1,411 @@
+"""The server bench: reactor against its peers, side by side, in one run.
+
+    python bench/server.py [--quick] [--json PATH] [--svg PATH] [--servers reactor,nginx,...]
+
+Builds a fixed tree (1 KiB HTML, 100 KiB image, 10 MiB file), starts every server on one core
+and wrk on the other, and measures requests/s and latency for the small file (keep-alive at 50
+and 1,000 connections, a new connection per request, 16 pipelined requests), throughput for the
+two larger files, and resident memory. Runs are interleaved (each scenario visits every server
+in turn, in a rotated order each round) and repeated, and ratios are the median of per-round
+ratios, so that a noisy shared machine moves all servers together instead of skewing one.
+Missing tools are installed; a server that cannot run is reported, never dropped.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+
+import chart
+import servers_load as load
+import servers_setup as setup
+
+ORDER = ("reactor", "reactor-py", "nginx", "aiohttp", "http.server", "bare-loop")
+# Fixed per server, so charts from different runs read the same way.
+COLORS = {"reactor": "#2b6cb0", "reactor-py": "#63b3ed", "nginx": "#38a169",
+          "aiohttp": "#dd6b20", "http.server": "#805ad5", "bare-loop": "#a0aec0"}
+# Ratios, the chart and the targets of the project are all stated against nginx.
+BASELINE = "nginx"
+
+
+@dataclass
+class Scenario:
+    key: str
+    title: str
+    short: str
+    path: str
+    script: str
+    connections: int
+    metric: str  # "rps" or "mbps"
+
+
+SCENARIOS = (
+    Scenario("ka50", "1 KiB, keep-alive, 50 connections", "1 KiB\nkeep-alive 50",
+             setup.SMALL[0], "keepalive", 50, "rps"),
+    Scenario("ka1000", "1 KiB, keep-alive, 1,000 connections", "1 KiB\nkeep-alive 1000",
+             setup.SMALL[0], "keepalive", 1000, "rps"),
+    Scenario("close", "1 KiB, new connection per request, 50 clients", "1 KiB\nnew conn",
+             setup.SMALL[0], "close", 50, "rps"),
+    Scenario("pipe16", "1 KiB, 16 pipelined per connection, 50 connections",
+             "1 KiB\npipelined 16", setup.SMALL[0], "pipeline16", 50, "rps"),
+    Scenario("100k", "100 KiB file, keep-alive, 16 connections", "100 KiB\nMB/s",
+             setup.MEDIUM[0], "keepalive", 16, "mbps"),
+    Scenario("10m", "10 MiB file, keep-alive, 4 connections", "10 MiB\nMB/s",
+             setup.LARGE[0], "keepalive", 4, "mbps"),
+)
+MEMORY_SCENARIO = "ka1000"
+
+FULL = dict(rounds=3, duration=5.0)
+QUICK = dict(rounds=1, duration=2.0)
+SETTLE_S = 0.3
+
+
+def parse_args(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="1 round of short runs (a smoke test)")
+    ap.add_argument("--json", metavar="PATH", help="write every raw figure as JSON")
+    ap.add_argument("--svg", metavar="PATH", help="write a bar chart normalised to nginx = 1")
+    ap.add_argument("--servers", default=",".join(ORDER),
+                    help=f"comma-separated subset of: {', '.join(ORDER)}")
+    ap.add_argument("--rounds", type=int, help="override the number of rounds")
+    ap.add_argument("--duration", type=float, help="override seconds per wrk run")
+    ap.add_argument("--server-cpu", type=int, default=0)
+    ap.add_argument("--wrk-cpu", type=int, default=1)
+    args = ap.parse_args(argv)
+    names = [n.strip() for n in args.servers.split(",") if n.strip()]
+    unknown = [n for n in names if n not in setup.SPECS]
+    if unknown:
+        ap.error(f"unknown server {', '.join(unknown)}; choose from {', '.join(ORDER)}")
+    args.names = names
+    plan = QUICK if args.quick else FULL
+    args.rounds = args.rounds or plan["rounds"]
+    args.duration = args.duration or plan["duration"]
+    return args
+
+
+def raise_nofile() -> int:
+    """Soft RLIMIT_NOFILE up to the hard limit; servers and wrk inherit it."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def machine() -> str:
+    model = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next((line.split(":", 1)[1].strip() for line in f
+                          if line.startswith("model name")), "")
+    except OSError:
+        pass
+    return f"{platform.system()} {platform.machine()}, {model or 'unknown CPU'}, {os.cpu_count()} cores"
+
+
+# -- running ----------------------------------------------------------------------------------
+
+def start_servers(args, tree, workdir, digests):
+    status, running = {}, {}
+    for name in args.names:
+        spec = setup.SPECS[name]
+        entry = status[name] = {"name": name, "label": spec.label, "state": "unavailable", "reason": "",
+                                "version": "", "crashes": []}
+        reason = setup.prerequisite(name)
+        if reason:
+            entry["reason"] = reason
+            print(f"  {name:12} unavailable: {reason}", flush=True)
+            continue
+        server = setup.Server(spec, tree, workdir, args.server_cpu, digests)
+        try:
+            server.start()
+        except setup.Unavailable as e:
+            entry["reason"] = str(e)
+            print(f"  {name:12} unavailable: {e}", flush=True)
+            continue
+        entry.update(state="ok", version=setup.version(name), port=server.port,
+                     rss_start_kib=setup.rss_kib(server.pids))
+        running[name] = server
+        print(f"  {name:12} ready on port {server.port} ({entry['version']})", flush=True)
+    return status, running
+
+
+def revive(name, server, status, where) -> bool:
+    """A server that died is noted with its last log line and restarted once per death."""
+    entry = status[name]
+    entry["crashes"].append(f"{where}: exited {server.proc.returncode}: {server.log_tail()}")
+    print(f"  {name} died during {where}; restarting", flush=True)
+    server.stop()
+    try:
+        server.start()
+        return True
+    except setup.Unavailable as e:
+        entry["state"] = "crashed"
+        entry["reason"] = f"died during {where} and could not restart: {e}"
+        return False
+
+
+def measure(args, running, status, scripts):
+    runs = []
+    names = [n for n in ORDER if n in running]
+    for name in names:
+        load.run(running[name].port, setup.SMALL[0], load.Load(50, "keepalive", 1), scripts,
+                 args.wrk_cpu)
+    total = args.rounds * sum(1 for sc in SCENARIOS for n in names
+                              if sc.key not in running[n].spec.skip)
+    done = 0
+    for rnd in range(args.rounds):
+        for sc in SCENARIOS:
+            # A rotated order each round, so no server always runs right after a heavy one.
+            shift = rnd % len(names) if names else 0
+            for name in names[shift:] + names[:shift]:
+                server = running[name]
+                if sc.key in server.spec.skip or status[name]["state"] != "ok":
+                    continue
+                if not server.alive() and not revive(name, server, status, f"before {sc.key}"):
+                    continue
+                plan = load.Load(sc.connections, sc.script, args.duration)
+                with setup.RssSampler(server.pids) as rss:
+                    result = load.run(server.port, sc.path, plan, scripts, args.wrk_cpu)
+                result.update(server=name, scenario=sc.key, round=rnd + 1,
+                              rss_peak_kib=rss.peak_kib)
+                if not server.alive():
+                    status[name]["crashes"].append(
+                        f"{sc.key} round {rnd + 1}: exited {server.proc.returncode}: "
+                        f"{server.log_tail()}")
+                    result["failed"] = result.get("failed") or "server died during the run"
+                runs.append(result)
+                done += 1
+                value = (f"{result[sc.metric]:,.0f} {'req/s' if sc.metric == 'rps' else 'MB/s'}"
+                         if "failed" not in result else f"failed: {result['failed']}")
+                errors = f", {result['errors']} errors" if result.get("errors") else ""
+                print(f"  [{done:3}/{total}] round {rnd + 1} {sc.key:7} {name:12} {value}{errors}",
+                      flush=True)
+                time.sleep(SETTLE_S)
+    for name, server in running.items():
+        if server.alive():
+            status[name]["hwm_kib"] = setup.hwm_kib(server.pids)
+    return runs
+
+
+# -- summarising ------------------------------------------------------------------------------
+
+def _ok(runs, name, key):
+    return [r for r in runs if r["server"] == name and r["scenario"] == key and "failed" not in r]
+
+
+def summarise(runs, status):
+    summary = {}
+    for name, entry in status.items():
+        per = summary[name] = {}
+        for sc in SCENARIOS:
+            got = _ok(runs, name, sc.key)
+            if not got:
+                continue
+            timed = sc.script != "pipeline16"
+            per[sc.key] = {
+                "value": statistics.median(r[sc.metric] for r in got),
+                "p50_ms": statistics.median(r["p50_ms"] for r in got) if timed else None,
+                "p99_ms": statistics.median(r["p99_ms"] for r in got) if timed else None,
+                "errors": sum(r["errors"] for r in got),
+                "requests": sum(r["requests"] for r in got),
+                "rounds": len(got),
+            }
+        mem = _ok(runs, name, MEMORY_SCENARIO)
+        if mem:
+            per["rss_1000_kib"] = statistics.median(r["rss_peak_kib"] for r in mem)
+        if entry.get("hwm_kib"):
+            per["hwm_kib"] = entry["hwm_kib"]
+    return summary
+
+
+def ratio(runs, a, b, key):
+    """Median over rounds of a's figure divided by b's figure in the same round."""
+    metric = next(sc.metric for sc in SCENARIOS if sc.key == key)
+    mine = {r["round"]: r[metric] for r in _ok(runs, a, key)}
+    theirs = {r["round"]: r[metric] for r in _ok(runs, b, key)}
+    pairs = [mine[k] / theirs[k] for k in mine if k in theirs and theirs[k] > 0]
+    return statistics.median(pairs) if pairs else None
+
+
+def all_ratios(runs, status):
+    names = list(status)
+    return {a: {b: {sc.key: ratio(runs, a, b, sc.key) for sc in SCENARIOS}
+                for b in names if b != a} for a in names}
+
+
+def _cell(v, fmt):
+    return "–" if v is None else fmt.format(v)
+
+
+def _heading():
+    return [sc.short.replace("\n", " ") for sc in SCENARIOS]
+
+
+def report(args, status, summary, ratios, meta) -> str:
+    names = [n for n in ORDER if n in status]
+    base = BASELINE if status.get(BASELINE, {}).get("state") == "ok" else next(
+        (n for n in names if status[n]["state"] == "ok"), None)
+    lines = [f"Server bench, {meta['date']}, {meta['machine']}; median of {args.rounds} "
+             f"round(s) of {args.duration:g} s per run; server on CPU {args.server_cpu}, "
+             f"wrk on CPU {args.wrk_cpu}.", ""]
+    head = ["server"] + [h.replace(" MB/s", "") for h in _heading()] + [
+        "RSS @1000 conns", "peak RSS"]
+    lines += ["Requests/s (1 KiB) and MB/s (100 KiB, 10 MiB); memory in MB.", "",
+              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for n in names:
+        entry, per = status[n], summary.get(n, {})
+        if entry["state"] != "ok" and not per:
+            lines.append(f"| {entry['label']} | {entry['state']}: {entry['reason']} |"
+                         + " |" * (len(head) - 2))
+            continue
+        skip = setup.SPECS[n].skip
+        cells = ["n/a" if sc.key in skip else _cell(per.get(sc.key, {}).get("value"), "{:,.0f}")
+                 for sc in SCENARIOS]
+        cells += [_cell(per.get("rss_1000_kib") and per["rss_1000_kib"] / 1024, "{:.1f}"),
+                  _cell(per.get("hwm_kib") and per["hwm_kib"] / 1024, "{:.1f}")]
+        lines.append(f"| {entry['label']} | " + " | ".join(cells) + " |")
+
+    if base:
+        lines += ["", f"Each server ÷ {status[base]['label']} (median of per-round ratios; "
+                  "memory: plain ratio of medians, lower is leaner).", "",
+                  "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for n in names:
+            if n == base or not summary.get(n):
+                continue
+            cells = ["n/a" if sc.key in setup.SPECS[n].skip else
+                     _cell(ratios[n][base][sc.key], "{:.2f}") for sc in SCENARIOS]
+            for key in ("rss_1000_kib", "hwm_kib"):
+                mine, theirs = summary[n].get(key), summary[base].get(key)
+                cells.append(_cell(mine / theirs if mine and theirs else None, "{:.2f}"))
+            lines.append(f"| {status[n]['label']} | " + " | ".join(cells) + " |")
+
+    for me in ("reactor", "reactor-py"):
+        if not summary.get(me):
+            continue
+        peers = [n for n in names if n != me and summary.get(n)]
+        if not peers:
+            continue
+        lines += ["", f"{status[me]['label']} ÷ each peer (above 1: reactor is faster).", "",
+                  "| peer | " + " | ".join(_heading()) + " |", "|" + "---|" * (len(head) - 2)]
+        for p in peers:
+            cells = ["n/a" if sc.key in setup.SPECS[p].skip else
+                     _cell(ratios[me][p][sc.key], "{:.2f}") for sc in SCENARIOS]
+            lines.append(f"| {status[p]['label']} | " + " | ".join(cells) + " |")
+
+    # wrk's percentiles come out inconsistent under pipelining (p99 below p50), so the
+    # pipelined run reports throughput only.
+    latency = [sc for sc in SCENARIOS if sc.metric == "rps" and sc.script != "pipeline16"]
+    lines += ["", "Latency p50 / p99 in ms.", "",
+              "| server | " + " | ".join(sc.short.replace("\n", " ") for sc in latency) + " |",
+              "|" + "---|" * (len(latency) + 1)]
+    for n in names:
+        per = summary.get(n)
+        if not per:
+            continue
+        cells = [f"{per[sc.key]['p50_ms']:.2f} / {per[sc.key]['p99_ms']:.2f}"
+                 if sc.key in per else "n/a" if sc.key in setup.SPECS[n].skip else "–"
+                 for sc in latency]
+        lines.append(f"| {status[n]['label']} | " + " | ".join(cells) + " |")
+
+    notes = []
+    for n in names:
+        for sc in SCENARIOS:
+            got = summary.get(n, {}).get(sc.key)
+            if got and got["errors"]:
+                notes.append(f"- {status[n]['label']}, {sc.title}: {got['errors']:,} socket "
+                             f"errors or non-2xx answers over {got['requests']:,} requests.")
+        for crash in status[n]["crashes"]:
+            notes.append(f"- {status[n]['label']} died: {crash}")
+    if notes:
+        lines += ["", "Notes:"] + notes
+    return "\n".join(lines)
+
+
+def _short(v, metric):
+    if metric == "mbps":
+        return f"{v:.0f}"
+    if v >= 1e6:
+        return f"{v / 1e6:.2f}M"
+    if v >= 1e4:
+        return f"{v / 1e3:.0f}k"
+    return f"{v / 1e3:.1f}k"
+
+
+def svg(status, summary, ratios, meta, args) -> str:
+    names = [n for n in ORDER if summary.get(n)]
+    base = BASELINE if summary.get(BASELINE) else (names[0] if names else None)
+    values, labels = {}, {}
+    for n in names:
+        label = status[n]["label"]
+        values[label], labels[label] = {}, {}
+        for sc in SCENARIOS:
+            got = summary[n].get(sc.key)
+            if not got:
+                continue
+            values[label][sc.short] = 1.0 if n == base else ratios[n][base][sc.key]
+            labels[label][sc.short] = _short(got["value"], sc.metric)
+    base_label = status[base]["label"] if base else ""
+    return chart.grouped_bars(
+        f"Static file serving, one core each: throughput relative to {base_label} = 1",
+        [sc.short for sc in SCENARIOS], [status[n]["label"] for n in names], values,
+        log=True, reference=1.0, reference_label=f"{status[base]['name'] if base else ''} = 1",
+        labels=labels, colors={status[n]["label"]: COLORS[n] for n in names},
+        ylabel=f"÷ {base_label} (log scale, higher is better)",
+        note=f"Bar labels: req/s or MB/s. Median of {args.rounds} round(s), {meta['date']}, "
+             f"{meta['machine']}.")
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    nofile = raise_nofile()
+    # The harness itself (memory sampling, bookkeeping) stays off the server's core.
+    os.sched_setaffinity(0, {args.wrk_cpu})
+    missing = setup.ensure_command("wrk", "wrk") or setup.ensure_command("taskset", "util-linux")
+    if missing:
+        print(f"cannot measure anything: {missing}", file=sys.stderr)
+        return 2
+    meta = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "machine": machine(), "python": sys.version.split()[0], "wrk": load.wrk_version(),
+            "rounds": args.rounds, "duration_s": args.duration, "nofile": nofile,
+            "server_cpu": args.server_cpu, "wrk_cpu": args.wrk_cpu,
+            "command": " ".join(["python", "bench/server.py"] + (argv or sys.argv[1:]))}
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="reactor-bench-") as workdir:
+        tree = os.path.join(workdir, "tree")
+        os.mkdir(tree)
+        digests = setup.build_tree(tree)
+        scripts = load.write_scripts(workdir)
+        print("starting servers:", flush=True)
+        status, running = start_servers(args, tree, workdir, digests)
+        try:
+            runs = measure(args, running, status, scripts)
+        finally:
+            for server in running.values():
+                server.stop()
+    meta["elapsed_s"] = round(time.monotonic() - started, 1)
+    summary = summarise(runs, status)
+    ratios = all_ratios(runs, status)
+    print()
+    print(report(args, status, summary, ratios, meta))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"meta": meta, "scenarios": [asdict(sc) for sc in SCENARIOS],
+                       "servers": status, "runs": runs, "summary": summary, "ratios": ratios},
+                      f, indent=1)
+        print(f"\nraw figures: {args.json}")
+    if args.svg:
+        with open(args.svg, "w") as f:
+            f.write(svg(status, summary, ratios, meta, args))
+        print(f"chart: {args.svg}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

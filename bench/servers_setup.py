@@ -1,0 +1,455 @@
+"""What the server bench runs against: the file tree, the peers, and their processes.
+
+Owns: building the fixed tree, installing missing tools (apt for wrk and nginx-light, pip for
+aiohttp), how each server is started (pinned with taskset), the check that it serves the tree
+correctly before it is measured, stopping it, and reading its resident memory from /proc.
+Imports nothing of reactor: reactor is started as a command, like every other peer.
+"""
+
+import hashlib
+import http.client
+import os
+import random
+import re
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+
+# The fixed tree: (URL path, size in bytes). Contents are deterministic so every run serves the
+# same bytes and the check below can compare them.
+SMALL = ("/index.html", 1024)
+MEDIUM = ("/image.png", 100 * 1024)
+LARGE = ("/big.bin", 10 * 1024 * 1024)
+FILES = (SMALL, MEDIUM, LARGE)
+
+READY_TIMEOUT_S = 20.0
+STOP_TIMEOUT_S = 5.0
+
+
+class Unavailable(Exception):
+    """A server that cannot be measured; the message is the reason shown in the table."""
+
+
+# -- the tree ------------------------------------------------------------------------------------
+
+def small_html() -> bytes:
+    head = b"<!doctype html>\n<html><head><title>reactor bench</title></head><body>\n<p>"
+    tail = b"</p>\n</body></html>\n"
+    filler = b"The quick brown fox jumps over the lazy dog. "
+    need = SMALL[1] - len(head) - len(tail)
+    return head + (filler * (need // len(filler) + 1))[:need] + tail
+
+
+def build_tree(root: str) -> dict:
+    """Write the three files under root; return {url path: sha256 hex} for the serving check."""
+    rnd = random.Random(20240601)
+    contents = {
+        SMALL[0]: small_html(),
+        MEDIUM[0]: b"\x89PNG\r\n\x1a\n" + rnd.randbytes(MEDIUM[1] - 8),
+        LARGE[0]: rnd.randbytes(LARGE[1]),
+    }
+    digests = {}
+    for path, data in contents.items():
+        with open(os.path.join(root, path.lstrip("/")), "wb") as f:
+            f.write(data)
+        digests[path] = hashlib.sha256(data).hexdigest()
+    # nginx workers drop root privileges to nobody; mkdtemp's 0700 would hide the tree from them.
+    os.chmod(os.path.dirname(root), 0o755)
+    os.chmod(root, 0o755)
+    for path in contents:
+        os.chmod(os.path.join(root, path.lstrip("/")), 0o644)
+    return digests
+
+
+# -- installing what is missing ------------------------------------------------------------------
+
+_apt_updated = False
+
+
+def _apt_install(package: str) -> str:
+    """Install a Debian package; return '' on success or a one-line reason."""
+    global _apt_updated
+    if shutil.which("apt-get") is None:
+        return "apt-get not found"
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    for attempt in range(2):
+        if attempt == 1 or not _apt_updated:
+            # A fresh machine's package lists may be missing or stale; refresh once, then retry.
+            subprocess.run(["apt-get", "update", "-qq"], env=env, capture_output=True, timeout=300)
+            _apt_updated = True
+        done = subprocess.run(["apt-get", "install", "-y", "-qq", package], env=env,
+                              capture_output=True, text=True, timeout=600)
+        if done.returncode == 0:
+            return ""
+    lines = (done.stderr or done.stdout).strip().splitlines()
+    return f"apt-get install {package} failed: {lines[-1] if lines else done.returncode}"
+
+
+def ensure_command(command: str, package: str) -> str:
+    """Make `command` available, installing `package` if needed; '' or a reason."""
+    if shutil.which(command):
+        return ""
+    print(f"installing {package} ...", flush=True)
+    reason = _apt_install(package)
+    if reason:
+        return reason
+    return "" if shutil.which(command) else f"{package} installed but {command} not found"
+
+
+def ensure_module(module: str, package: str) -> str:
+    """Make a Python module importable by this interpreter; '' or a reason."""
+    probe = [sys.executable, "-c", f"import {module}"]
+    if subprocess.run(probe, capture_output=True).returncode == 0:
+        return ""
+    print(f"installing {package} ...", flush=True)
+    done = subprocess.run([sys.executable, "-m", "pip", "install", "-q", package],
+                          capture_output=True, text=True, timeout=600)
+    if subprocess.run(probe, capture_output=True).returncode == 0:
+        return ""
+    lines = (done.stderr or done.stdout).strip().splitlines()
+    return f"pip install {package} failed: {lines[-1] if lines else done.returncode}"
+
+
+# -- the peers -----------------------------------------------------------------------------------
+
+@dataclass
+class Spec:
+    name: str
+    label: str
+    # (port, tree, workdir) -> argv, run behind `taskset -c CPU`.
+    argv: object
+    env: dict = field(default_factory=dict)
+    # URL paths it is checked on; the bare loop answers one fixed body only.
+    paths: tuple = tuple(p for p, _ in FILES)
+    # Scenario keys it sits out, with the reason shown in the table.
+    skip: dict = field(default_factory=dict)
+    cwd: str = REPO
+
+
+def _reactor_argv(port, tree, workdir):
+    return [sys.executable, "-m", "reactor", "--root", tree, "--port", str(port),
+            "--bind", "127.0.0.1", "--no-access-log"]
+
+
+def _http_server_argv(port, tree, workdir):
+    return [sys.executable, "-m", "http.server", str(port), "-d", tree, "-b", "127.0.0.1"]
+
+
+def _aiohttp_argv(port, tree, workdir):
+    return [sys.executable, os.path.join(HERE, "aiohttp_static.py"), "--root", tree,
+            "--port", str(port), "--bind", "127.0.0.1"]
+
+
+def _bare_loop_argv(port, tree, workdir):
+    return [sys.executable, os.path.join(HERE, "bare_loop.py"), "--port", str(port),
+            "--bind", "127.0.0.1", "--body", os.path.join(tree, SMALL[0].lstrip("/"))]
+
+
+def nginx_config(port: int, tree: str, workdir: str) -> str:
+    """One worker, sendfile, no access log; every path it writes lies under workdir."""
+    nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if nofile == resource.RLIM_INFINITY:
+        nofile = 65536
+    temp = os.path.join(workdir, "nginx-temp")
+    return f"""\
+worker_processes 1;
+daemon off;
+pid {workdir}/nginx.pid;
+error_log {workdir}/nginx-error.log warn;
+worker_rlimit_nofile {nofile};
+events {{
+    worker_connections {min(nofile, 16384)};
+}}
+http {{
+    access_log off;
+    sendfile on;
+    tcp_nodelay on;
+    keepalive_timeout 65;
+    keepalive_requests 100000000;
+    client_body_temp_path {temp}/body;
+    proxy_temp_path {temp}/proxy;
+    fastcgi_temp_path {temp}/fastcgi;
+    uwsgi_temp_path {temp}/uwsgi;
+    scgi_temp_path {temp}/scgi;
+    types {{
+        text/html html;
+        image/png png;
+    }}
+    default_type application/octet-stream;
+    server {{
+        listen 127.0.0.1:{port} backlog=4096;
+        root {tree};
+    }}
+}}
+"""
+
+
+def _nginx_argv(port, tree, workdir):
+    conf = os.path.join(workdir, f"nginx-{port}.conf")
+    os.makedirs(os.path.join(workdir, "nginx-temp"), exist_ok=True)
+    with open(conf, "w") as f:
+        f.write(nginx_config(port, tree, workdir))
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    return [nginx, "-p", workdir, "-c", conf, "-e", os.path.join(workdir, "nginx-error.log")]
+
+
+SPECS = {
+    "reactor": Spec("reactor", "reactor (C parser)", _reactor_argv),
+    "reactor-py": Spec("reactor-py", "reactor (pure-Python parser)", _reactor_argv,
+                       env={"REACTOR_NO_EXTENSIONS": "1"}),
+    "http.server": Spec("http.server", "python -m http.server", _http_server_argv),
+    "aiohttp": Spec("aiohttp", "aiohttp web.static", _aiohttp_argv),
+    "nginx": Spec("nginx", "nginx (1 worker)", _nginx_argv),
+    "bare-loop": Spec("bare-loop", "bare selectors loop", _bare_loop_argv, paths=(SMALL[0],),
+                      skip={"close": "ignores Connection: close", "100k": "one fixed body",
+                            "10m": "one fixed body"}),
+}
+
+
+def prerequisite(name: str) -> str:
+    """Install what a server needs; return '' when it can be tried, else the reason it cannot."""
+    if name == "nginx":
+        return ensure_command("nginx", "nginx-light") or (
+            "" if os.path.exists(shutil.which("nginx") or "/usr/sbin/nginx") else "nginx not found")
+    if name == "aiohttp":
+        return ensure_module("aiohttp", "aiohttp")
+    if name in ("reactor", "reactor-py"):
+        backend, reason = _reactor_backend(name)
+        if reason:
+            return reason
+        if name == "reactor" and backend != "c":
+            # The C-parser row must measure the C parser, not the silent fallback to Python.
+            print("building the C parser (setup.py build_ext --inplace) ...", flush=True)
+            build = subprocess.run([sys.executable, "setup.py", "build_ext", "--inplace"],
+                                   cwd=REPO, capture_output=True, text=True, timeout=600)
+            backend, reason = _reactor_backend(name)
+            if backend != "c":
+                lines = build.stderr.strip().splitlines()
+                return reason or ("C parser not available" +
+                                  (f": {lines[-1]}" if build.returncode and lines else ""))
+    return ""
+
+
+def _reactor_backend(name: str):
+    """(parser backend named by `python -m reactor --version`, '' or the reason it failed)."""
+    env = dict(os.environ, **SPECS[name].env)
+    try:
+        done = subprocess.run([sys.executable, "-m", "reactor", "--version"], cwd=REPO,
+                              env=env, capture_output=True, text=True, timeout=30)
+    except subprocess.TimeoutExpired:
+        return "", "python -m reactor --version did not answer in 30 s"
+    if done.returncode != 0:
+        lines = (done.stderr or done.stdout).strip().splitlines()
+        return "", f"python -m reactor --version: {lines[-1] if lines else done.returncode}"
+    match = re.search(r"parser: (\w+)", done.stdout)
+    return (match.group(1) if match else "unknown"), ""
+
+
+def version(name: str) -> str:
+    """A one-line version string for the report; '' where none can be had."""
+    try:
+        if name == "nginx":
+            out = subprocess.run([shutil.which("nginx") or "nginx", "-v"], capture_output=True,
+                                 text=True).stderr
+            return out.strip().split("/")[-1]
+        if name == "aiohttp":
+            return subprocess.run([sys.executable, "-c", "import aiohttp;print(aiohttp.__version__)"],
+                                  capture_output=True, text=True).stdout.strip()
+        if name in ("reactor", "reactor-py"):
+            env = dict(os.environ, **SPECS[name].env)
+            return subprocess.run([sys.executable, "-m", "reactor", "--version"], cwd=REPO,
+                                  env=env, capture_output=True, text=True,
+                                  timeout=30).stdout.strip()
+        if name in ("http.server", "bare-loop"):
+            return "Python " + sys.version.split()[0]
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return ""
+
+
+# -- processes -----------------------------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """One running server: started pinned, checked, measured, stopped."""
+
+    def __init__(self, spec: Spec, tree: str, workdir: str, cpu: int, digests: dict):
+        self.spec = spec
+        self.tree = tree
+        self.workdir = workdir
+        self.cpu = cpu
+        self.digests = digests
+        self.port = 0
+        self.proc = None
+        self.log_path = os.path.join(workdir, f"{spec.name}.log")
+        self.pids = []
+
+    def start(self) -> None:
+        """Start and check the server; raise Unavailable with the reason if it does not serve."""
+        self.port = free_port()
+        argv = ["taskset", "-c", str(self.cpu)] + self.spec.argv(self.port, self.tree,
+                                                                  self.workdir)
+        env = dict(os.environ, **self.spec.env)
+        log = open(self.log_path, "ab")
+        try:
+            self.proc = subprocess.Popen(argv, cwd=self.spec.cwd, env=env, stdin=subprocess.DEVNULL,
+                                         stdout=log, stderr=subprocess.STDOUT)
+        except OSError as e:
+            raise Unavailable(f"cannot start: {e}") from e
+        finally:
+            log.close()
+        try:
+            self._wait_ready()
+            self._check()
+        except Unavailable:
+            self.stop()
+            raise
+        self.pids = process_tree(self.proc.pid)
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def log_tail(self) -> str:
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(max(0, os.path.getsize(self.log_path) - 4000))
+                lines = f.read().decode("utf-8", "replace").strip().splitlines()
+        except OSError:
+            return ""
+        return lines[-1].strip() if lines else ""
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                tail = self.log_tail()
+                raise Unavailable(f"exited with {self.proc.returncode}" +
+                                  (f": {tail}" if tail else ""))
+            try:
+                status, _, _ = fetch(self.port, self.spec.paths[0])
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise Unavailable(f"not answering on 127.0.0.1:{self.port} after {READY_TIMEOUT_S:.0f} s")
+
+    def _check(self) -> None:
+        for path in self.spec.paths:
+            try:
+                status, headers, body = fetch(self.port, path)
+            except OSError as e:
+                raise Unavailable(f"GET {path} failed: {e}") from e
+            if status != 200:
+                raise Unavailable(f"GET {path} answered {status}")
+            if hashlib.sha256(body).hexdigest() != self.digests[path]:
+                raise Unavailable(f"GET {path} served {len(body)} bytes that differ from the file")
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        pids = process_tree(self.proc.pid) if self.alive() else []
+        if self.alive():
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        # Children of the server (nginx's worker) are ended by their own id if they outlived it.
+        for pid in pids[1:]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.proc = None
+
+
+def fetch(port: int, path: str):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        return resp.status, resp.getheaders(), resp.read()
+    finally:
+        conn.close()
+
+
+# -- memory --------------------------------------------------------------------------------------
+
+def process_tree(root: int) -> list:
+    """root and all its descendants, read from /proc."""
+    children = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        # The command name may hold spaces and parentheses; the fields after the last ')' do not.
+        ppid = int(stat[stat.rindex(")") + 2:].split()[1])
+        children.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        todo.extend(children.get(pid, ()))
+    return out
+
+
+def _status_kib(pid: int, key: str) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(key):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def rss_kib(pids) -> int:
+    return sum(_status_kib(p, "VmRSS:") for p in pids)
+
+
+def hwm_kib(pids) -> int:
+    return sum(_status_kib(p, "VmHWM:") for p in pids)
+
+
+class RssSampler:
+    """Samples the summed VmRSS of some processes in the background; keeps the largest."""
+
+    def __init__(self, pids, interval_s: float = 0.2):
+        self.pids = list(pids)
+        self.interval_s = interval_s
+        self.peak_kib = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._stop.is_set():
+            self.peak_kib = max(self.peak_kib, rss_kib(self.pids))
+            self._stop.wait(self.interval_s)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.peak_kib = max(self.peak_kib, rss_kib(self.pids))
