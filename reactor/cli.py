@@ -44,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-d", "--directory", "--root", dest="root", metavar="DIR",
                    help="directory to serve (default: the demo site in a checkout, else .)")
     p.add_argument("--unix", metavar="PATH", help="listen on a unix socket instead of TCP")
+    p.add_argument("--fd", type=int, metavar="N",
+                   help="serve the listening socket inherited as file descriptor N "
+                        "(systemd's LISTEN_FDS are used without it)")
     p.add_argument("--protocol", help=argparse.SUPPRESS)   # http.server's; always HTTP/1.1 here
     p.add_argument("--no-access-log", dest="access_log", action="store_false",
                    help="do not log each request to stderr")
@@ -92,7 +95,8 @@ def config_from_args(args) -> Config:
         port=8000 if port is None else port, unix=args.unix, access_log=args.access_log,
         listing=args.listing, hidden=args.hidden, index=tuple(args.index or ("index.html",)),
         cache_control=args.cache_control, precompressed=args.precompressed, app=args.app,
-        wsgi=args.wsgi, threads=args.threads, workers=args.workers, **overrides,
+        wsgi=args.wsgi, threads=args.threads, workers=args.workers,
+        extra={} if args.fd is None else {"fd": args.fd}, **overrides,
     ).checked()
 
 

@@ -224,20 +224,20 @@ class Server:
 
 
 def serve(config, ready=print):
-    """Run the server of `config` in this process until SIGINT/SIGTERM; then drain and return."""
-    import signal
+    """Run the server of `config` until SIGINT/SIGTERM; then drain and return. With more than
+    one worker a supervisor forks them and this process only watches over them."""
+    from .supervisor import (Supervisor, connection_limit_note, describe, inherited_listeners,
+                             raise_open_files_limit, run_worker)
 
-    listener = open_listener(config)
-    server = Server(config)
-    server.add_listener(listener)
-
-    def stop(signum, frame):
-        server.loop.call_soon_threadsafe(server.shutdown)
-
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
-    ready(ready_line(config, listener))
-    server.serve_forever()
+    note = connection_limit_note(config, raise_open_files_limit())
+    if note:
+        log.warning("%s", note)
+    listeners = inherited_listeners(config)
+    if config.workers > 1:
+        Supervisor(config, listeners, ready).run()
+        return
+    listeners = listeners or [open_listener(config)]
+    run_worker(config, listeners, lambda: ready(describe(config, listeners[0])))
 
 
 def ready_line(config, listener) -> str:
