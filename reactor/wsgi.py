@@ -247,8 +247,9 @@ class WSGIHandler:
         return self._pool.submit(self.respond, request)
 
     def close(self):
-        """Stop accepting work; requests already running finish on their threads."""
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        """Take no more requests. Work already queued still runs, so that every iterable
+        handed out gets its close() call."""
+        self._pool.shutdown(wait=False)
 
     def environ(self, request: Request) -> dict:
         env = self._base.copy()

@@ -8,6 +8,7 @@ from concurrent.futures import Future
 
 import pytest
 
+from netutil import exchange
 from reactor.app import App, compile_pattern, form, load_app, to_response
 from reactor.errors import HTTPError
 from reactor.request import Request
@@ -239,6 +240,15 @@ def test_form_rejects_other_content_types():
     assert caught.value.status == 415
 
 
+def test_form_with_bad_utf8_or_too_many_fields_is_400():
+    for body in (b"a=%FF\xff", b"&".join(b"f=1" for _ in range(2000))):
+        request = make_request("POST", "/", [(b"content-type", b"application/x-www-form-urlencoded")],
+                               body)
+        with pytest.raises(HTTPError) as caught:
+            form(request)
+        assert caught.value.status == 400
+
+
 def test_form_of_get_reads_the_query():
     assert form(make_request(target="/?q=x")) == {"q": ["x"]}
 
@@ -286,9 +296,9 @@ def test_chunked_request_body_reaches_route(server_factory):
     app = App()
     app.post("/echo")(lambda request: request.body)
     srv = server_factory(handler=app)
-    response, body = fetch(srv.port, "/echo", "POST", iter([b"ab", b"cd"]),
-                           {"Transfer-Encoding": "chunked"})
-    assert response.status == 200 and body == b"abcd"
+    raw = exchange(srv.port, b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                             b"\r\n2\r\nab\r\n2\r\ncd\r\n0\r\n\r\n")
+    assert raw.startswith(b"HTTP/1.1 200 ") and raw.endswith(b"\r\n\r\nabcd")
 
 
 def test_slow_threaded_route_does_not_delay_static_file(server_factory, tmp_path):
