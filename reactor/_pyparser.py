@@ -125,7 +125,8 @@ def _exact_error(buf, pos, max_request_line, max_head, max_headers):
     complete = e > i and buf[e - 1] == 10
     content_end = e - 2 if complete else e
     last = e - 1 if complete else e
-    if line_limit < n and line_limit <= content_end and buf[line_limit] != 13:
+    if (line_limit < n and line_limit <= content_end and line_limit <= head_limit
+            and buf[line_limit] != 13):
         return 414
     if head_limit < n and head_limit <= last:
         return 431

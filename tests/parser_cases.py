@@ -234,6 +234,8 @@ CASES = [
          max_headers=2),
     Case("request line limit on a short head limit", b"GET /aaaaaaaaaaaaaaaaaaaaaaaaa",
          error=414, max_request_line=10, max_head=10),
+    Case("head limit before the line limit", b"GET /" + b"a" * 30, error=431,
+         max_request_line=20, max_head=10),
     Case("CR allowed exactly at the line limit", b"GET / HTTP/1.1\r\n\r\n", error=400,
          max_request_line=14),
 ]

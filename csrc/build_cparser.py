@@ -1,0 +1,59 @@
+"""cffi API-mode builder of reactor._httpparse, the compiled C request parser.
+
+setup.py names it in cffi_modules; it is the only file that imports cffi at build time and it
+is not part of the installed package. The extension is optional: if REACTOR_NO_EXTENSIONS=1 is
+set or the compiler fails, setuptools warns and the install goes on, and reactor.parser falls
+back to the pure-Python parser.
+"""
+
+import os
+
+from cffi import FFI
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+ffibuilder = FFI()
+ffibuilder.cdef("""
+#define HP_INCOMPLETE ...
+#define HP_CHUNKED ...
+#define HP_KEEP_ALIVE ...
+#define HP_EXPECT_CONTINUE ...
+#define HP_HTTP11 ...
+#define HP_MAX_CHUNK_LINE ...
+
+struct hp_limits { size_t max_request_line; size_t max_head; size_t max_headers; };
+struct hp_field { const char *name; size_t name_len; const char *value; size_t value_len; };
+struct hp_batch {
+    struct hp_limits limits;
+    struct hp_field *fields;
+    size_t fields_cap;
+    int64_t *meta;
+    size_t meta_cap;
+    char *out;
+    size_t out_cap;
+};
+struct hp_chunked { size_t max_trailers; ...; };
+
+long hp_parse_batch(const struct hp_batch *batch, const char *buf, size_t len, size_t start);
+long hp_decode_chunked(struct hp_chunked *d, const char *buf, size_t len, char *out,
+                       size_t *out_len);
+int hp_chunked_done(const struct hp_chunked *d);
+""")
+
+if os.environ.get("REACTOR_NO_EXTENSIONS") == "1":
+    # Asked not to build: make the (optional) extension fail at once with a clear message.
+    _source = '#error "REACTOR_NO_EXTENSIONS=1: the C parser is not built"'
+else:
+    _source = '#include "httpparse.h"'
+
+ffibuilder.set_source(
+    "reactor._httpparse",
+    _source,
+    sources=[os.path.relpath(os.path.join(HERE, "httpparse.c"))],
+    include_dirs=[os.path.relpath(HERE)],
+    extra_compile_args=["-O2"],
+    optional=True,
+)
+
+if __name__ == "__main__":
+    ffibuilder.compile(verbose=True)

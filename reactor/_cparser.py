@@ -1,0 +1,118 @@
+"""The C request parser and chunked decoder (csrc/httpparse.c) behind the Python API.
+
+The only module that touches reactor._httpparse's ffi/lib. One C call parses every pipelined
+head in the buffer; C writes method, target and lower-cased names/values NUL-separated into a
+buffer owned by the parser, so Python makes its objects with one bytes.split. Imports
+reactor.errors, reactor.request and reactor.limits; never reactor._pyparser.
+"""
+
+from . import limits
+from ._httpparse import ffi, lib
+from .errors import ParseError
+from .request import Request
+
+MAX_CHUNK_LINE = lib.HP_MAX_CHUNK_LINE
+
+_REASONS = {
+    400: "malformed request head",
+    414: "request line too long",
+    417: "unsupported expectation",
+    431: "request head too large or too many header fields",
+    501: "unsupported transfer coding",
+    505: "HTTP version not supported",
+}
+_METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS",
+                                     "PATCH", "TRACE", "CONNECT")}
+# flags -> (version, chunked, keep_alive, expect_continue)
+_FLAGS = tuple((11 if f & lib.HP_HTTP11 else 10, bool(f & lib.HP_CHUNKED),
+                bool(f & lib.HP_KEEP_ALIVE), bool(f & lib.HP_EXPECT_CONTINUE))
+               for f in range(16))
+_PIPELINE = 64        # requests per C call; more just take another call
+_unpack = ffi.unpack
+_from_buffer = ffi.from_buffer
+_parse_batch = lib.hp_parse_batch
+
+
+class RequestParser:
+    """Parses every complete request head in a buffer. Not thread-safe: the output buffers are
+    reused across calls (the server parses on its loop thread only)."""
+
+    __slots__ = ("max_request_line", "max_head", "max_headers", "_batch", "_meta", "_out",
+                 "_keep")
+
+    def __init__(self, max_request_line=limits.MAX_REQUEST_LINE, max_head=limits.MAX_HEAD,
+                 max_headers=limits.MAX_HEADERS):
+        self.max_request_line = max_request_line
+        self.max_head = max_head
+        self.max_headers = max_headers
+        fields = ffi.new("struct hp_field[]", max_headers)
+        self._meta = ffi.new("int64_t[]", 3 + 3 * _PIPELINE)
+        out_cap = max(max_head, limits.RECV_SIZE)
+        self._out = ffi.new("char[]", out_cap)
+        self._batch = ffi.new("struct hp_batch *", {
+            "limits": (max_request_line, max_head, max_headers),
+            "fields": fields, "fields_cap": max_headers,
+            "meta": self._meta, "meta_cap": 3 + 3 * _PIPELINE,
+            "out": self._out, "out_cap": out_cap})
+        self._keep = fields   # the batch struct points into it
+
+    def parse(self, buf, start=0):
+        length = len(buf)
+        if type(buf) is not bytes:
+            buf = _from_buffer(buf)
+        batch, meta_ptr, out = self._batch, self._meta, self._out
+        requests = []
+        while True:
+            count = _parse_batch(batch, buf, length, start)
+            meta = _unpack(meta_ptr, 3 + 3 * count)
+            if count:
+                parts = _unpack(out, meta[2]).split(b"\0")
+                k = 0
+                for i in range(3, 3 + 3 * count, 3):
+                    end = k + 2 + 2 * meta[i]
+                    method = parts[k]
+                    version, chunked, keep_alive, expect = _FLAGS[meta[i + 1]]
+                    content_length = meta[i + 2]
+                    requests.append(Request(
+                        _METHODS.get(method) or method.decode("ascii"),
+                        parts[k + 1].decode("latin-1"), version, parts[k + 2:end],
+                        None if content_length < 0 else content_length, chunked,
+                        keep_alive, expect))
+                    k = end
+            status = meta[0]
+            start = meta[1]
+            if status != -1:
+                break
+        return requests, start, ParseError(status, _REASONS[status]) if status else None
+
+
+class ChunkedDecoder:
+    """Decodes one chunked body incrementally; every byte it is given is consumed until done."""
+
+    __slots__ = ("max_trailers", "_state", "_out", "_out_len")
+
+    def __init__(self, max_trailers=limits.MAX_TRAILERS):
+        self.max_trailers = max_trailers
+        self._state = ffi.new("struct hp_chunked *", {"max_trailers": max_trailers})
+        self._out = None
+        self._out_len = ffi.new("size_t *")
+
+    def decode(self, buf, start=0):
+        n = len(buf)
+        if start >= n or lib.hp_chunked_done(self._state):
+            return b"", 0, bool(lib.hp_chunked_done(self._state))
+        buf = _from_buffer(buf)
+        step = min(n - start, limits.RECV_SIZE)
+        if self._out is None or len(self._out) < step:
+            self._out = ffi.new("char[]", step)
+        pieces = []
+        pos = start
+        while pos < n and not lib.hp_chunked_done(self._state):
+            take = min(n - pos, step)
+            used = lib.hp_decode_chunked(self._state, buf + pos, take, self._out, self._out_len)
+            if used < 0:
+                raise ParseError(400, "malformed chunked body")
+            if self._out_len[0]:
+                pieces.append(_unpack(self._out, self._out_len[0]))
+            pos += used
+        return b"".join(pieces), pos - start, bool(lib.hp_chunked_done(self._state))
