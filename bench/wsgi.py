@@ -15,6 +15,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -65,7 +66,7 @@ def wait_listening(port: int, process, timeout: float = 10.0):
     raise RuntimeError("server did not start listening")
 
 
-def wrk(port: int, seconds: float, connections: int) -> float:
+def wrk(port: int, seconds: int, connections: int) -> float:
     """Requests per second that wrk (on CPU 1) measured; errors make the run fail."""
     out = subprocess.run(
         ["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", f"-d{seconds}s",
@@ -76,25 +77,31 @@ def wrk(port: int, seconds: float, connections: int) -> float:
     return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
 
 
-def measure(argv, port: int, seconds: float, connections: int) -> float:
+def measure(argv, port: int, seconds: int, connections: int) -> float:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, HERE]))
-    process = subprocess.Popen(argv, cwd=HERE, env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE)
-    try:
-        wait_listening(port, process)
-        wrk(port, 1, connections)              # warm-up: imports, caches, JIT-free steady state
-        return wrk(port, seconds, connections)
-    finally:
-        process.terminate()
+    # A file, not a pipe: a server that logs under load (waitress warns of its queue depth)
+    # must never block on a pipe nobody reads.
+    with tempfile.TemporaryFile() as log:
+        process = subprocess.Popen(argv, cwd=HERE, env=env, stdout=log, stderr=log)
         try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+            wait_listening(port, process)
+            wrk(port, 1, connections)          # warm-up: imports, caches, first connections
+            return wrk(port, seconds, connections)
+        except Exception:
+            log.seek(0)
+            sys.stderr.write(log.read()[-4000:].decode(errors="replace"))
+            raise
+        finally:
+            process.terminate()
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=5)
+    parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--threads", type=int, default=8, help="reactor's and waitress's threads")
     args = parser.parse_args()
