@@ -231,7 +231,8 @@ CONDITIONAL_MATRIX = [
     ({"If-Match": "E"}, 200), ({"If-Match": "*"}, 200), ({"If-Match": "O, E"}, 200),
     ({"If-Match": "O"}, 412), ({"If-Match": "W/E"}, 412),
     ({"If-Unmodified-Since": "L"}, 200), ({"If-Unmodified-Since": "B"}, 412),
-    ({"If-Unmodified-Since": "not a date"}, 200), ({"If-Match": "E", "If-Unmodified-Since": "B"}, 200),
+    ({"If-Unmodified-Since": "not a date"}, 200),
+    ({"If-Match": "E", "If-Unmodified-Since": "B"}, 200),
     ({"If-None-Match": "E"}, 304), ({"If-None-Match": "W/E"}, 304), ({"If-None-Match": "*"}, 304),
     ({"If-None-Match": "O, E"}, 304), ({"If-None-Match": "O"}, 200),
     ({"If-Modified-Since": "L"}, 304), ({"If-Modified-Since": "A"}, 304),
@@ -314,7 +315,7 @@ def test_multipart_byteranges_parse_back_byte_for_byte(srv, site, target, data):
         (site / "a.txt").write_bytes(data)
         time.sleep(VALIDITY + 0.05)
     size = len(data)
-    response, body = get(srv, target, Range=f"bytes=200-209,0-4,-3")
+    response, body = get(srv, target, Range="bytes=200-209,0-4,-3")
     assert response.status == 206
     assert response.getheader("Content-Type").startswith("multipart/byteranges; boundary=")
     assert int(response.getheader("Content-Length")) == len(body)
@@ -342,7 +343,8 @@ def test_if_range(srv):
 def test_head_ignores_range(srv):
     head = raw_get(srv, b"/a.txt", b"HEAD")
     ranged = raw_get(srv, b"/a.txt", b"HEAD", b"Range: bytes=0-1\r\n")
-    assert ranged.status == 200 and ranged.getheader("Content-Length") == head.getheader("Content-Length")
+    assert ranged.status == 200
+    assert ranged.getheader("Content-Length") == head.getheader("Content-Length")
 
 
 # -- precompressed files -------------------------------------------------------------------

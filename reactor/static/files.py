@@ -241,7 +241,8 @@ class Files:
             return Directory(real)
         if not stat.S_ISREG(st.st_mode):
             return Missing()
-        if old.__class__ is Snapshot and old.path == real and old.signature == self._signature(real, st):
+        if (old.__class__ is Snapshot and old.path == real
+                and old.signature == self._signature(real, st)):
             return old
         return self._load_file(real)
 

@@ -100,7 +100,8 @@ class StaticFiles:
                 found = self.files.lookup(f"{route.rel}/{name}" if route.rel else name)
                 if found.__class__ is Snapshot:
                     # Only the first index name may go on the hot path: a later one stops
-                    # being the answer when an earlier one appears, which its own checks miss.
+                    # being the answer when an earlier one appears, and revalidating its own
+                    # snapshot would never notice that.
                     return self._file(request, found, target if i == 0 else None)
             if self.listing:
                 return self._listing(route, node)
@@ -238,7 +239,8 @@ class StaticFiles:
                 for each in fds:
                     os.close(each)
                 return error_response(503, "out of file descriptors")
-            parts = [FileSlice(each, start, stop - start) for each, (start, stop) in zip(fds, chosen)]
+            parts = [FileSlice(each, start, stop - start)
+                     for each, (start, stop) in zip(fds, chosen)]
         heads, closing = ranges.multipart_heads(chosen, size, content_type)
         body = [piece for pair in zip(heads, parts) for piece in pair]
         body.append(closing)

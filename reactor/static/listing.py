@@ -48,7 +48,8 @@ def render(url_path: str, entries) -> bytes:
     rows = []
     if url_path != "/":
         rows.append(_row("../", "../", "", "", ""))
-    for name, is_dir, size, mtime in sorted(entries, key=lambda e: (not e[1], e[0].casefold(), e[0])):
+    order = sorted(entries, key=lambda entry: (not entry[1], entry[0].casefold(), entry[0]))
+    for name, is_dir, size, mtime in order:
         when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(mtime))
         if is_dir:
             rows.append(_row(quote_segment(name) + "/", name + "/", "—", "", when))
