@@ -1,7 +1,7 @@
 """A Flask application served through reactor's WSGI adapter.
 
     python -m reactor --wsgi examples.flask_app:app --threads 8
-    python examples/flask_app.py
+    python -m examples.flask_app
 
 Routes: `/` a form that POSTs to `/notes`; `/api/notes` a JSON API (GET lists, POST adds);
 `/count?to=N` a streamed plain-text response produced line by line; `/download` a file sent
@@ -86,4 +86,4 @@ def download():
 
 if __name__ == "__main__":
     from reactor.cli import main
-    sys.exit(main(["--wsgi", "flask_app:app", *sys.argv[1:]]))
+    sys.exit(main(["--wsgi", "examples.flask_app:app", *sys.argv[1:]]))

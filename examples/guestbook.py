@@ -1,7 +1,7 @@
 """A guestbook on sqlite3: a form that signs it, a page that lists the entries.
 
     python -m reactor --app examples.guestbook:app
-    python examples/guestbook.py
+    python -m examples.guestbook
     GUESTBOOK_DB=/tmp/book.sqlite3 python -m reactor --app examples.guestbook:app
 
 SQL injection is impossible because every value reaches SQL as a parameter, never as text of
@@ -104,4 +104,4 @@ app = make_app(os.environ.get("GUESTBOOK_DB", "guestbook.sqlite3"))
 
 if __name__ == "__main__":
     from reactor.cli import main
-    sys.exit(main(["--app", "guestbook:app", *sys.argv[1:]]))
+    sys.exit(main(["--app", "examples.guestbook:app", *sys.argv[1:]]))

@@ -1,7 +1,7 @@
 """The classic first dynamic server: the current date and time, beside static files.
 
     python -m reactor --app examples.timeserver:app [--root DIR]
-    python examples/timeserver.py [--root DIR]
+    python -m examples.timeserver [--root DIR]
     curl http://127.0.0.1:8000/time         # 2025-01-31T12:00:00+01:00
     curl http://127.0.0.1:8000/time.json    # {"iso": "...", "unix": 1738321200.0}
 
@@ -40,4 +40,4 @@ app.static("/")
 
 if __name__ == "__main__":
     from reactor.cli import main
-    sys.exit(main(["--app", "timeserver:app", *sys.argv[1:]]))
+    sys.exit(main(["--app", "examples.timeserver:app", *sys.argv[1:]]))
