@@ -263,3 +263,10 @@ def test_precompressed_off(root):
     handler = StaticFiles(str(root), precompressed=False)
     response = handler(request("/app.js", accept_encoding="gzip"))
     assert response.body == b"js" and "Vary" not in fields_of(response)
+
+
+def test_content_type_follows_the_requested_name_not_a_symlink_target(handler, root):
+    os.symlink("big.bin", root / "latest.txt")
+    response = handler(request("/latest.txt"))
+    response.body.close()
+    assert fields_of(response)["Content-Type"] == "text/plain; charset=utf-8"

@@ -180,7 +180,7 @@ class StaticFiles:
         else as a template that gets the open file `fd` as its body."""
         response = snapshot.response
         if response is None:
-            fields = self._content_fields(node, snapshot, coding, mime.content_type(node.path))
+            fields = self._content_fields(node, snapshot, coding, mime.content_type(node.name))
             body = snapshot.data if snapshot.data is not None else b""
             response = snapshot.response = Response(200, fields, body)
         return response if fd is None else response.with_body(FileSlice(fd, 0, snapshot.size))
@@ -219,7 +219,7 @@ class StaticFiles:
         return self._whole(node, snapshot, coding, fd)
 
     def _partial(self, node, snapshot, coding, fd, chosen) -> Response:
-        content_type = mime.content_type(node.path)
+        content_type = mime.content_type(node.name)
         size = snapshot.size
         if len(chosen) == 1:
             start, stop = chosen[0]
