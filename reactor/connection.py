@@ -103,7 +103,7 @@ class Connection:
         if self.pending or self.output or self.waiting is not None:
             # Half-closed: answer what was received, then close.
             self.closing = True
-            self.protocol.state = InputState.CLOSED
+            self.protocol.finish()
             self._watch(False, self.blocked)
         else:
             self.close()
@@ -368,7 +368,7 @@ class Connection:
         """Graceful shutdown: finish the response under way without reading another
         request, then close; a connection between requests closes now."""
         if self.state is State.WRITING:
-            self.protocol.state = InputState.CLOSED   # the answer says Connection: close
+            self.protocol.finish()   # the answer under way says Connection: close
         elif self.state is not State.CLOSING:
             self.close()
 

@@ -65,7 +65,7 @@ class Protocol:
     """One connection's HTTP state. Create with a RequestParser and the limits it enforces."""
 
     __slots__ = ("parser", "decoder_factory", "max_body", "max_requests", "state", "served",
-                 "_buffer", "_body_request", "_body_parts", "_body_size", "_body_left",
+                 "persist", "_buffer", "_body_request", "_body_parts", "_body_size", "_body_left",
                  "_decoder")
 
     def __init__(self, parser, decoder_factory, max_body: int, max_requests: int):
@@ -75,6 +75,7 @@ class Protocol:
         self.max_requests = max_requests
         self.state = State.IDLE
         self.served = 0
+        self.persist = True   # whether the connection may outlive the next response
         self._buffer = b""
         self._body_request = None
 
@@ -183,14 +184,13 @@ class Protocol:
     def respond(self, request, response) -> tuple:
         """(pieces to write in order, keep_alive). Pieces are bytes, FileSlice or Stream."""
         self.served += 1
-        keep_alive = (request.keep_alive and self.state is not State.CLOSED
-                      and self.served < self.max_requests)
+        keep_alive = request.keep_alive and self.persist and self.served < self.max_requests
         body = response.body
         streamed = response.length is None and response.status not in NO_CONTENT
         if streamed and request.version < 11:
             keep_alive = False   # the end of an HTTP/1.0 stream is the end of the connection
         if not keep_alive:
-            self.state = State.CLOSED
+            self.finish()
         head = render_head(response, request.version, keep_alive)
         if request.method == "HEAD" or response.status in NO_CONTENT:
             discard_body(body)
@@ -203,8 +203,13 @@ class Protocol:
             return [head, *body], keep_alive
         return [head, Stream(body, chunked=request.version >= 11)], keep_alive
 
+    def finish(self):
+        """Read no further request; the next response says Connection: close."""
+        self.persist = False
+        self.state = State.CLOSED
+
     def error(self, error: HTTPError, version: int = 11) -> list:
         """The pieces of an error response; the connection closes after them."""
-        self.state = State.CLOSED
+        self.finish()
         response = error_response(error.status, error.reason)
         return [render_head(response, version, False) + response.body]

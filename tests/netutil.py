@@ -40,6 +40,13 @@ def exchange(port: int, data: bytes, *, half_close: bool = True, timeout: float 
             return b""
 
 
+class _UnclosableReader(io.BufferedReader):
+    """http.client closes its file after each body; the next response is in the same bytes."""
+
+    def close(self):
+        pass
+
+
 class _BytesSocket:
     def __init__(self, reader):
         self.reader = reader
@@ -51,7 +58,7 @@ class _BytesSocket:
 def parse_responses(data: bytes, methods=None) -> list:
     """Every response in `data`, in order, as http.client.HTTPResponse objects with the
     body already read into `.body`. `methods` gives each request's method (HEAD matters)."""
-    reader = io.BufferedReader(io.BytesIO(data))
+    reader = _UnclosableReader(io.BytesIO(data))
     responses = []
     index = 0
     while reader.peek(1):
