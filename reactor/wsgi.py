@@ -115,6 +115,8 @@ class _Call:
             lower = raw.lower()
             if lower == b"content-length":
                 length = int(value)
+                if length < 0:
+                    raise AssertionError(f"negative Content-Length {value!r}")
             if lower not in SERVER_OWNED:
                 kept.append((raw, value.encode("latin-1")))
         self.status, self.headers, self.length = code, kept, length
