@@ -6,6 +6,7 @@ import email.utils
 import http.client
 import io
 import os
+import re
 import time
 
 import pytest
@@ -34,9 +35,11 @@ def site(tmp_path):
     (root / "docs" / "guide.txt").write_bytes(b"guide")
     (root / "docs" / "sub dir").mkdir()
     (root / "docs" / "<b>&\"odd\".txt").write_bytes(b"odd")
+    (root / "docs" / ".draft").write_bytes(b"draft")
     (root / "evil.com").mkdir()
     (tmp_path / "secret.txt").write_bytes(SECRET)
     os.symlink(tmp_path / "secret.txt", root / "leak.txt")
+    os.symlink(tmp_path / "secret.txt", root / "docs" / "leak.txt")
     os.symlink(tmp_path, root / "up")
     os.symlink("a.txt", root / "alias.txt")
     return root
@@ -82,7 +85,7 @@ TRAVERSALS = {
     b"/../secret.txt": 404, b"/%2e%2e/secret.txt": 404, b"/%2E%2E/secret.txt": 404,
     b"/..%2fsecret.txt": 404, b"/docs/..%2f..%2fsecret.txt": 404, b"/.%2e/secret.txt": 404,
     b"/..\\secret.txt": 404, b"/%5c..%5csecret.txt": 404, b"/leak.txt": 404,
-    b"/up/secret.txt": 404, b"//up/secret.txt": 404, b"/%2fup/secret.txt": 404,
+    b"/docs/leak.txt": 404, b"/up/secret.txt": 404, b"//up/secret.txt": 404, b"/%2fup/secret.txt": 404,
     b"/%00": 400, b"/a.txt%00.png": 400, b"/%c0%ae%c0%ae/secret.txt": 400,
     b"/%c0%af": 400, b"/%zz": 400, b"/%": 400, b"/.env": 404, b"/%2eenv": 404,
     b"/%252e%252e/secret.txt": 404,
@@ -145,7 +148,8 @@ def test_listing(srv):
     assert 'href="../"' in page
     assert "&lt;b&gt;&amp;&quot;odd&quot;.txt" in page and "<b>&" not in page
     assert 'href="%3Cb%3E&amp;%22odd%22.txt"' in page
-    assert "5 B" in page
+    assert "5 B" in page and re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d", page)
+    assert "leak.txt" not in page and ".draft" not in page
     linked, odd = get(srv, "/docs/%3Cb%3E&%22odd%22.txt")
     assert linked.status == 200 and odd == b"odd"
 
@@ -387,6 +391,8 @@ def test_ranges_and_validators_apply_to_the_encoded_bytes(packed):
     assert response.status == 206 and body == b"BRBR"
     assert response.getheader("Content-Range") == "bytes 0-3/200"
     assert response.getheader("Content-Encoding") == "br"
+    several, body = get(packed, "/app.js", Accept_Encoding="br", Range="bytes=0-0,-1")
+    assert several.status == 200 and body == b"BR" * 100
     etag = get(packed, "/app.js", Accept_Encoding="br")[0].getheader("ETag")
     assert get(packed, "/app.js", Accept_Encoding="br", If_None_Match=etag)[0].status == 304
     assert get(packed, "/app.js", Accept_Encoding="gzip", If_None_Match=etag)[0].status == 200
