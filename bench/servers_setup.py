@@ -411,9 +411,9 @@ def process_tree(root: int) -> list:
     return out
 
 
-def _status_kib(pid: int, key: str) -> int:
+def _status_kib(pid: int, key: str, name: str = "status") -> int:
     try:
-        with open(f"/proc/{pid}/status") as f:
+        with open(f"/proc/{pid}/{name}") as f:
             for line in f:
                 if line.startswith(key):
                     return int(line.split()[1])
@@ -426,24 +426,35 @@ def rss_kib(pids) -> int:
     return sum(_status_kib(p, "VmRSS:") for p in pids)
 
 
+def pss_kib(pids) -> int:
+    """Proportional set size: shared pages split among the processes that map them, so a
+    master and its workers are not charged twice for the same libraries."""
+    return sum(_status_kib(p, "Pss:", "smaps_rollup") for p in pids)
+
+
 def hwm_kib(pids) -> int:
     return sum(_status_kib(p, "VmHWM:") for p in pids)
 
 
 class RssSampler:
-    """Samples the summed VmRSS of some processes in the background; keeps the largest."""
+    """Samples the summed VmRSS and PSS of some processes in the background; keeps the largest."""
 
     def __init__(self, pids, interval_s: float = 0.2):
         self.pids = list(pids)
         self.interval_s = interval_s
         self.peak_kib = 0
+        self.pss_peak_kib = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self):
         while not self._stop.is_set():
-            self.peak_kib = max(self.peak_kib, rss_kib(self.pids))
+            self._sample()
             self._stop.wait(self.interval_s)
+
+    def _sample(self):
+        self.peak_kib = max(self.peak_kib, rss_kib(self.pids))
+        self.pss_peak_kib = max(self.pss_peak_kib, pss_kib(self.pids))
 
     def __enter__(self):
         self._thread.start()
@@ -452,4 +463,62 @@ class RssSampler:
     def __exit__(self, *exc):
         self._stop.set()
         self._thread.join()
-        self.peak_kib = max(self.peak_kib, rss_kib(self.pids))
+        self._sample()
+
+
+# -- other load on the machine -------------------------------------------------------------------
+
+_HZ = os.sysconf("SC_CLK_TCK")
+
+
+def _busy_s(cpus) -> float:
+    """CPU seconds spent not idle on the given CPUs since boot."""
+    total = 0
+    with open("/proc/stat") as f:
+        for line in f:
+            name, *fields = line.split()
+            if name[3:].isdigit() and int(name[3:]) in cpus:
+                v = [int(x) for x in fields]
+                # user nice system idle iowait irq softirq steal: idle and iowait are not busy.
+                total += sum(v[:8]) - v[3] - v[4]
+    return total / _HZ
+
+
+def _cpu_s(pids) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / _HZ
+
+
+class ForeignLoad:
+    """How many cores' worth of work, on the bench's two CPUs, came from neither the server, the
+    load generator nor this harness: the other users of a shared machine. Runs disturbed this
+    way are flagged (and retried once) rather than trusted."""
+
+    def __init__(self, pids, cpus):
+        self.pids = list(pids)
+        self.cpus = set(cpus)
+        self.cores = 0.0
+
+    def _snapshot(self):
+        own = os.times()
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return (time.monotonic(), _busy_s(self.cpus), _cpu_s(self.pids),
+                own.user + own.system + children.ru_utime + children.ru_stime)
+
+    def __enter__(self):
+        self._start = self._snapshot()
+        return self
+
+    def __exit__(self, *exc):
+        end = self._snapshot()
+        wall = end[0] - self._start[0]
+        foreign = (end[1] - self._start[1]) - (end[2] - self._start[2]) - (end[3] - self._start[3])
+        self.cores = max(0.0, foreign / wall) if wall > 0 else 0.0
