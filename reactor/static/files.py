@@ -48,11 +48,14 @@ def _key(st) -> tuple:
 
 
 class Snapshot:
-    """One version of one regular file. `name` is the last segment of the path it was looked
-    up by (a symlink's own name, not its target's). `data` holds its bytes when it is small
-    and was read consistently, else None. `variants` maps a content-coding to the Snapshot of its sidecar.
-    `response` and `not_modified` belong to the handler, which renders them once per snapshot.
-    `deadline` (monotonic) is when the lookup that found it must be checked again."""
+    """One version of one regular file.
+
+    `name` is the last segment of the path it was looked up by (a symlink's own name, not its
+    target's). `data` holds its bytes when it is small and was read consistently, else None.
+    `variants` maps a content-coding to the Snapshot of its sidecar. `response` and
+    `not_modified` belong to the handler, which renders them once per snapshot. `deadline`
+    (monotonic) is when the lookup that found it must be checked again.
+    """
 
     __slots__ = ("path", "name", "key", "size", "mtime_ns", "data", "variants", "signature",
                  "deadline", "response", "not_modified")
