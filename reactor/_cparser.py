@@ -46,29 +46,31 @@ class RequestParser:
         self.max_head = max_head
         self.max_headers = max_headers
         fields = ffi.new("struct hp_field[]", max_headers)
-        self._meta = ffi.new("int64_t[]", 3 + 3 * _PIPELINE)
+        meta = ffi.new("int64_t[]", 3 + 3 * _PIPELINE)
         out_cap = max(max_head, limits.RECV_SIZE)
         self._out = ffi.new("char[]", out_cap)
         self._batch = ffi.new("struct hp_batch *", {
             "limits": (max_request_line, max_head, max_headers),
             "fields": fields, "fields_cap": max_headers,
-            "meta": self._meta, "meta_cap": 3 + 3 * _PIPELINE,
+            "meta": meta, "meta_cap": 3 + 3 * _PIPELINE,
             "out": self._out, "out_cap": out_cap})
-        self._keep = fields   # the batch struct points into it
+        # Indexing a memoryview is several times cheaper than indexing the cdata array.
+        self._meta = memoryview(ffi.buffer(meta)).cast("q")
+        self._keep = (fields, meta)   # the batch struct points into them
 
     def parse(self, buf, start=0):
         length = len(buf)
         if type(buf) is not bytes:
             buf = _from_buffer(buf)
-        batch, meta_ptr, out = self._batch, self._meta, self._out
+        meta = self._meta
         requests = []
         while True:
-            count = _parse_batch(batch, buf, length, start)
-            meta = _unpack(meta_ptr, 3 + 3 * count)
+            count = _parse_batch(self._batch, buf, length, start)
             if count:
-                parts = _unpack(out, meta[2]).split(b"\0")
+                parts = _unpack(self._out, meta[2]).split(b"\0")
                 k = 0
-                for i in range(3, 3 + 3 * count, 3):
+                i = 3
+                for _ in range(count):
                     end = k + 2 + 2 * meta[i]
                     method = parts[k]
                     version, chunked, keep_alive, expect = _FLAGS[meta[i + 1]]
@@ -79,6 +81,7 @@ class RequestParser:
                         None if content_length < 0 else content_length, chunked,
                         keep_alive, expect))
                     k = end
+                    i += 3
             status = meta[0]
             start = meta[1]
             if status != -1:

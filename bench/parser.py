@@ -1,0 +1,278 @@
+"""Parser bench: ns per fully parsed request on the shared corpus, reactor against its peers.
+
+Parsers, all measured in the same run on the same bytes:
+- reactor-c / reactor-py: RequestParser.parse, then every request's header pairs built
+  (req.headers), so each yields method, target, version and all (name, value) pairs.
+- httptools: llhttp with callbacks collecting the URL and every header pair, then method and
+  version read per request.
+- h11: its request reader (one Connection per request; it will not read ahead of a response).
+- reactor-c-server: the server's own path, parse() producing Request objects, against
+- httptools-server: httptools with callbacks building the same Request objects (lower-cased
+  flat fields, method and target as str, version, keep-alive, and a pass over the fields for
+  Content-Length, Transfer-Encoding and Expect, with none of reactor's checks).
+
+Usage: python bench/parser.py [--corpus DIR] [--repeat N] [--json PATH] [--svg PATH]
+Prints a table of ns per request with ratios against httptools (and the server pair against
+httptools-server). Imports reactor's parser backends directly; needs httptools and h11
+(pip install 'reactor[bench]'); a peer that is missing is left out of the table.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from reactor import _pyparser  # noqa: E402
+from reactor.request import Request  # noqa: E402
+
+CORPUS = os.environ.get("REACTOR_CORPUS", "/work/shared/corpus")
+CASES = [("a_bench_get", "browser GET"), ("b_minimal", "minimal GET"),
+         ("c_many_headers", "30 headers"), ("d_pipelined16", "16 pipelined GETs")]
+
+
+def reactor_full(module):
+    parser = module.RequestParser()
+
+    def run(buf):
+        requests = parser.parse(buf)[0]
+        return [(r.method, r.target, r.version, r.headers) for r in requests]
+    return run
+
+
+def reactor_server(module):
+    parse = module.RequestParser().parse
+
+    def run(buf):
+        return parse(buf)[0]
+    return run
+
+
+def httptools_full():
+    import httptools
+
+    class Collect:
+        __slots__ = ("parser", "out", "url", "headers")
+
+        def on_message_begin(self):
+            self.headers = []
+
+        def on_url(self, url):
+            self.url = url
+
+        def on_header(self, name, value):
+            self.headers.append((name, value))
+
+        def on_headers_complete(self):
+            p = self.parser
+            self.out.append((p.get_method(), self.url, p.get_http_version(), self.headers))
+
+    def run(buf):
+        c = Collect()
+        c.out = []
+        c.parser = httptools.HttpRequestParser(c)
+        c.parser.feed_data(buf)
+        return c.out
+    return run
+
+
+FRAMING = frozenset((b"content-length", b"transfer-encoding", b"expect"))
+
+
+def httptools_server():
+    import httptools
+
+    class Build:
+        __slots__ = ("parser", "out", "url", "fields")
+
+        def on_message_begin(self):
+            self.fields = []
+
+        def on_url(self, url):
+            self.url = url
+
+        def on_header(self, name, value):
+            self.fields += (name.lower(), value)
+
+        def on_headers_complete(self):
+            # The framing fields the server needs, which llhttp does not hand out as values.
+            fields = self.fields
+            content_length, chunked, expect = None, False, False
+            for i in range(0, len(fields), 2):
+                name = fields[i]
+                if name in FRAMING:
+                    if name == b"content-length":
+                        content_length = int(fields[i + 1])
+                    elif name == b"transfer-encoding":
+                        chunked = True
+                    else:
+                        expect = True
+            p = self.parser
+            self.out.append(Request(p.get_method().decode("ascii"), self.url.decode("latin-1"),
+                                    11 if p.get_http_version() == "1.1" else 10, fields,
+                                    content_length, chunked, p.should_keep_alive(), expect))
+
+    def run(buf):
+        b = Build()
+        b.out = []
+        b.parser = httptools.HttpRequestParser(b)
+        b.parser.feed_data(buf)
+        return b.out
+    return run
+
+
+def h11_full(heads):
+    import h11
+
+    def run(buf):
+        out = []
+        for head in heads[buf]:
+            conn = h11.Connection(h11.SERVER)
+            conn.receive_data(head)
+            event = conn.next_event()
+            out.append((event.method, event.target, event.http_version, list(event.headers)))
+        return out
+    return run
+
+
+def split_heads(buf):
+    """The corpus items as separate heads (for h11, which reads one request per cycle)."""
+    return [part + b"\r\n\r\n" for part in buf.split(b"\r\n\r\n") if part]
+
+
+def measure(run, buf, requests, repeat, budget=0.08):
+    """Median over `repeat` rounds of ns per request; each round loops for about `budget` s."""
+    loops = 1
+    while True:
+        t = time.perf_counter()
+        for _ in range(loops):
+            run(buf)
+        if time.perf_counter() - t > budget / 4:
+            break
+        loops *= 2
+    rounds = []
+    for _ in range(repeat):
+        t = time.perf_counter_ns()
+        for _ in range(loops * 4):
+            run(buf)
+        rounds.append((time.perf_counter_ns() - t) / (loops * 4 * requests))
+    return statistics.median(rounds)
+
+
+def parsers(bufs):
+    found = {}
+    try:
+        from reactor import _cparser
+    except ImportError as error:
+        print(f"reactor-c left out: {error}", file=sys.stderr)
+    else:
+        found["reactor-c"] = reactor_full(_cparser)
+        found["reactor-c-server"] = reactor_server(_cparser)
+    found["reactor-py"] = reactor_full(_pyparser)
+    try:
+        found["httptools"] = httptools_full()
+        found["httptools-server"] = httptools_server()
+    except ImportError:
+        print("httptools left out: pip install httptools", file=sys.stderr)
+    try:
+        found["h11"] = h11_full({buf: split_heads(buf) for buf in bufs})
+    except ImportError:
+        print("h11 left out: pip install h11", file=sys.stderr)
+    return found
+
+
+ORDER = ["reactor-c", "reactor-py", "httptools", "h11", "reactor-c-server", "httptools-server"]
+
+
+def table(results):
+    names = [n for n in ORDER if any(n in r for r in results.values())]
+    lines = ["ns per request (median); x = time / httptools "
+             "(server path: / httptools-server); lower is better", ""]
+    lines.append(f"{'case':<16}" + "".join(f"{n:>22}" for n in names))
+    for case, row in results.items():
+        cells = []
+        for n in names:
+            ns = row.get(n)
+            base = row.get("httptools-server" if n.endswith("-server") else "httptools")
+            if ns is None:
+                cells.append(f"{'-':>22}")
+            elif base:
+                cells.append(f"{ns:>12,.0f} ({ns / base:4.2f}x)")
+            else:
+                cells.append(f"{ns:>22,.0f}")
+        lines.append(f"{case:<16}" + "".join(cells))
+    return "\n".join(lines)
+
+
+def svg(results, path):
+    """A grouped bar chart, one group per corpus item, bars scaled per group."""
+    names = [n for n in ORDER if any(n in r for r in results.values())]
+    colors = ["#1f77b4", "#aec7e8", "#ff7f0e", "#d62728", "#2ca02c", "#98df8a"]
+    bar, gap, top, height, left = 18, 40, 40, 220, 60
+    width = left + len(results) * (len(names) * bar + gap) + 200
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{top + height + 60}"'
+           ' font-family="sans-serif" font-size="11">',
+           f'<text x="{left}" y="20" font-size="14">reactor parser bench: ns per request '
+           '(bars scaled within each case)</text>']
+    x = left
+    for case, row in results.items():
+        peak = max(row.values())
+        for i, n in enumerate(names):
+            if n in row:
+                h = height * row[n] / peak
+                out.append(f'<rect x="{x + i * bar}" y="{top + height - h:.1f}" width="{bar - 2}"'
+                           f' height="{h:.1f}" fill="{colors[i % len(colors)]}">'
+                           f'<title>{n}: {row[n]:,.0f} ns</title></rect>')
+                out.append(f'<text x="{x + i * bar + bar / 2 - 1}" y="{top + height - h - 3:.1f}"'
+                           f' font-size="8" text-anchor="middle">{row[n]:,.0f}</text>')
+        out.append(f'<text x="{x}" y="{top + height + 16}">{case}</text>')
+        x += len(names) * bar + gap
+    for i, n in enumerate(names):
+        y = top + i * 16
+        out.append(f'<rect x="{x}" y="{y}" width="10" height="10" '
+                   f'fill="{colors[i % len(colors)]}"/>')
+        out.append(f'<text x="{x + 14}" y="{y + 9}">{n}</text>')
+    out.append("</svg>")
+    with open(path, "w") as f:
+        f.write("\n".join(out) + "\n")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--corpus", default=CORPUS)
+    ap.add_argument("--repeat", type=int, default=7)
+    ap.add_argument("--only", help="comma-separated parser names")
+    ap.add_argument("--json", metavar="PATH")
+    ap.add_argument("--svg", metavar="PATH")
+    args = ap.parse_args(argv)
+
+    bufs = {}
+    for name, _ in CASES:
+        with open(os.path.join(args.corpus, name + ".txt"), "rb") as f:
+            bufs[name] = f.read()
+    found = parsers(list(bufs.values()))
+    if args.only:
+        found = {n: run for n, run in found.items() if n in args.only.split(",")}
+
+    results = {}
+    for case, buf in bufs.items():
+        want = len(split_heads(buf))
+        results[case] = {}
+        for name, run in found.items():
+            got = run(buf)
+            if len(got) != want:
+                raise SystemExit(f"{name} parsed {len(got)} requests of {case}, not {want}")
+            results[case][name] = measure(run, buf, want, args.repeat)
+    print(table(results))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2)
+    if args.svg:
+        svg(results, args.svg)
+
+
+if __name__ == "__main__":
+    main()
