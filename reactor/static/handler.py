@@ -44,6 +44,12 @@ _PRECONDITIONS = frozenset((b"if-match", b"if-none-match", b"if-modified-since",
 REDIRECT_CACHE_CONTROL = "max-age=3600"
 
 
+def _etag_and_date(snapshot, coding) -> tuple:
+    """The strong ETag and the Last-Modified second of what is sent for `snapshot`."""
+    etag = conditional.make_etag(snapshot.mtime_ns, snapshot.size, coding or "")
+    return etag, snapshot.mtime_ns // 1_000_000_000
+
+
 def _joined(request, name: bytes):
     values = request.header_values(name)
     return b", ".join(values) if values else None
@@ -161,8 +167,8 @@ class StaticFiles:
 
     def _validators(self, node, snapshot, coding) -> list:
         """The fields every answer about this file carries, 304 included (RFC 9110 §15.4.5)."""
-        fields = [("Last-Modified", conditional.http_date(snapshot.mtime_ns // 1_000_000_000)),
-                  ("ETag", conditional.make_etag(snapshot.mtime_ns, snapshot.size, coding or ""))]
+        etag, last_modified = _etag_and_date(snapshot, coding)
+        fields = [("Last-Modified", conditional.http_date(last_modified)), ("ETag", etag)]
         if node.variants:
             fields.append(("Vary", "Accept-Encoding"))
         if self.cache_control:
@@ -186,8 +192,7 @@ class StaticFiles:
         return response if fd is None else response.with_body(FileSlice(fd, 0, snapshot.size))
 
     def _conditional(self, request, node, snapshot, coding, fd) -> Response:
-        etag = conditional.make_etag(snapshot.mtime_ns, snapshot.size, coding or "")
-        last_modified = snapshot.mtime_ns // 1_000_000_000
+        etag, last_modified = _etag_and_date(snapshot, coding)
         since = request.header_values(b"if-modified-since")
         outcome = conditional.evaluate(
             request.method, etag, last_modified,
