@@ -6,7 +6,8 @@ What it guarantees:
   root, so symlinks are followed while their target stays in the tree and refused (as missing)
   when it leaves it. Without `hidden`, a target whose real path passes through a dot-name is
   refused too, so a symlink cannot publish `.git`. Only regular files and directories exist
-  here: devices, FIFOs and sockets are missing.
+  here: devices, FIFOs and sockets are missing. A sidecar (name.br, name.gz) counts only when
+  it is a regular file beside its file, not a symlink, and not older than the file.
 - One snapshot: a Snapshot's stat fields and bytes come from one open file, checked before and
   after reading; a file that keeps changing while read is not cached in memory at all. Large
   files are opened per request (open_file) and described by that descriptor's own fstat.
@@ -40,7 +41,10 @@ MAX_NODES = 4096
 # Tries at reading a small file whose stat changes while it is read.
 _READ_TRIES = 3
 
-_OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
+# Paths opened here are real paths, or a sidecar beside one, so their last component is no
+# symlink: one that has become a symlink since it was checked is refused rather than followed.
+# O_NONBLOCK: a path swapped for a FIFO must not block the loop in open().
+_OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOFOLLOW
 
 
 def _key(st) -> tuple:
@@ -128,10 +132,10 @@ def _read_all(fd: int, size: int):
     return b"".join(chunks)
 
 
-def _read(path: str, extra_flags: int = 0):
+def _read(path: str):
     """A Snapshot of the regular file at `path`, or None."""
     try:
-        fd = os.open(path, _OPEN_FLAGS | extra_flags)
+        fd = os.open(path, _OPEN_FLAGS)
     except OSError:
         return None
     try:
@@ -274,8 +278,7 @@ class Files:
         if self.precompressed:
             signature = [base.key]
             for coding, suffix in CODINGS:
-                # A sidecar is the file beside this one, never a link to somewhere else.
-                side = _read(real + suffix, os.O_NOFOLLOW)
+                side = _read(real + suffix)
                 if side is not None and side.mtime_ns >= base.mtime_ns:
                     base.variants[coding] = side
                     signature.append((coding, side.key))
