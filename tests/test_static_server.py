@@ -3,10 +3,13 @@
 import email.parser
 import email.policy
 import email.utils
+import gzip
 import http.client
 import io
 import os
 import re
+import shutil
+import subprocess
 import time
 
 import pytest
@@ -405,3 +408,38 @@ def test_precompressed_off(site, server_factory):
     response, body = get(server_factory(root=str(site), precompressed=False), "/app.js",
                          Accept_Encoding="gzip")
     assert body == b"plain" and response.getheader("Vary") is None
+
+
+# -- a real download client ----------------------------------------------------------------
+
+CURL = shutil.which("curl")
+
+
+def curl(*args):
+    done = subprocess.run([CURL, "-s", "--max-time", "10", *args], capture_output=True,
+                          timeout=20)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+@pytest.mark.skipif(CURL is None, reason="curl is not installed (.ci/run installs it)")
+def test_curl_downloads_resumes_revalidates_and_decompresses(srv, site, tmp_path):
+    out = tmp_path / "big.part"
+    assert curl("-o", str(out), srv.url + "/big.bin") == b"" and out.read_bytes() == BIG
+    out.write_bytes(BIG[:12345])
+    curl("-C", "-", "-o", str(out), srv.url + "/big.bin")          # resume: a Range request
+    assert out.read_bytes() == BIG
+    assert curl("-r", "10-19", srv.url + "/big.bin") == BIG[10:20]
+    stamp = tmp_path / "stamp"
+    stamp.write_bytes(b"")
+    future = time.time() + 3600
+    os.utime(stamp, (future, future))
+    assert curl("-z", str(stamp), "-o", os.devnull, "-w", "%{http_code}",
+                srv.url + "/a.txt") == b"304"
+    assert b"guide.txt" in curl("-L", srv.url + "/docs")
+    plain = b"function hello() { return 'world'; }\n" * 50
+    (site / "app.js").write_bytes(plain)
+    (site / "app.js.gz").write_bytes(gzip.compress(plain))
+    assert curl("--compressed", srv.url + "/app.js") == plain
+    headers = curl("--compressed", "-D", "-", "-o", os.devnull, srv.url + "/app.js")
+    assert b"content-encoding: gzip" in headers.lower()
