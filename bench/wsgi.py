@@ -1,6 +1,6 @@
 """Hello-world WSGI: reactor's adapter against gunicorn (one sync worker) and waitress.
 
-    python bench/wsgi.py [--seconds 5] [--connections 32] [--threads 8]
+    python bench/wsgi.py [--seconds 5] [--rounds 3] [--connections 32] [--threads 8]
 
 Each server is pinned to CPU 0 and wrk to CPU 1 with taskset, on 127.0.0.1 only, so each
 server gets one core and the load generator never competes with it. Needs wrk (apt-get install
@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -103,20 +104,30 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=8, help="reactor's and waitress's threads")
     args = parser.parse_args()
     if not shutil.which("wrk") or not shutil.which("taskset"):
         print("wrk and taskset are needed (apt-get install wrk util-linux)", file=sys.stderr)
         return 1
+    # Rounds alternate the servers, and the median is kept: on a shared machine a burst of
+    # someone else's work then hurts one sample, not one server.
+    samples = {}
+    for _ in range(args.rounds):
+        for name in commands(0, args.threads):
+            port = free_port()
+            argv = commands(port, args.threads)[name]
+            if argv is not None:
+                samples.setdefault(name, []).append(
+                    measure(argv, port, args.seconds, args.connections))
     results = {}
     for name in commands(0, args.threads):
-        port = free_port()
-        argv = commands(port, args.threads)[name]
-        if argv is None:
+        if name not in samples:
             print(f"{name:26} skipped (not installed)")
             continue
-        results[name] = measure(argv, port, args.seconds, args.connections)
-        print(f"{name:26} {results[name]:10.0f} requests/s", flush=True)
+        results[name] = statistics.median(samples[name])
+        spread = ", ".join(f"{rate:.0f}" for rate in samples[name])
+        print(f"{name:26} {results[name]:10.0f} requests/s   (rounds: {spread})")
     ours = results.get("reactor")
     for name, rate in results.items():
         if name != "reactor" and ours:
