@@ -220,6 +220,9 @@ class Server:
         self.listeners.clear()
         if self.access_log is not None:
             self.access_log.flush()
+        close_handler = getattr(self.handler, "close", None)
+        if close_handler is not None:
+            close_handler()   # thread pools of apps: a stuck one must not hold up exit
         self.loop.close()
 
 
