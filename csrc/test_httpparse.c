@@ -1,0 +1,185 @@
+/* C unit tests of httpparse.c. Every input is copied to the very end of a page followed by a
+ * PROT_NONE guard page, so reading one byte past the input crashes; every proper prefix must
+ * be incomplete or the same error. Built with -fsanitize=address,undefined by `make test`. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "httpparse.h"
+
+static char *page_end;
+static size_t page_size;
+static int failures, checks;
+
+static const char *guarded(const char *s, size_t n)
+{
+    char *p = page_end - n;
+    memcpy(p, s, n);
+    return p;
+}
+
+static long parse(const char *s, size_t n, const struct hp_limits *lim, struct hp_request *req,
+                  struct hp_field *fields)
+{
+    return hp_parse_request(guarded(s, n), n, lim, req, fields, 100);
+}
+
+static const struct hp_limits DEFAULTS = {8192, 32768, 100};
+
+#define CHECK(cond, ...)                                                                \
+    do {                                                                                \
+        checks++;                                                                       \
+        if (!(cond)) {                                                                  \
+            failures++;                                                                 \
+            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                 \
+            printf(__VA_ARGS__);                                                        \
+            printf("\n");                                                               \
+        }                                                                               \
+    } while (0)
+
+/* expect: > 0 the whole input is one head; < -1 the error; every prefix is incomplete or
+ * the same error. */
+static void expect_lim(const char *s, long expect, const struct hp_limits *lim)
+{
+    struct hp_request req;
+    struct hp_field fields[100];
+    size_t n = strlen(s), k;
+    long r = parse(s, n, lim, &req, fields);
+    CHECK(r == (expect > 0 ? (long)n : expect), "%.40s: got %ld, want %ld", s, r, expect);
+    for (k = 0; k < n; k++) {
+        long rp = parse(s, k, lim, &req, fields);
+        CHECK(rp == HP_INCOMPLETE || (expect < -1 && rp == expect),
+              "%.40s prefix %zu: got %ld", s, k, rp);
+    }
+}
+
+static void expect(const char *s, long want)
+{
+    expect_lim(s, want, &DEFAULTS);
+}
+
+static void test_values(void)
+{
+    struct hp_request req;
+    struct hp_field f[100];
+    const char *s = "\r\nPOST /a?b HTTP/1.0\r\nHost: x\r\nContent-Length: 7, 7\r\n"
+                    "CONNECTION: Keep-Alive\r\nX-Empty:\r\nX-Sp: \t a b \t\r\n\r\nbody";
+    long r = parse(s, strlen(s), &DEFAULTS, &req, f);
+    CHECK(r == (long)strlen(s) - 4, "head length %ld", r);
+    CHECK(req.method_len == 4 && !memcmp(req.method, "POST", 4), "method");
+    CHECK(req.target_len == 4 && !memcmp(req.target, "/a?b", 4), "target");
+    CHECK(req.num_fields == 5, "fields %zu", req.num_fields);
+    CHECK(req.content_length == 7, "cl %lld", (long long)req.content_length);
+    CHECK(req.flags == HP_KEEP_ALIVE, "flags %d", req.flags);
+    CHECK(f[3].value_len == 0, "empty value");
+    CHECK(f[4].value_len == 3 && !memcmp(f[4].value, "a b", 3), "trimmed value");
+    CHECK(f[2].name_len == 10 && !memcmp(f[2].name, "CONNECTION", 10), "name case kept");
+
+    s = "GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n";
+    r = parse(s, strlen(s), &DEFAULTS, &req, f);
+    CHECK(r == (long)strlen(s), "te head");
+    CHECK(req.flags == (HP_HTTP11 | HP_CHUNKED | HP_KEEP_ALIVE | HP_EXPECT_CONTINUE),
+          "te flags %d", req.flags);
+    CHECK(req.content_length == -1, "no cl");
+}
+
+static void test_heads(void)
+{
+    struct hp_limits small = {19, 64, 2};
+    expect("GET / HTTP/1.1\r\nHost: a\r\n\r\n", 1);
+    expect("GET / HTTP/1.0\r\n\r\n", 1);
+    expect("\r\n\r\nGET / HTTP/1.9\r\nHost: a\r\n\r\n", 1);
+    expect("GET /\xff HTTP/1.1\r\nHost: a\r\nX: \x80\r\n\r\n", 1);
+    expect("GET / HTTP/2.0\r\n", -505);
+    expect("GET / HTTP/1.32\r\n", -400);
+    expect("GET / HTTP/1.1x\r\n", -400);
+    expect("GET / http/1.1\r\n", -400);
+    expect("GET  / HTTP/1.1\r\n", -400);
+    expect("GET /\x01", -400);
+    expect("GET / HTTP/1.1\nHost: a\n\n", -400);
+    expect("GET / HTTP/1.1\r\nHost: a\n\r\n", -400);
+    expect("GET / HTTP/1.1\r\n Host: a\r\n\r\n", -400);
+    expect("GET / HTTP/1.1\r\nHost : a\r\n\r\n", -400);
+    expect("GET / HTTP/1.1\r\n: a\r\n\r\n", -400);
+    expect("GET / HTTP/1.1\r\nHost: a\r\nX: a\x00b\r\n\r\n", -400);
+    expect("GET / HTTP/1.1\r\nHost: a\r\nX: a\x7f\r\n\r\n", -400);
+    expect("GET / HTTP/1.1\r\n\r\n", -400);
+    expect("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", -400);
+    expect("GET / HTTP/1.1\r\nHost: a b\r\n\r\n", -400);
+    expect("GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 0x5\r\n\r\n", -400);
+    expect("GET / HTTP/1.1\r\nHost: a\r\nContent-Length: +5\r\n\r\n", -400);
+    expect("GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 6\r\n\r\n", -400);
+    expect("GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1000000000000000000\r\n\r\n", -400);
+    expect("GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n",
+           -400);
+    expect("GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: xchunked\r\n\r\n", -501);
+    expect("GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, identity\r\n\r\n", -400);
+    expect("GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", -501);
+    expect("GET / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", -400);
+    expect("GET / HTTP/1.1\r\nHost: a\r\nExpect: x\r\n\r\n", -417);
+    expect_lim("GET /aaaaa HTTP/1.1\r\nHost: a\r\n\r\n", 1, &small);
+    expect_lim("GET /aaaaaa HTTP/1.1\r\nHost: a\r\n\r\n", -414, &small);
+    expect_lim("GET /aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", -414, &small);
+    expect_lim("GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 2\r\n\r\n", -431, &small);
+    expect_lim("GET / HTTP/1.1\r\nHost: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n",
+               -431, &small);
+}
+
+static void test_chunked(void)
+{
+    static const struct { const char *in; const char *out; int ok; } cases[] = {
+        {"5\r\nhello\r\n0\r\n\r\n", "hello", 1},
+        {"3;a=\"x\\\"\"\r\nabc\r\n0\r\nT: v\r\n\r\n", "abc", 1},
+        {"7fffffffffffffff\r\n", "", 0},
+        {"0x5\r\n", NULL, 0},
+        {"-5\r\n", NULL, 0},
+        {"5 \r\n", NULL, 0},
+        {"8000000000000000\r\n", NULL, 0},
+        {"00000000000000001\r\n", NULL, 0},
+        {"5\nhello", NULL, 0},
+        {"5\r\nhelloX", NULL, 0},
+        {"0\r\n X: y\r\n\r\n", NULL, 0},
+    };
+    char out[256];
+    size_t i, k;
+    for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        size_t n = strlen(cases[i].in);
+        for (k = 0; k <= n; k++) { /* two reads, split at k */
+            struct hp_chunked d;
+            size_t o1 = 0, o2 = 0;
+            long r1, r2 = 0;
+            memset(&d, 0, sizeof d);
+            d.max_trailers = 64;
+            r1 = hp_decode_chunked(&d, guarded(cases[i].in, k), k, out, &o1);
+            if (r1 >= 0)
+                r2 = hp_decode_chunked(&d, guarded(cases[i].in + k, n - k), n - k, out + o1, &o2);
+            if (cases[i].out == NULL) {
+                CHECK(r1 < 0 || r2 < 0, "chunked %zu split %zu accepted", i, k);
+            } else {
+                CHECK(r1 >= 0 && r2 >= 0 && o1 + o2 == strlen(cases[i].out)
+                          && !memcmp(out, cases[i].out, o1 + o2)
+                          && hp_chunked_done(&d) == cases[i].ok,
+                      "chunked %zu split %zu", i, k);
+            }
+        }
+    }
+}
+
+int main(void)
+{
+    char *map;
+    page_size = (size_t)sysconf(_SC_PAGESIZE);
+    map = mmap(NULL, page_size * 3, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (map == MAP_FAILED || mprotect(map + page_size * 2, page_size, PROT_NONE)) {
+        perror("guard page");
+        return 2;
+    }
+    page_end = map + page_size * 2;
+    test_values();
+    test_heads();
+    test_chunked();
+    printf("%d checks, %d failures\n", checks, failures);
+    return failures != 0;
+}
