@@ -9,6 +9,7 @@ Imports only reactor.errors, reactor.request and reactor.limits; never cffi or r
 """
 
 import re
+from itertools import chain
 
 from . import limits
 from .errors import ParseError
@@ -19,10 +20,10 @@ _V = rb"\x21-\x7e\x80-\xff"                  # visible octets, obs-text included
 _W = rb"\t\x20-\x7e\x80-\xff"                # field-value octets: _V plus SP and HTAB
 
 _REQUEST_LINE = re.compile(rb"([%s]+) ([%s]+) HTTP/([0-9])\.([0-9])\r\n" % (_T, _V))
-# One field line, OWS trimmed by the regex itself. `^` (MULTILINE) pins every match to a line
+# One field line, OWS trimmed: the lookbehind makes the greedy value give back only trailing
+# SP/HTAB, so common values cost no backtracking. `^` (MULTILINE) pins every match to a line
 # start, so findall can be checked for gaps by counting LFs.
-_FIELD = re.compile(rb"^([%s]+):[ \t]*((?:[%s](?:[%s]*[%s])?)?)[ \t]*\r\n" % (_T, _V, _W, _V),
-                    re.MULTILINE)
+_FIELD = re.compile(rb"^([%s]+):[ \t]*([%s]*(?<![ \t]))[ \t]*\r\n" % (_T, _W), re.MULTILINE)
 # The longest valid prefix of a request line / a field line: the exact scan's yardsticks.
 _RL_PREFIX = re.compile(
     rb"(?:[%s]+(?: (?:[%s]+(?: (?:H(?:T(?:T(?:P(?:/(?:[0-9](?:\.(?:[0-9](?:\r\n?)?)?)?)?)?)?)?)?)?)?)?)?)?"
@@ -33,6 +34,7 @@ _TOKEN = re.compile(rb"[%s]+" % _T)
 _DIGITS = re.compile(rb"[0-9]{1,18}")         # 18 digits always fit in an int64
 _HOST_BAD = re.compile(rb"[^A-Za-z0-9\-._~!$&'()*+,;=:\[\]%]")
 
+_chain = chain.from_iterable
 _SPECIAL = {b"host": 0, b"content-length": 1, b"transfer-encoding": 2, b"connection": 3,
             b"expect": 4}
 _METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS",
@@ -72,7 +74,7 @@ class RequestParser:
                 pairs = _FIELD.findall(buf, rl_end, fe)
                 if len(pairs) != buf.count(b"\n", rl_end, fe) or len(pairs) > self.max_headers:
                     return requests, pos, self._error(buf, pos)
-                fields = [x for pair in pairs for x in pair]
+                fields = list(_chain(pairs))
                 fields[0::2] = b"\0".join(fields[0::2]).lower().split(b"\0")
             else:
                 fields = []
