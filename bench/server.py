@@ -64,10 +64,14 @@ MEMORY_SCENARIO = "ka1000"
 
 FULL = dict(rounds=3, duration=5.0)
 QUICK = dict(rounds=1, duration=2.0)
-SETTLE_S = 0.3
 # Work from other users of the machine above this many cores makes a run suspect: it is run
 # again once (within a budget of a fifth of all runs) and the calmer of the two is kept.
 RETRY_ABOVE_CORES = 0.3
+# Before each run, wait (up to a per-run and a whole-run budget) for the two CPUs to be this
+# quiet: between runs the servers idle, so whatever is busy then belongs to someone else.
+QUIET_BELOW_CORES = 0.15
+QUIET_WAIT_PER_RUN_S = 8.0
+QUIET_BUDGET = {"quick": 45.0, "full": 180.0}
 
 
 def parse_args(argv=None):
@@ -109,7 +113,8 @@ def machine() -> str:
                           if line.startswith("model name")), "")
     except OSError:
         pass
-    return f"{platform.system()} {platform.machine()}, {model or 'unknown CPU'}, {os.cpu_count()} cores"
+    cpu = model or "unknown CPU"
+    return f"{platform.system()} {platform.machine()}, {cpu}, {os.cpu_count()} cores"
 
 
 # -- running ----------------------------------------------------------------------------------
@@ -118,8 +123,8 @@ def start_servers(args, tree, workdir, digests):
     status, running = {}, {}
     for name in args.names:
         spec = setup.SPECS[name]
-        entry = status[name] = {"name": name, "label": spec.label, "state": "unavailable", "reason": "",
-                                "version": "", "crashes": []}
+        entry = status[name] = {"name": name, "label": spec.label, "state": "unavailable",
+                                "reason": "", "version": "", "crashes": []}
         reason = setup.prerequisite(name)
         if reason:
             entry["reason"] = reason
@@ -154,13 +159,41 @@ def revive(name, server, status, where) -> bool:
         return False
 
 
-def one_run(args, server, sc, scripts):
+class Quiet:
+    """Waits for the machine to calm down before a run, within a fixed total budget."""
+
+    def __init__(self, cpus, budget_s):
+        self.cpus = set(cpus)
+        self.budget_s = budget_s
+        self.waited_s = 0.0
+
+    def load(self, window_s=0.5) -> float:
+        before = setup.busy_s(self.cpus)
+        time.sleep(window_s)
+        return (setup.busy_s(self.cpus) - before) / window_s
+
+    def wait(self) -> float:
+        """Return the load seen when the run may start."""
+        start = time.monotonic()
+        cores = self.load()
+        while cores > QUIET_BELOW_CORES:
+            spent = time.monotonic() - start
+            if self.waited_s + spent >= self.budget_s or spent >= QUIET_WAIT_PER_RUN_S:
+                break
+            time.sleep(0.5)
+            cores = self.load()
+        self.waited_s += time.monotonic() - start
+        return cores
+
+
+def one_run(args, server, sc, scripts, quiet):
+    before = quiet.wait()
     plan = load.Load(sc.connections, sc.script, args.duration)
     with setup.RssSampler(server.pids) as rss, \
             setup.ForeignLoad(server.pids, (args.server_cpu, args.wrk_cpu)) as other:
         result = load.run(server.port, sc.path, plan, scripts, args.wrk_cpu)
     result.update(rss_peak_kib=rss.peak_kib, pss_peak_kib=rss.pss_peak_kib,
-                  foreign_cores=round(other.cores, 3))
+                  foreign_cores=round(other.cores, 3), load_before_cores=round(before, 3))
     return result
 
 
@@ -174,6 +207,8 @@ def measure(args, running, status, scripts):
                               if sc.key not in running[n].spec.skip)
     done = 0
     retries = max(1, total // 5)
+    quiet = Quiet((args.server_cpu, args.wrk_cpu),
+                  QUIET_BUDGET["quick" if args.quick else "full"])
     for rnd in range(args.rounds):
         for sc in SCENARIOS:
             # A rotated order each round, so no server always runs right after a heavy one.
@@ -184,10 +219,10 @@ def measure(args, running, status, scripts):
                     continue
                 if not server.alive() and not revive(name, server, status, f"before {sc.key}"):
                     continue
-                result = one_run(args, server, sc, scripts)
+                result = one_run(args, server, sc, scripts, quiet)
                 if result["foreign_cores"] > RETRY_ABOVE_CORES and retries > 0:
                     retries -= 1
-                    again = one_run(args, server, sc, scripts)
+                    again = one_run(args, server, sc, scripts, quiet)
                     if again["foreign_cores"] < result["foreign_cores"]:
                         result = again
                     result["retried"] = True
@@ -206,11 +241,10 @@ def measure(args, running, status, scripts):
                          if result["foreign_cores"] > 0.1 else "")
                 print(f"  [{done:3}/{total}] round {rnd + 1} {sc.key:7} {name:12} {value}{errors}"
                       f"{other}", flush=True)
-                time.sleep(SETTLE_S)
     for name, server in running.items():
         if server.alive():
             status[name]["hwm_kib"] = setup.hwm_kib(server.pids)
-    return runs
+    return runs, quiet.waited_s
 
 
 # -- summarising ------------------------------------------------------------------------------
@@ -274,7 +308,8 @@ def report(args, status, summary, ratios, meta, runs) -> str:
         (n for n in names if status[n]["state"] == "ok"), None)
     lines = [f"Server bench, {meta['date']}, {meta['machine']}; median of {args.rounds} "
              f"round(s) of {args.duration:g} s per run; server on CPU {args.server_cpu}, "
-             f"wrk on CPU {args.wrk_cpu}.", ""]
+             f"wrk on CPU {args.wrk_cpu}; waited {meta.get('waited_for_quiet_s', 0):.0f} s "
+             "in all for other work on the machine to pause.", ""]
     head = ["server"] + [h.replace(" MB/s", "") for h in _heading()] + [
         "RSS @1000 conns", "peak RSS"]
     lines += ["Requests/s (1 KiB) and MB/s (100 KiB, 10 MiB); memory in MiB, summed over the "
@@ -413,7 +448,7 @@ def main(argv=None) -> int:
         print("starting servers:", flush=True)
         status, running = start_servers(args, tree, workdir, digests)
         try:
-            runs = measure(args, running, status, scripts)
+            runs, meta["waited_for_quiet_s"] = measure(args, running, status, scripts)
         finally:
             for server in running.values():
                 server.stop()

@@ -262,8 +262,9 @@ def version(name: str) -> str:
                                  text=True).stderr
             return out.strip().split("/")[-1]
         if name == "aiohttp":
-            return subprocess.run([sys.executable, "-c", "import aiohttp;print(aiohttp.__version__)"],
-                                  capture_output=True, text=True).stdout.strip()
+            probe = "import aiohttp; print(aiohttp.__version__)"
+            return subprocess.run([sys.executable, "-c", probe], capture_output=True,
+                                  text=True).stdout.strip()
         if name in ("reactor", "reactor-py"):
             env = dict(os.environ, **SPECS[name].env)
             return subprocess.run([sys.executable, "-m", "reactor", "--version"], cwd=REPO,
@@ -471,7 +472,7 @@ class RssSampler:
 _HZ = os.sysconf("SC_CLK_TCK")
 
 
-def _busy_s(cpus) -> float:
+def busy_s(cpus) -> float:
     """CPU seconds spent not idle on the given CPUs since boot."""
     total = 0
     with open("/proc/stat") as f:
@@ -510,7 +511,7 @@ class ForeignLoad:
     def _snapshot(self):
         own = os.times()
         children = resource.getrusage(resource.RUSAGE_CHILDREN)
-        return (time.monotonic(), _busy_s(self.cpus), _cpu_s(self.pids),
+        return (time.monotonic(), busy_s(self.cpus), _cpu_s(self.pids),
                 own.user + own.system + children.ru_utime + children.ru_stime)
 
     def __enter__(self):
