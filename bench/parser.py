@@ -143,23 +143,31 @@ def split_heads(buf):
     return [part + b"\r\n\r\n" for part in buf.split(b"\r\n\r\n") if part]
 
 
-def measure(run, buf, requests, repeat, budget=0.08):
-    """Median over `repeat` rounds of ns per request; each round loops for about `budget` s."""
+def calibrate(run, buf, budget=0.02):
+    """Loops of run(buf) that take about `budget` seconds."""
     loops = 1
     while True:
         t = time.perf_counter()
         for _ in range(loops):
             run(buf)
-        if time.perf_counter() - t > budget / 4:
-            break
+        if time.perf_counter() - t > budget:
+            return loops
         loops *= 2
-    rounds = []
+
+
+def measure(found, buf, requests, repeat):
+    """{parser: median ns per request}. The parsers take turns within every round, so load
+    from other processes on the machine falls on all of them alike."""
+    loops = {name: calibrate(run, buf) for name, run in found.items()}
+    rounds = {name: [] for name in found}
     for _ in range(repeat):
-        t = time.perf_counter_ns()
-        for _ in range(loops * 4):
-            run(buf)
-        rounds.append((time.perf_counter_ns() - t) / (loops * 4 * requests))
-    return statistics.median(rounds)
+        for name, run in found.items():
+            n = loops[name]
+            t = time.perf_counter_ns()
+            for _ in range(n):
+                run(buf)
+            rounds[name].append((time.perf_counter_ns() - t) / (n * requests))
+    return {name: statistics.median(r) for name, r in rounds.items()}
 
 
 def parsers(bufs):
@@ -243,7 +251,7 @@ def svg(results, path):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--corpus", default=CORPUS)
-    ap.add_argument("--repeat", type=int, default=7)
+    ap.add_argument("--repeat", type=int, default=15)
     ap.add_argument("--only", help="comma-separated parser names")
     ap.add_argument("--json", metavar="PATH")
     ap.add_argument("--svg", metavar="PATH")
@@ -260,12 +268,11 @@ def main(argv=None):
     results = {}
     for case, buf in bufs.items():
         want = len(split_heads(buf))
-        results[case] = {}
         for name, run in found.items():
             got = run(buf)
             if len(got) != want:
                 raise SystemExit(f"{name} parsed {len(got)} requests of {case}, not {want}")
-            results[case][name] = measure(run, buf, want, args.repeat)
+        results[case] = measure(found, buf, want, args.repeat)
     print(table(results))
     if args.json:
         with open(args.json, "w") as f:
