@@ -46,7 +46,7 @@ The rules, identical in both backends (RFC 9112 §2-§7, RFC 9110 §5):
 """
 
 import os
-import warnings
+import sys
 
 if os.environ.get("REACTOR_NO_EXTENSIONS") == "1":
     _why = "REACTOR_NO_EXTENSIONS=1 is set"
@@ -62,6 +62,7 @@ if _why is None:
 else:
     from ._pyparser import MAX_CHUNK_LINE, ChunkedDecoder, RequestParser
     BACKEND = "python"
-    warnings.warn(f"reactor: using the pure-Python parser: {_why}", RuntimeWarning, stacklevel=2)
+    # One line on stderr, not warnings.warn: that prints the importing source line as well.
+    print(f"reactor: using the pure-Python parser ({_why})", file=sys.stderr)
 
 __all__ = ["BACKEND", "MAX_CHUNK_LINE", "ChunkedDecoder", "RequestParser"]
