@@ -12,6 +12,17 @@ def connect(port: int, timeout: float = 5.0) -> socket.socket:
     return sock
 
 
+def fetch(port, path, method="GET", body=None, headers=None):
+    """One request on a fresh connection: (response, body)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.request(method, path, body, headers or {})
+        response = conn.getresponse()
+        return response, response.read()
+    finally:
+        conn.close()
+
+
 def read_until_close(sock: socket.socket, limit: int = 64 * 1024 * 1024) -> bytes:
     chunks = []
     size = 0

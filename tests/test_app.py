@@ -1,6 +1,5 @@
 """App routing, return conversions, mounts and failures, called with constructed Requests."""
 
-import http.client
 import logging
 import threading
 import time
@@ -13,6 +12,7 @@ from reactor.app import App, compile_pattern, form, load_app, to_response
 from reactor.errors import HTTPError
 from reactor.request import Request
 from reactor.response import Response
+from netutil import fetch
 
 
 def make_request(method="GET", target="/", fields=(), body=b""):
@@ -266,16 +266,6 @@ def test_load_app_configures_static_mount(tmp_path, monkeypatch):
 
 
 # -- over real sockets ---------------------------------------------------------------------
-
-
-def fetch(port, path, method="GET", body=None, headers=None):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-    try:
-        conn.request(method, path, body, headers or {})
-        response = conn.getresponse()
-        return response, response.read()
-    finally:
-        conn.close()
 
 
 def test_failing_route_is_500_and_the_server_goes_on(server_factory):

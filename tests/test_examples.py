@@ -1,6 +1,5 @@
 """The examples over real sockets: time server, guestbook, and the Flask app via --wsgi."""
 
-import http.client
 import json
 import re
 import sqlite3
@@ -8,18 +7,9 @@ from datetime import datetime
 from urllib.parse import urlencode
 
 import pytest
+from netutil import fetch
 
 EXAMPLES = __import__("pathlib").Path(__file__).resolve().parent.parent / "examples"
-
-
-def fetch(port, path, method="GET", body=None, headers=None):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-    try:
-        conn.request(method, path, body, headers or {})
-        response = conn.getresponse()
-        return response, response.read()
-    finally:
-        conn.close()
 
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}

@@ -1,6 +1,5 @@
 """The WSGI adapter called with constructed Requests: environ, start_response, bodies, closing."""
 
-import http.client
 import logging
 import os
 import sys
@@ -16,6 +15,7 @@ from reactor.app import App
 from reactor.request import Request
 from reactor.response import FileSlice
 from reactor.wsgi import FileWrapper, WSGIHandler
+from netutil import fetch
 
 
 def make_request(method="GET", target="/", fields=(), body=b"", version=11, chunked=False):
@@ -371,16 +371,6 @@ def test_slow_app_does_not_hold_the_caller(serve):
 
 
 # -- over real sockets ---------------------------------------------------------------------
-
-
-def fetch(port, path, method="GET", body=None, headers=None):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-    try:
-        conn.request(method, path, body, headers or {})
-        response = conn.getresponse()
-        return response, response.read()
-    finally:
-        conn.close()
 
 
 def test_mounted_wsgi_app_sees_script_name(server_factory):
