@@ -104,18 +104,22 @@ class ChunkedDecoder:
         n = len(buf)
         if start >= n or lib.hp_chunked_done(self._state):
             return b"", 0, bool(lib.hp_chunked_done(self._state))
-        buf = _from_buffer(buf)
         step = min(n - start, limits.RECV_SIZE)
         if self._out is None or len(self._out) < step:
             self._out = ffi.new("char[]", step)
         pieces = []
         pos = start
-        while pos < n and not lib.hp_chunked_done(self._state):
-            take = min(n - pos, step)
-            used = lib.hp_decode_chunked(self._state, buf + pos, take, self._out, self._out_len)
-            if used < 0:
-                raise ParseError(400, "malformed chunked body")
-            if self._out_len[0]:
-                pieces.append(_unpack(self._out, self._out_len[0]))
-            pos += used
+        # Released on the way out: a raise keeps this frame alive in the traceback, and a
+        # buffer still exported when the garbage collector clears the caller's memoryview
+        # crashes the interpreter.
+        with _from_buffer(buf) as cbuf:
+            while pos < n and not lib.hp_chunked_done(self._state):
+                take = min(n - pos, step)
+                used = lib.hp_decode_chunked(self._state, cbuf + pos, take, self._out,
+                                             self._out_len)
+                if used < 0:
+                    raise ParseError(400, "malformed chunked body")
+                if self._out_len[0]:
+                    pieces.append(_unpack(self._out, self._out_len[0]))
+                pos += used
         return b"".join(pieces), pos - start, bool(lib.hp_chunked_done(self._state))
