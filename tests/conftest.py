@@ -5,12 +5,16 @@
 asks for (static files from `root`, `app="module:attr"`, `wsgi="module:attr"`). The handle has
 `.port`, `.url` (http://127.0.0.1:PORT), `.server` and `.stop()`; every server is stopped at
 the end of the test.
+
+`backend` runs a test once per parser backend module (reactor._pyparser, reactor._cparser).
 """
 
+import importlib
 import threading
 
 import pytest
 
+from reactor import _pyparser
 from reactor.config import Config
 from reactor.server import Server, open_listener
 
@@ -49,3 +53,20 @@ def server_factory():
     yield start
     for handle in running:
         handle.stop()
+
+
+def _parser_backends():
+    params = [pytest.param(_pyparser, id="python")]
+    try:
+        cparser = importlib.import_module("reactor._cparser")
+    except ImportError as error:
+        params.append(pytest.param(None, id="c", marks=pytest.mark.skip(
+            reason=f"C extension not built: {error}")))
+    else:
+        params.append(pytest.param(cparser, id="c"))
+    return params
+
+
+@pytest.fixture(params=_parser_backends())
+def backend(request):
+    return request.param

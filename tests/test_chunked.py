@@ -1,11 +1,8 @@
 """The chunked-body decoder of both backends: a table of bodies, decoded whole, at every
 split point (the caller keeping the unconsumed rest, as the protocol does) and byte by byte."""
 
-import importlib
-
 import pytest
 
-from reactor import _pyparser
 from reactor.errors import ParseError
 
 OK = [
@@ -63,23 +60,6 @@ BAD = [
     b"0\r\nX\r\n\r\n",
     b"5;" + b"a" * 5000 + b"\r\n",
 ]
-
-
-def _backends():
-    params = [pytest.param(_pyparser, id="python")]
-    try:
-        cparser = importlib.import_module("reactor._cparser")
-    except ImportError as error:
-        params.append(pytest.param(None, id="c", marks=pytest.mark.skip(
-            reason=f"C extension not built: {error}")))
-    else:
-        params.append(pytest.param(cparser, id="c"))
-    return params
-
-
-@pytest.fixture(params=_backends())
-def backend(request):
-    return request.param
 
 
 def feed(decoder, pieces):

@@ -1,31 +1,12 @@
 """The shared table (tests/parser_cases.py) against both parser backends, whole and at every
 split point, plus the API details the server relies on (buffer types, start, end)."""
 
-import importlib
-
 import pytest
 
 from reactor import _pyparser
 from reactor.errors import ParseError
 from reactor.request import Request
 from tests.parser_cases import CASES, H, get, req
-
-
-def _backends():
-    params = [pytest.param(_pyparser, id="python")]
-    try:
-        cparser = importlib.import_module("reactor._cparser")
-    except ImportError as error:
-        params.append(pytest.param(None, id="c", marks=pytest.mark.skip(
-            reason=f"C extension not built: {error}")))
-    else:
-        params.append(pytest.param(cparser, id="c"))
-    return params
-
-
-@pytest.fixture(params=_backends())
-def backend(request):
-    return request.param
 
 
 def _parser(backend, case):
