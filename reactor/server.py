@@ -33,6 +33,10 @@ ACCEPT_BACKOFF = 0.5
 # than a timer per connection re-armed on every request.
 SWEEP_INTERVAL = 1.0
 
+# Connections the kernel may complete before we accept them: bursts of new clients wait
+# there instead of being refused.
+LISTEN_BACKLOG = 1024
+
 _OUT_OF_RESOURCES = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 
 
@@ -53,38 +57,35 @@ def build_handler(config):
 def open_listener(config) -> socket.socket:
     """A listening socket for the Config (TCP or unix); raises ConfigError with one line."""
     if config.unix:
-        return _open_unix(config.unix)
+        _remove_stale_socket(config.unix)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        return _listen(sock, config.unix, f"unix socket {config.unix}")
     host = config.host or "0.0.0.0"
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if config.workers > 1 and config.reuse_port and hasattr(socket, "SO_REUSEPORT"):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    return _listen(sock, (host, config.port), f"{host}:{config.port}")
+
+
+def _listen(sock, address, shown) -> socket.socket:
     try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if config.workers > 1 and config.reuse_port and hasattr(socket, "SO_REUSEPORT"):
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        sock.bind((host, config.port))
-        sock.listen(1024)
+        sock.bind(address)
+        sock.listen(LISTEN_BACKLOG)
     except OSError as error:
         sock.close()
-        raise ConfigError(f"cannot listen on {host}:{config.port}: {error.strerror}") from None
+        raise ConfigError(f"cannot listen on {shown}: {error.strerror}") from None
     sock.setblocking(False)
     return sock
 
 
-def _open_unix(path: str) -> socket.socket:
+def _remove_stale_socket(path: str):
+    """A unix socket left by an earlier run would make bind fail; other files are kept."""
     try:
         if stat.S_ISSOCK(os.stat(path).st_mode):
-            os.unlink(path)   # a stale socket from an earlier run
+            os.unlink(path)
     except FileNotFoundError:
         pass
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        sock.bind(path)
-        sock.listen(1024)
-    except OSError as error:
-        sock.close()
-        raise ConfigError(f"cannot listen on unix socket {path}: {error.strerror}") from None
-    sock.setblocking(False)
-    return sock
 
 
 class Server:
