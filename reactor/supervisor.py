@@ -194,6 +194,8 @@ class Supervisor:
 
     def _supervise(self):
         while True:
+            for slot, status in self._reap():
+                self._schedule_restart(slot, status)
             if self.stop_signal is not None and not self.kill_at:
                 self._stop_all(self.stop_signal)
             if self.kill_at:
@@ -202,8 +204,6 @@ class Supervisor:
                 if time.monotonic() >= self.kill_at:
                     self._kill_stragglers()
                     return
-            for slot, status in self._reap():
-                self._schedule_restart(slot, status)
             now = time.monotonic()
             for slot in self.slots:
                 if slot.due and slot.due <= now and not self.kill_at:
