@@ -298,7 +298,8 @@ def offer(port, count, hold) -> tuple:
 GARBAGE = [
     lambda: os.urandom(2048),
     lambda: b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 12abc\r\n\r\n",
-    lambda: b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+    lambda: (b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n"
+             b"Transfer-Encoding: chunked\r\n\r\n"),
     lambda: b"GET /" + b"a" * 20_000 + b" HTTP/1.1\r\n\r\n",
     lambda: b"GET / HTTP/1.1\r\n" + b"X-Big: " + b"b" * 40_000 + b"\r\n\r\n",
     lambda: b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + os.urandom(500),   # TLS hello

@@ -1,0 +1,62 @@
+"""Short forms of bench/stress.py: hostile clients beside a good one, a low open-file limit,
+and many idle connections beside a fresh client. The long forms and their figures are the
+script's."""
+
+import resource
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from netutil import wait_until
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+import stress   # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    return stress.make_site(str(tmp_path_factory.mktemp("site")))
+
+
+def test_hostile_clients_do_not_cost_a_good_client_its_service(server_factory, site):
+    srv = server_factory(root=site, header_timeout=1.0, send_timeout=1.0)
+    mix = stress.HostileMix(srv.port, dict(reset=4, stall=8, trickle=8, garbage=4), 4.0)
+    time.sleep(0.5)
+    latencies, errors = stress.probe(srv.port, 2.5)
+    stats = mix.stats()
+    assert errors == 0 and len(latencies) > 200
+    assert stress.percentile(latencies, 99) < 0.5
+    assert stats["resets"] and stats["garbage_4xx"] == stats["garbage"] > 0
+    assert stats["trickle_408"] and stats["stalled"] == 8 and not stats["connect_errors"]
+    assert stress.fetch(srv.port)[0] == 200
+    assert wait_until(lambda: len(srv.server.connections) == 0, 5)
+
+
+def test_server_serves_normally_after_running_out_of_descriptors(site):
+    with stress.Reactor(site, nofile=64) as server:
+        answered, failed = stress.offer(server.port, 200, hold=1.0)
+        assert 0 < answered < 200 and failed == 0
+        status, seconds = stress.fetch(server.port)
+        assert status == 200 and seconds < 1.5
+        assert all(stress.fetch(server.port)[0] == 200 for _ in range(50))
+        assert server.alive()
+    assert "exceeds the open-file limit of 64" in server.errors()
+
+
+def test_many_idle_connections_and_a_fresh_client(server_factory, site):
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard < 2500:
+        pytest.skip("both ends of 1,000 connections need 2,500 descriptors in this process")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    srv = server_factory(root=site)
+    held, errors = stress.hold_idle(srv.port, 1000)
+    try:
+        assert errors == 0 and len(srv.server.connections) == 1000
+        status, seconds = stress.fetch(srv.port)
+        assert status == 200 and seconds < 1.0
+    finally:
+        for sock in held:
+            sock.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
