@@ -96,7 +96,7 @@ def config_from_args(args) -> Config:
         listing=args.listing, hidden=args.hidden, index=tuple(args.index or ("index.html",)),
         cache_control=args.cache_control, precompressed=args.precompressed, app=args.app,
         wsgi=args.wsgi, threads=args.threads, workers=args.workers,
-        extra={} if args.fd is None else {"fd": args.fd}, **overrides,
+        fd=args.fd, **overrides,
     ).checked()
 
 

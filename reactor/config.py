@@ -5,7 +5,7 @@ directly. Nothing here opens sockets or files beyond checking that the root exis
 """
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from . import limits
 from .errors import ConfigError
@@ -40,7 +40,7 @@ class Config:
     keepalive_timeout: float = limits.KEEPALIVE_TIMEOUT
     send_timeout: float = limits.SEND_TIMEOUT
     shutdown_grace: float = limits.SHUTDOWN_GRACE
-    extra: dict = field(default_factory=dict, compare=False)
+    fd: int | None = None              # an inherited listening socket (--fd)
 
     def checked(self) -> "Config":
         """Self, after the checks that need no network; raises ConfigError with one line."""

@@ -10,7 +10,6 @@ import enum
 import logging
 import os
 import socket
-from collections import deque
 from concurrent.futures import Future
 
 from .errors import HTTPError
@@ -64,8 +63,10 @@ class Connection:
         self.client = client
         self.protocol = server.new_protocol()
         self.handler = server.handler
-        self.pending = deque()   # events received, not yet answered
-        self.output = deque()    # pieces to write: bytes, FileSlice, Stream
+        # Lists, not deques: they stay short, and an empty list is a tenth of an empty deque's
+        # size, which counts with thousands of idle connections.
+        self.pending = []   # events received, not yet answered
+        self.output = []    # pieces to write: bytes, FileSlice, Stream
         self.waiting = None      # a Future the next step waits on
         self.closing = False     # close once the output is written
         self.reading = True      # registered for readability
@@ -149,7 +150,7 @@ class Connection:
         output = self.output
         while pending and self.waiting is None and not self.closing and len(output) < MAX_QUEUED:
             self.state = State.WRITING
-            event = pending.popleft()
+            event = pending.pop(0)
             if event.__class__ is Request:
                 self._serve(event)
             elif isinstance(event, HTTPError):
@@ -230,7 +231,7 @@ class Connection:
                     output[0] = memoryview(piece)[sent:]
                     self._block()
                     return False
-                output.popleft()
+                output.pop(0)
             elif piece.__class__ is FileSlice:
                 if not self._send_file(piece):
                     return False
@@ -245,9 +246,9 @@ class Connection:
         output = self.output
         run = []
         while output and output[0].__class__ is bytes:
-            run.append(output.popleft())
+            run.append(output.pop(0))
         joined = b"".join(run)
-        output.appendleft(joined)
+        output.insert(0, joined)
         return joined
 
     def _send_file(self, piece) -> bool:
@@ -270,7 +271,7 @@ class Connection:
             piece.offset += sent
             piece.count -= sent
         piece.close()
-        self.output.popleft()
+        self.output.pop(0)
         return True
 
     def _pull_stream(self, stream) -> bool:
@@ -289,13 +290,13 @@ class Connection:
             self.close()
             return False
         if item is _END:
-            output.popleft()
+            output.pop(0)
             stream.close()
             last = stream.last()
             if last:
-                output.appendleft(last)
+                output.insert(0, last)
         elif item:
-            output.appendleft(stream.frame(bytes(item)))
+            output.insert(0, stream.frame(bytes(item)))
         return True
 
     def _stream_ready(self, future):
@@ -309,7 +310,7 @@ class Connection:
             self.close()
             return
         if item:
-            self.output.appendleft(self.output[0].frame(bytes(item)))
+            self.output.insert(0, self.output[0].frame(bytes(item)))
         self.advance()
 
     def _block(self):

@@ -159,6 +159,8 @@ class Protocol:
             try:
                 chunk, used, done = self._decoder.decode(data, pos)
             except ParseError as error:
+                # Kept in the event list: without its traceback, so it holds no frames.
+                error.__traceback__ = None
                 return self._fail_body(error, events)
             pos += used
             if chunk:

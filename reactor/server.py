@@ -236,12 +236,18 @@ def serve(config, ready=print):
     note = connection_limit_note(config, raise_open_files_limit())
     if note:
         log.warning("%s", note)
-    listeners = inherited_listeners(config)
-    if config.workers > 1:
-        Supervisor(config, listeners, ready).run()
-        return
-    listeners = listeners or [open_listener(config)]
-    run_worker(config, listeners, lambda: ready(describe(config, listeners[0])))
+    inherited = inherited_listeners(config)
+    main_pid = os.getpid()
+    try:
+        if config.workers > 1:
+            Supervisor(config, inherited, ready).run()
+            return
+        listeners = inherited or [open_listener(config)]
+        run_worker(config, listeners, lambda: ready(describe(config, listeners[0])))
+    finally:
+        # The socket file is ours to remove, unless it was handed to us (and not in a worker).
+        if config.unix and not inherited and os.getpid() == main_pid:
+            _remove_stale_socket(config.unix)
 
 
 def ready_line(config, listener) -> str:

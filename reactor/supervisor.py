@@ -85,8 +85,8 @@ def inherited_listeners(config) -> list:
         # As sd_listen_fds(1) does: the variables describe this process, not its children.
         for name in ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"):
             os.environ.pop(name, None)
-    if config.extra.get("fd") is not None:
-        fds.append(config.extra["fd"])
+    if config.fd is not None:
+        fds.append(config.fd)
     return [_listening_socket(fd) for fd in fds]
 
 

@@ -269,3 +269,16 @@ def test_graceful_shutdown_finishes_the_response_under_way(server_factory):
     assert response.body == b"x" * 5000
     srv.thread.join(5)
     assert not srv.thread.is_alive()
+
+
+def test_malformed_chunked_bodies_leave_the_server_serving(echo_server):
+    # Each error once kept the receive buffer exported from a saved traceback; enough of them
+    # and the garbage collector crashed the process.
+    bad = b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"
+    for _ in range(60):
+        [response] = parse_responses(exchange(echo_server.port, bad, half_close=False))
+        assert response.status == 400
+    import gc
+    gc.collect()
+    response, body, _ = get(echo_server.port, "/alive")
+    assert body == b"GET /alive 0\n"
