@@ -380,6 +380,11 @@ def report(args, status, summary, ratios, meta, runs) -> str:
             if got and got["errors"]:
                 notes.append(f"- {status[n]['label']}, {sc.title}: {got['errors']:,} socket "
                              f"errors or non-2xx answers over {got['requests']:,} requests.")
+        skip = setup.SPECS[n].skip
+        if skip and summary.get(n):
+            notes.append(f"- {status[n]['label']} sits out " + "; ".join(
+                f"{sc.short.replace(chr(10), ' ')} ({skip[sc.key]})"
+                for sc in SCENARIOS if sc.key in skip) + ".")
         busy = [r for r in runs if r["server"] == n and r["foreign_cores"] > RETRY_ABOVE_CORES]
         if busy:
             notes.append(f"- {status[n]['label']}: {len(busy)} run(s) shared the machine with "

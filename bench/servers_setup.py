@@ -94,15 +94,21 @@ def _apt_install(package: str) -> str:
     return f"apt-get install {package} failed: {lines[-1] if lines else done.returncode}"
 
 
+def which(command: str):
+    """shutil.which that also looks in the sbin directories, where Debian puts nginx."""
+    path = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
+    return shutil.which(command, path=path)
+
+
 def ensure_command(command: str, package: str) -> str:
     """Make `command` available, installing `package` if needed; '' or a reason."""
-    if shutil.which(command):
+    if which(command):
         return ""
     print(f"installing {package} ...", flush=True)
     reason = _apt_install(package)
     if reason:
         return reason
-    return "" if shutil.which(command) else f"{package} installed but {command} not found"
+    return "" if which(command) else f"{package} installed but {command} not found"
 
 
 def ensure_module(module: str, package: str) -> str:
@@ -198,8 +204,8 @@ def _nginx_argv(port, tree, workdir):
     os.makedirs(os.path.join(workdir, "nginx-temp"), exist_ok=True)
     with open(conf, "w") as f:
         f.write(nginx_config(port, tree, workdir))
-    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    return [nginx, "-p", workdir, "-c", conf, "-e", os.path.join(workdir, "nginx-error.log")]
+    return [which("nginx") or "nginx", "-p", workdir, "-c", conf,
+            "-e", os.path.join(workdir, "nginx-error.log")]
 
 
 SPECS = {
@@ -218,8 +224,7 @@ SPECS = {
 def prerequisite(name: str) -> str:
     """Install what a server needs; return '' when it can be tried, else the reason it cannot."""
     if name == "nginx":
-        return ensure_command("nginx", "nginx-light") or (
-            "" if os.path.exists(shutil.which("nginx") or "/usr/sbin/nginx") else "nginx not found")
+        return ensure_command("nginx", "nginx-light")
     if name == "aiohttp":
         return ensure_module("aiohttp", "aiohttp")
     if name in ("reactor", "reactor-py"):
@@ -258,7 +263,7 @@ def version(name: str) -> str:
     """A one-line version string for the report; '' where none can be had."""
     try:
         if name == "nginx":
-            out = subprocess.run([shutil.which("nginx") or "nginx", "-v"], capture_output=True,
+            out = subprocess.run([which("nginx") or "nginx", "-v"], capture_output=True,
                                  text=True).stderr
             return out.strip().split("/")[-1]
         if name == "aiohttp":
