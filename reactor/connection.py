@@ -27,6 +27,10 @@ _END = object()
 # unparsed in the protocol's order, so memory and open files per connection stay bounded.
 MAX_QUEUED = 32
 
+# Queued bytes are joined into one send up to this size (pipelined small responses); beyond
+# it, pieces go out as they are, so a large body is never copied just to be joined.
+JOIN_LIMIT = 64 * 1024
+
 # After `Connection: close`, how long to keep reading (and discarding) what the client is
 # still sending, so that closing with unread data does not reset the response away.
 LINGER_TIME = 2.0
@@ -217,7 +221,7 @@ class Connection:
             piece = output[0]
             if piece.__class__ is bytes or piece.__class__ is memoryview:
                 if len(output) > 1 and output[1].__class__ is bytes:
-                    piece = self._join_leading_bytes()
+                    piece = self._join_leading_bytes(piece)
                 flags = MSG_MORE if len(output) > 1 else 0
                 try:
                     sent = sock.send(piece, flags)
@@ -242,14 +246,19 @@ class Connection:
                 output[0] = memoryview(piece)   # bytearray and other buffers
         return True
 
-    def _join_leading_bytes(self) -> bytes:
+    def _join_leading_bytes(self, first) -> bytes:
+        """Small responses queued back to back become one send; large bodies are not copied."""
         output = self.output
-        run = []
-        while output and output[0].__class__ is bytes:
-            run.append(output.pop(0))
-        joined = b"".join(run)
-        output.insert(0, joined)
-        return joined
+        size = len(first)
+        count = 1
+        for piece in output[1:]:
+            if piece.__class__ is not bytes or size + len(piece) > JOIN_LIMIT:
+                break
+            size += len(piece)
+            count += 1
+        if count > 1:
+            output[:count] = [b"".join(output[:count])]
+        return output[0]
 
     def _send_file(self, piece) -> bool:
         while piece.count:

@@ -9,7 +9,8 @@ order, keep-alive and the input state. Must not import sockets, the loop or any 
 import enum
 
 from .errors import HTTPError, ParseError
-from .response import FileSlice, NO_CONTENT, error_response, render_head
+from .response import (INLINE_BODY, NO_CONTENT, FileSlice, error_response, render_head,
+                       render_message)
 
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
@@ -193,17 +194,18 @@ class Protocol:
             keep_alive = False   # the end of an HTTP/1.0 stream is the end of the connection
         if not keep_alive:
             self.finish()
-        head = render_head(response, request.version, keep_alive)
+        version = request.version
         if request.method == "HEAD" or response.status in NO_CONTENT:
             discard_body(body)
-            return [head], keep_alive
-        if isinstance(body, (bytes, bytearray, memoryview)):
-            return ([head + body] if len(body) < 16384 else [head, body]), keep_alive
-        if isinstance(body, FileSlice):
+            return [render_head(response, version, keep_alive)], keep_alive
+        if isinstance(body, (bytes, bytearray, memoryview)) and len(body) < INLINE_BODY:
+            return [render_message(response, version, keep_alive)], keep_alive
+        head = render_head(response, version, keep_alive)
+        if isinstance(body, (bytes, bytearray, memoryview, FileSlice)):
             return [head, body], keep_alive
         if isinstance(body, (list, tuple)):
             return [head, *body], keep_alive
-        return [head, Stream(body, chunked=request.version >= 11)], keep_alive
+        return [head, Stream(body, chunked=version >= 11)], keep_alive
 
     def finish(self):
         """Read no further request; the next response says Connection: close."""

@@ -17,6 +17,11 @@ SERVER = f"reactor/{__version__}".encode()
 REASONS = {s.value: s.phrase.encode() for s in HTTPStatus}
 STATUS_LINES = {code: b"HTTP/1.1 %d %s\r\n" % (code, phrase) for code, phrase in REASONS.items()}
 
+# Bodies below this size go out in one buffer with their head: one send, and for a shared
+# (cached) Response the joined bytes are kept, so a hot file costs no copy per request.
+# Larger bodies follow their head without being copied.
+INLINE_BODY = 16 * 1024
+
 # Statuses whose responses never carry content (RFC 9110 §6.4.1, §15.3.5, §15.4.5).
 NO_CONTENT = frozenset({100, 101, 102, 103, 204, 304})
 
@@ -142,8 +147,19 @@ def render_head(response: Response, version: int, keep_alive: bool) -> bytes:
         connection = b""
     status_line = STATUS_LINES.get(status) or b"HTTP/1.1 %d Unknown\r\n" % status
     head = b"".join((status_line, date_fields, response.fields, framing, connection, b"\r\n"))
-    response._head_cache = (stamp, version, keep_alive, head)
+    response._head_cache = (stamp, version, keep_alive, head, None)
     return head
+
+
+def render_message(response: Response, version: int, keep_alive: bool) -> bytes:
+    """Head and bytes body in one buffer, cached beside the head (bodies < INLINE_BODY)."""
+    head = render_head(response, version, keep_alive)
+    cache = response._head_cache
+    message = cache[4]
+    if message is None:
+        message = head + response.body
+        response._head_cache = cache[:4] + (message,)
+    return message
 
 
 def error_response(status: int, message: str = "", headers=()) -> Response:
