@@ -145,17 +145,17 @@ def start_servers(args, tree, workdir, digests):
 
 
 def revive(name, server, status, where) -> bool:
-    """A server that died is noted with its last log line and restarted once per death."""
+    """A server that died is noted with its last log line and started again."""
     entry = status[name]
     entry["crashes"].append(f"{where}: exited {server.proc.returncode}: {server.log_tail()}")
-    print(f"  {name} died during {where}; restarting", flush=True)
+    print(f"  {name} died ({where}); restarting", flush=True)
     server.stop()
     try:
         server.start()
         return True
     except setup.Unavailable as e:
         entry["state"] = "crashed"
-        entry["reason"] = f"died during {where} and could not restart: {e}"
+        entry["reason"] = f"died ({where}) and could not restart: {e}"
         return False
 
 
@@ -217,7 +217,8 @@ def measure(args, running, status, scripts):
                 server = running[name]
                 if sc.key in server.spec.skip or status[name]["state"] != "ok":
                     continue
-                if not server.alive() and not revive(name, server, status, f"before {sc.key}"):
+                if not server.alive() and not revive(name, server, status,
+                                                        f"between runs, before {sc.key}"):
                     continue
                 result = one_run(args, server, sc, scripts, quiet)
                 if result["foreign_cores"] > RETRY_ABOVE_CORES and retries > 0:
@@ -228,10 +229,8 @@ def measure(args, running, status, scripts):
                     result["retried"] = True
                 result.update(server=name, scenario=sc.key, round=rnd + 1)
                 if not server.alive():
-                    status[name]["crashes"].append(
-                        f"{sc.key} round {rnd + 1}: exited {server.proc.returncode}: "
-                        f"{server.log_tail()}")
                     result["failed"] = result.get("failed") or "server died during the run"
+                    revive(name, server, status, f"{sc.key} round {rnd + 1}")
                 runs.append(result)
                 done += 1
                 value = (f"{result[sc.metric]:,.0f} {'req/s' if sc.metric == 'rps' else 'MB/s'}"
@@ -298,8 +297,12 @@ def _cell(v, fmt):
     return "–" if v is None else fmt.format(v)
 
 
+def _name(sc):
+    return sc.short.replace("\n", " ").replace(" MB/s", "")
+
+
 def _heading():
-    return [sc.short.replace("\n", " ") for sc in SCENARIOS]
+    return [_name(sc) for sc in SCENARIOS]
 
 
 def report(args, status, summary, ratios, meta, runs) -> str:
@@ -310,7 +313,7 @@ def report(args, status, summary, ratios, meta, runs) -> str:
              f"round(s) of {args.duration:g} s per run; server on CPU {args.server_cpu}, "
              f"wrk on CPU {args.wrk_cpu}; waited {meta.get('waited_for_quiet_s', 0):.0f} s "
              "in all for other work on the machine to pause.", ""]
-    head = ["server"] + [h.replace(" MB/s", "") for h in _heading()] + [
+    head = ["server"] + _heading() + [
         "RSS @1000 conns", "peak RSS"]
     lines += ["Requests/s (1 KiB) and MB/s (100 KiB, 10 MiB); memory in MiB, summed over the "
               "server's processes (PSS counts pages shared between them once).", "",
@@ -362,7 +365,7 @@ def report(args, status, summary, ratios, meta, runs) -> str:
     # pipelined run reports throughput only.
     latency = [sc for sc in SCENARIOS if sc.metric == "rps" and sc.script != "pipeline16"]
     lines += ["", "Latency p50 / p99 in ms.", "",
-              "| server | " + " | ".join(sc.short.replace("\n", " ") for sc in latency) + " |",
+              "| server | " + " | ".join(_name(sc) for sc in latency) + " |",
               "|" + "---|" * (len(latency) + 1)]
     for n in names:
         per = summary.get(n)
@@ -383,7 +386,7 @@ def report(args, status, summary, ratios, meta, runs) -> str:
         skip = setup.SPECS[n].skip
         if skip and summary.get(n):
             notes.append(f"- {status[n]['label']} sits out " + "; ".join(
-                f"{sc.short.replace(chr(10), ' ')} ({skip[sc.key]})"
+                f"{_name(sc)} ({skip[sc.key]})"
                 for sc in SCENARIOS if sc.key in skip) + ".")
         busy = [r for r in runs if r["server"] == n and r["foreign_cores"] > RETRY_ABOVE_CORES]
         if busy:
