@@ -71,7 +71,7 @@ RETRY_ABOVE_CORES = 0.3
 # quiet: between runs the servers idle, so whatever is busy then belongs to someone else.
 QUIET_BELOW_CORES = 0.15
 QUIET_WAIT_PER_RUN_S = 8.0
-QUIET_BUDGET = {"quick": 45.0, "full": 180.0}
+QUIET_BUDGET = {"quick": 30.0, "full": 180.0}
 
 
 def parse_args(argv=None):
