@@ -26,6 +26,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from chart import grouped_bars  # noqa: E402  (bench/ is sys.path[0] when run as a script)
 from reactor import _pyparser  # noqa: E402
 from reactor.request import Request  # noqa: E402
 
@@ -216,36 +217,13 @@ def table(results):
 
 
 def svg(results, path):
-    """A grouped bar chart, one group per corpus item, bars scaled per group."""
+    """The table as a chart: ns per request for each corpus item, log scale."""
     names = [n for n in ORDER if any(n in r for r in results.values())]
-    colors = ["#1f77b4", "#aec7e8", "#ff7f0e", "#d62728", "#2ca02c", "#98df8a"]
-    bar, gap, top, height, left = 18, 40, 40, 220, 60
-    width = left + len(results) * (len(names) * bar + gap) + 200
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{top + height + 60}"'
-           ' font-family="sans-serif" font-size="11">',
-           f'<text x="{left}" y="20" font-size="14">reactor parser bench: ns per request '
-           '(bars scaled within each case)</text>']
-    x = left
-    for case, row in results.items():
-        peak = max(row.values())
-        for i, n in enumerate(names):
-            if n in row:
-                h = height * row[n] / peak
-                out.append(f'<rect x="{x + i * bar}" y="{top + height - h:.1f}" width="{bar - 2}"'
-                           f' height="{h:.1f}" fill="{colors[i % len(colors)]}">'
-                           f'<title>{n}: {row[n]:,.0f} ns</title></rect>')
-                out.append(f'<text x="{x + i * bar + bar / 2 - 1}" y="{top + height - h - 3:.1f}"'
-                           f' font-size="8" text-anchor="middle">{row[n]:,.0f}</text>')
-        out.append(f'<text x="{x}" y="{top + height + 16}">{case}</text>')
-        x += len(names) * bar + gap
-    for i, n in enumerate(names):
-        y = top + i * 16
-        out.append(f'<rect x="{x}" y="{y}" width="10" height="10" '
-                   f'fill="{colors[i % len(colors)]}"/>')
-        out.append(f'<text x="{x + 14}" y="{y + 9}">{n}</text>')
-    out.append("</svg>")
+    values = {n: {case: row.get(n) for case, row in results.items()} for n in names}
+    labels = {n: {case: f"{v:,.0f}" for case, v in row.items() if v} for n, row in values.items()}
     with open(path, "w") as f:
-        f.write("\n".join(out) + "\n")
+        f.write(grouped_bars("Request parsers: ns per request (lower is better)", list(results),
+                             names, values, log=True, ylabel="ns per request", labels=labels))
 
 
 def main(argv=None):
