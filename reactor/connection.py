@@ -180,17 +180,15 @@ class Connection:
         self._respond(request, response)
 
     def _resume(self, request, future):
-        if self.waiting is not future:
-            return   # closed meanwhile
-        self.waiting = None
         try:
             response = future.result()
         except Exception:
             log.exception("handler failed for %s %s", request.method, request.target)
             response = error_response(500)
-        if self.state is State.CLOSED:
-            discard_body(response.body)
+        if self.waiting is not future:
+            discard_body(response.body)   # closed meanwhile: release its file or stream
             return
+        self.waiting = None
         self._respond(request, response)
         self.advance()
 
@@ -205,9 +203,6 @@ class Connection:
 
     def _closing(self):
         self.closing = True
-        for event in self.pending:
-            if event.__class__ is Request:
-                discard_body(event.body)
         self.pending.clear()
 
     # -- output --------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 import http.client
 import os
 import socket
+import struct
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -282,3 +283,30 @@ def test_malformed_chunked_bodies_leave_the_server_serving(echo_server):
     gc.collect()
     response, body, _ = get(echo_server.port, "/alive")
     assert body == b"GET /alive 0\n"
+
+
+def test_response_finished_after_the_client_left_releases_its_file(server_factory, tmp_path):
+    path = tmp_path / "f"
+    path.write_bytes(b"x" * 100)
+    released = threading.Event()
+    go = threading.Event()
+    pool = ThreadPoolExecutor(1)
+
+    def slow_file(request):
+        def work():
+            go.wait(5)
+            fd = os.open(path, os.O_RDONLY)
+            return Response(200, [], FileSlice(fd, 0, 100,
+                                               release=lambda f: (os.close(f), released.set())))
+        return pool.submit(work)
+
+    srv = server_factory(handler=slow_file)
+    sock = connect(srv.port)
+    sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert wait_until(lambda: any(c.waiting for c in srv.server.connections))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()   # a reset: the server drops the connection while the handler still works
+    assert wait_until(lambda: len(srv.server.connections) == 0)
+    go.set()
+    assert released.wait(5)
+    pool.shutdown()
