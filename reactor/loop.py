@@ -18,18 +18,14 @@ MAX_WAIT = 1.0
 
 
 class Timer:
-    """A scheduled call; cancel() makes it a no-op (it stays in the heap until due)."""
+    """A scheduled call, ordered by when it is due."""
 
-    __slots__ = ("when", "callback", "args", "cancelled")
+    __slots__ = ("when", "callback", "args")
 
     def __init__(self, when, callback, args):
         self.when = when
         self.callback = callback
         self.args = args
-        self.cancelled = False
-
-    def cancel(self):
-        self.cancelled = True
 
     def __lt__(self, other):
         return self.when < other.when
@@ -59,14 +55,8 @@ class Loop:
     def add_reader(self, fd, callback):
         self._set(fd, EVENT_READ, callback)
 
-    def add_writer(self, fd, callback):
-        self._set(fd, EVENT_WRITE, callback)
-
     def remove_reader(self, fd):
         self._set(fd, EVENT_READ, None)
-
-    def remove_writer(self, fd):
-        self._set(fd, EVENT_WRITE, None)
 
     def watch(self, fd, reader, writer):
         """Set both callbacks of fd at once (one system call where a pair of add/remove
@@ -158,8 +148,7 @@ class Loop:
                         current()
             while timers and timers[0].when <= now:
                 timer = heapq.heappop(timers)
-                if not timer.cancelled:
-                    timer.callback(*timer.args)
+                timer.callback(*timer.args)
             while threadsafe:
                 callback, args = threadsafe.popleft()
                 callback(*args)
