@@ -115,12 +115,9 @@ def _exact_error(buf, pos, max_request_line, max_head, max_headers):
             return 431
         if buf[i] != 13:
             break
-        if i + 1 >= n:
-            return 0
-        if i + 1 >= head_limit:
-            return 431
-        if buf[i + 1] != 10:
-            return 400
+        status = _after_cr(buf, i, n, head_limit)
+        if status is not None:
+            return status
         i += 2
     line_limit = i + max_request_line
     e = _RL_PREFIX.match(buf, i).end()
@@ -144,12 +141,9 @@ def _exact_error(buf, pos, max_request_line, max_head, max_headers):
         if i >= head_limit:
             return 431
         if buf[i] == 13:
-            if i + 1 >= n:
-                return 0
-            if i + 1 >= head_limit:
-                return 431
-            if buf[i + 1] != 10:
-                return 400
+            status = _after_cr(buf, i, n, head_limit)
+            if status is not None:
+                return status
             raise AssertionError("the exact scan accepted a head the fast path refused")
         e = _FIELD_PREFIX.match(buf, i).end()
         complete = e > i and buf[e - 1] == 10
@@ -162,6 +156,18 @@ def _exact_error(buf, pos, max_request_line, max_head, max_headers):
         if count > max_headers:
             return 431
         i = e
+
+
+def _after_cr(buf, i, n, head_limit):
+    """For the CR at buf[i]: None when a LF follows within the head limit, else the status
+    (0 while the next byte has not arrived, 431 past the limit, 400 for a bare CR)."""
+    if i + 1 >= n:
+        return 0
+    if i + 1 >= head_limit:
+        return 431
+    if buf[i + 1] != 10:
+        return 400
+    return None
 
 
 _REASONS = {
