@@ -23,6 +23,14 @@ def fetch(port, path, method="GET", body=None, headers=None):
         conn.close()
 
 
+def assert_answered_promptly(port, path, expected: bytes):
+    """`path` is served in full while other requests are held up: the loop is not blocked."""
+    started = time.monotonic()
+    response, body = fetch(port, path)
+    assert response.status == 200 and body == expected
+    assert time.monotonic() - started < 1.0
+
+
 def read_until_close(sock: socket.socket, limit: int = 64 * 1024 * 1024) -> bytes:
     chunks = []
     size = 0

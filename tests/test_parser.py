@@ -3,7 +3,6 @@ split point, plus the API details the server relies on (buffer types, start, end
 
 import pytest
 
-from reactor import _pyparser
 from reactor.errors import ParseError
 from reactor.request import Request
 from tests.parser_cases import CASES, H, get, req
