@@ -27,9 +27,11 @@ import chart
 import servers_load as load
 import servers_setup as setup
 
-ORDER = ("reactor", "reactor-py", "nginx", "aiohttp", "http.server", "bare-loop")
+ORDER = ("reactor", "reactor-py", "reactor-log", "nginx", "nginx-tuned", "aiohttp", "http.server",
+         "bare-loop")
 # Fixed per server, so charts from different runs read the same way.
-COLORS = {"reactor": "#2b6cb0", "reactor-py": "#63b3ed", "nginx": "#38a169",
+COLORS = {"reactor": "#2b6cb0", "reactor-py": "#63b3ed", "reactor-log": "#90cdf4",
+          "nginx": "#38a169", "nginx-tuned": "#276749",
           "aiohttp": "#dd6b20", "http.server": "#805ad5", "bare-loop": "#a0aec0"}
 # Ratios, the chart and the targets of the project are all stated against nginx.
 BASELINE = "nginx"
@@ -193,7 +195,10 @@ def one_run(args, server, sc, scripts, quiet):
             setup.ForeignLoad(server.pids, (args.server_cpu, args.wrk_cpu)) as other:
         result = load.run(server.port, sc.path, plan, scripts, args.wrk_cpu)
     result.update(rss_peak_kib=rss.peak_kib, pss_peak_kib=rss.pss_peak_kib,
-                  foreign_cores=round(other.cores, 3), load_before_cores=round(before, 3))
+                  foreign_cores=round(other.cores, 3), load_before_cores=round(before, 3),
+                  server_cpu_s=round(other.server_s, 3))
+    if result.get("requests"):
+        result["cpu_us"] = other.server_s * 1e6 / result["requests"]
     return result
 
 
@@ -234,6 +239,7 @@ def measure(args, running, status, scripts):
                 runs.append(result)
                 done += 1
                 value = (f"{result[sc.metric]:,.0f} {'req/s' if sc.metric == 'rps' else 'MB/s'}"
+                         f", {result.get('cpu_us', 0):.1f} us CPU/req"
                          if "failed" not in result else f"failed: {result['failed']}")
                 errors = f", {result['errors']} errors" if result.get("errors") else ""
                 other = (f", other load {result['foreign_cores']:.2f} cores"
@@ -263,6 +269,7 @@ def summarise(runs, status):
             timed = sc.script != "pipeline16"
             per[sc.key] = {
                 "value": statistics.median(r[sc.metric] for r in got),
+                "cpu_us": statistics.median(r.get("cpu_us", 0.0) for r in got),
                 "p50_ms": statistics.median(r["p50_ms"] for r in got) if timed else None,
                 "p99_ms": statistics.median(r["p99_ms"] for r in got) if timed else None,
                 "errors": sum(r["errors"] for r in got),
@@ -333,6 +340,17 @@ def report(args, status, summary, ratios, meta, runs) -> str:
         cells += [rss,
                   _cell(per.get("hwm_kib") and per["hwm_kib"] / 1024, "{:.1f}")]
         lines.append(f"| {entry['label']} | " + " | ".join(cells) + " |")
+
+    lines += ["", "The server's own CPU time (user + system, all its processes) per request, "
+              "in µs: comparable between runs and machines where requests/s is not.", "",
+              "| server | " + " | ".join(_heading()) + " |", "|" + "---|" * (len(SCENARIOS) + 1)]
+    for n in names:
+        per = summary.get(n)
+        if not per:
+            continue
+        cells = ["n/a" if sc.key in setup.SPECS[n].skip else
+                 _cell(per.get(sc.key, {}).get("cpu_us"), "{:.1f}") for sc in SCENARIOS]
+        lines.append(f"| {status[n]['label']} | " + " | ".join(cells) + " |")
 
     if base:
         lines += ["", f"Each server ÷ {status[base]['label']} (median of per-round ratios; "
