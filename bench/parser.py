@@ -11,10 +11,12 @@ Parsers, all measured in the same run on the same bytes:
   flat fields, method and target as str, version, keep-alive, and a pass over the fields for
   Content-Length, Transfer-Encoding and Expect, with none of reactor's checks).
 
-Usage: python bench/parser.py [--corpus DIR] [--repeat N] [--json PATH] [--svg PATH]
+Usage: python bench/parser.py [--corpus DIR] [--repeat N] [--python-only] [--json PATH] [--svg PATH]
 Prints a table of ns per request with ratios against httptools (and the server pair against
-httptools-server). Imports reactor's parser backends directly; needs httptools and h11
-(pip install 'reactor[bench]'); a peer that is missing is left out of the table.
+httptools-server). Measures the installed reactor (`pip install -e '.[bench]'` from a checkout)
+and stops with one line when its C backend cannot be loaded, unless --python-only; httptools
+and h11 come with the bench extra, and a peer that is missing is left out of the table. The
+corpus is ../shared/corpus beside the checkout, $REACTOR_CORPUS, or --corpus DIR.
 """
 
 import argparse
@@ -24,13 +26,18 @@ import statistics
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from chart import grouped_bars  # bench/ is sys.path[0] when run as a script
 
-from chart import grouped_bars  # noqa: E402  (bench/ is sys.path[0] when run as a script)
-from reactor import _pyparser  # noqa: E402
-from reactor.request import Request  # noqa: E402
+try:
+    from reactor import _pyparser
+    from reactor.request import Request
+except ImportError:
+    raise SystemExit("bench/parser.py: reactor is not installed "
+                     "(from the checkout: pip install -e '.[bench]')") from None
 
-CORPUS = os.environ.get("REACTOR_CORPUS", "/work/shared/corpus")
+CHECKOUT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CORPUS = os.environ.get("REACTOR_CORPUS",
+                        os.path.join(os.path.dirname(CHECKOUT), "shared", "corpus"))
 CASES = [("a_bench_get", "browser GET"), ("b_minimal", "minimal GET"),
          ("c_many_headers", "30 headers"), ("d_pipelined16", "16 pipelined GETs")]
 
@@ -171,13 +178,15 @@ def measure(found, buf, requests, repeat):
     return {name: statistics.median(r) for name, r in rounds.items()}
 
 
-def parsers(bufs):
+def parsers(bufs, python_only):
     found = {}
-    try:
-        from reactor import _cparser
-    except ImportError as error:
-        print(f"reactor-c left out: {error}", file=sys.stderr)
-    else:
+    if not python_only:
+        try:
+            from reactor import _cparser
+        except ImportError as error:
+            raise SystemExit(f"bench/parser.py: the C parser of the reactor in "
+                             f"{os.path.dirname(_pyparser.__file__)} cannot be loaded ({error}); "
+                             f"build it with pip install -e . or pass --python-only") from None
         found["reactor-c"] = reactor_full(_cparser)
         found["reactor-c-server"] = reactor_server(_cparser)
     found["reactor-py"] = reactor_full(_pyparser)
@@ -226,20 +235,32 @@ def svg(results, path):
                              names, values, log=True, ylabel="ns per request", labels=labels))
 
 
+def read_corpus(directory) -> dict:
+    names = [name for name, _ in CASES]
+    missing = [n + ".txt" for n in names if not os.path.isfile(os.path.join(directory, n + ".txt"))]
+    if missing:
+        raise SystemExit(f"bench/parser.py: the corpus in {directory} lacks {', '.join(missing)} "
+                         f"(pass --corpus DIR or set REACTOR_CORPUS)")
+    bufs = {}
+    for name in names:
+        with open(os.path.join(directory, name + ".txt"), "rb") as f:
+            bufs[name] = f.read()
+    return bufs
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--corpus", default=CORPUS)
     ap.add_argument("--repeat", type=int, default=15)
     ap.add_argument("--only", help="comma-separated parser names")
+    ap.add_argument("--python-only", action="store_true",
+                    help="measure without reactor's C backend")
     ap.add_argument("--json", metavar="PATH")
     ap.add_argument("--svg", metavar="PATH")
     args = ap.parse_args(argv)
 
-    bufs = {}
-    for name, _ in CASES:
-        with open(os.path.join(args.corpus, name + ".txt"), "rb") as f:
-            bufs[name] = f.read()
-    found = parsers(list(bufs.values()))
+    bufs = read_corpus(args.corpus)
+    found = parsers(list(bufs.values()), args.python_only)
     if args.only:
         found = {n: run for n, run in found.items() if n in args.only.split(",")}
 
