@@ -150,16 +150,26 @@ class _Refusing:
         return getattr(self._real, name)
 
 
-def test_hot_path_makes_no_system_call(handler, monkeypatch):
+def _refuse_file_system(monkeypatch):
     from reactor.static import files, handler as handler_module
 
-    first = handler(request("/a.txt"))
     refusing = _Refusing(os, {"stat", "lstat", "open", "fstat"})
     refusing.path = _Refusing(os.path, {"realpath"})
     for module in (files, handler_module):
         monkeypatch.setattr(module, "os", refusing)
+
+
+def test_hot_path_makes_no_system_call(handler, monkeypatch):
+    first = handler(request("/a.txt"))
+    _refuse_file_system(monkeypatch)
     assert handler(request("/a.txt")) is first
     assert handler(request("/a.txt", "HEAD")) is first
+
+
+def test_hot_path_check_sees_the_calls_of_a_cold_request(handler, monkeypatch):
+    _refuse_file_system(monkeypatch)
+    with pytest.raises(AssertionError, match="on the hot path"):
+        handler(request("/a.txt"))   # not cached yet: it has to stat and open the file
 
 
 def test_changed_small_file_is_served_after_revalidation(handler, root):
