@@ -1,14 +1,14 @@
-"""One client connection: its socket, its states, and the execution of what the protocol asks.
+"""One client connection: its transport, its states, and the execution of what the protocol asks.
 
 Reads into the server's shared receive buffer (a connection holds no buffer of its own while
 idle), feeds the protocol, calls the handler for each request in order, and writes the
 pieces with send / sendfile, registering for writability only after a partial write.
-Knows HTTP framing through `protocol`, never files or routes: handlers own those.
+Knows HTTP framing through `protocol`, never files or routes: handlers own those. The bytes
+move through a transport (transport.py), plain or TLS; which one is never asked here.
 """
 
 import enum
 import logging
-import os
 import socket
 from concurrent.futures import Future
 
@@ -46,24 +46,15 @@ class State(enum.Enum):
     CLOSED = "closed"
 
 
-def _send_file_fallback(out_fd, in_fd, offset, count):
-    data = os.pread(in_fd, count, offset)
-    return os.write(out_fd, data) if data else 0
-
-
-send_file = getattr(os, "sendfile", _send_file_fallback)
-
-
 class Connection:
-    __slots__ = ("server", "loop", "sock", "fd", "client", "protocol", "handler", "pending",
+    __slots__ = ("server", "loop", "transport", "client", "protocol", "handler", "pending",
                  "output", "waiting", "state", "deadline", "closing", "reading", "blocked",
                  "lingered")
 
-    def __init__(self, server, sock, client):
+    def __init__(self, server, transport, client):
         self.server = server
         self.loop = server.loop
-        self.sock = sock
-        self.fd = sock.fileno()
+        self.transport = transport
         self.client = client
         self.protocol = server.new_protocol()
         self.handler = server.handler
@@ -78,14 +69,14 @@ class Connection:
         self.lingered = 0
         self.state = State.IDLE
         self.deadline = self.loop.now + server.config.header_timeout
-        self.loop.add_reader(self.fd, self.on_readable)
+        transport.watch(self.on_readable, None)
 
     # -- input ---------------------------------------------------------------------------------
 
     def on_readable(self):
         server = self.server
         try:
-            n = self.sock.recv_into(server.recv_buffer)
+            n = self.transport.recv_into(server.recv_buffer)
         except (BlockingIOError, InterruptedError):
             return
         except OSError:
@@ -211,7 +202,7 @@ class Connection:
         """Write queued pieces; False when the socket is full (writer registered) or the
         connection is gone or waiting on a stream item."""
         output = self.output
-        sock = self.sock
+        transport = self.transport
         while output:
             piece = output[0]
             if piece.__class__ is bytes or piece.__class__ is memoryview:
@@ -219,7 +210,7 @@ class Connection:
                     piece = self._join_leading_bytes(piece)
                 flags = MSG_MORE if len(output) > 1 else 0
                 try:
-                    sent = sock.send(piece, flags)
+                    sent = transport.send(piece, flags)
                 except (BlockingIOError, InterruptedError):
                     sent = 0
                 except OSError:
@@ -258,8 +249,8 @@ class Connection:
     def _send_file(self, piece) -> bool:
         while piece.count:
             try:
-                sent = send_file(self.fd, piece.fd, piece.offset,
-                                 min(piece.count, limits.SENDFILE_CHUNK))
+                sent = self.transport.sendfile(piece.fd, piece.offset,
+                                               min(piece.count, limits.SENDFILE_CHUNK))
             except (BlockingIOError, InterruptedError):
                 self._block()
                 return False
@@ -328,8 +319,8 @@ class Connection:
             return
         self.reading = reading
         self.blocked = writing
-        self.loop.watch(self.fd, self.on_readable if reading else None,
-                        self._on_writable if writing else None)
+        self.transport.watch(self.on_readable if reading else None,
+                             self._on_writable if writing else None)
 
     def _on_writable(self):
         self.deadline = self.loop.now + self.server.config.send_timeout
@@ -340,7 +331,7 @@ class Connection:
     def on_timeout(self):
         if self.state is State.READING_HEAD and not self.output:
             try:
-                self.sock.send(self.protocol.error(HTTPError(408, "request head too slow"))[0])
+                self.transport.send(self.protocol.error(HTTPError(408, "request head too slow"))[0])
             except OSError:
                 pass
         self.close()
@@ -349,18 +340,18 @@ class Connection:
         """Half-close, then read and discard for a moment before closing, so a client still
         sending does not receive a reset that wipes out the response it has not read yet."""
         try:
-            self.sock.shutdown(socket.SHUT_WR)
+            self.transport.shutdown(socket.SHUT_WR)
         except OSError:
             self.close()
             return
         self.state = State.CLOSING
         self.deadline = self.loop.now + LINGER_TIME
         self.reading = self.blocked = False
-        self.loop.watch(self.fd, self._linger, None)
+        self.transport.watch(self._linger, None)
 
     def _linger(self):
         try:
-            n = self.sock.recv_into(self.server.recv_buffer)
+            n = self.transport.recv_into(self.server.recv_buffer)
         except (BlockingIOError, InterruptedError):
             return
         except OSError:
@@ -383,13 +374,9 @@ class Connection:
             return
         self.state = State.CLOSED
         self.waiting = None
-        self.loop.forget(self.fd)
+        self.transport.close()
         for piece in self.output:
             discard_body(piece)
         self.output.clear()
         self._closing()
-        try:
-            self.sock.close()
-        except OSError:
-            pass
         self.server.connection_closed(self)

@@ -19,6 +19,7 @@ from .errors import ConfigError
 from .loop import Loop
 from .parser import ChunkedDecoder, RequestParser
 from .protocol import Protocol
+from .transport import PlainTransport
 
 log = logging.getLogger("reactor")
 
@@ -171,7 +172,7 @@ class Server:
                 client = address[:2]
             else:
                 client = ("unix", 0)
-            connections.add(Connection(self, sock, client))
+            connections.add(Connection(self, PlainTransport(self.loop, sock), client))
             if len(connections) >= limit:
                 self._accept_off()
                 return
