@@ -13,6 +13,7 @@ from pathlib import Path
 from . import __version__
 from .config import Config
 from .errors import ConfigError
+from .static.site import Cors, HeaderRule
 
 
 class _OneLineParser(argparse.ArgumentParser):
@@ -31,6 +32,13 @@ def _workers(text: str) -> int:
     if text == "auto":
         return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return int(text)
+
+
+def _error_page(text: str) -> tuple:
+    status, eq, path = text.partition("=")
+    if not eq or not status.isdigit() or not path:
+        raise argparse.ArgumentTypeError(f"{text!r} is not STATUS=FILE (like 404=missing.html)")
+    return int(status), path
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,6 +66,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-control", metavar="VALUE", help="Cache-Control for file responses")
     p.add_argument("--no-precompressed", dest="precompressed", action="store_false",
                    help="never serve name.br / name.gz in place of name")
+    p.add_argument("--header", action="append", metavar="'[SCOPE] Name: value'",
+                   help="add a field to static responses (repeatable); SCOPE is a /prefix "
+                        "or a *glob of paths")
+    p.add_argument("--cors", nargs="?", const="*", metavar="ORIGINS",
+                   help="allow cross-origin requests from ORIGINS (default *), with preflight")
+    p.add_argument("--spa", nargs="?", const="index.html", metavar="FILE",
+                   help="answer navigations to paths that exist nowhere with FILE "
+                        "(default index.html)")
+    p.add_argument("--error-page", action="append", type=_error_page, metavar="STATUS=FILE",
+                   help="the page sent with STATUS (default: 404.html in the root)")
+    p.add_argument("--clean-urls", action="store_true",
+                   help="serve /about from about.html; redirect /about.html to /about")
     p.add_argument("--app", metavar="MODULE:ATTR", help="serve a reactor App")
     p.add_argument("--wsgi", metavar="MODULE:ATTR", help="serve a WSGI application")
     p.add_argument("--threads", type=int, default=8, help="WSGI worker threads (default 8)")
@@ -90,14 +110,25 @@ def config_from_args(args) -> Config:
     port = args.port if args.port is not None else args.port_arg
     overrides = {name: getattr(args, name) for name in _LIMIT_FLAGS
                  if getattr(args, name) is not None}
-    return Config(
+    config = Config(
         root=args.root or default_root(), host=args.bind,
         port=8000 if port is None else port, unix=args.unix, access_log=args.access_log,
         listing=args.listing, hidden=args.hidden, index=tuple(args.index or ("index.html",)),
         cache_control=args.cache_control, precompressed=args.precompressed, app=args.app,
         wsgi=args.wsgi, threads=args.threads, workers=args.workers,
-        fd=args.fd, **overrides,
+        fd=args.fd, headers=tuple(args.header or ()), cors=args.cors, spa=args.spa,
+        error_pages=tuple(args.error_page or ()), clean_urls=args.clean_urls, **overrides,
     ).checked()
+    _check_site_rules(config)
+    return config
+
+
+def _check_site_rules(config):
+    """Parse --header and --cors here, so a mistake is one line before anything starts."""
+    for text in config.headers:
+        HeaderRule.parse(text)
+    if config.cors is not None:
+        Cors(config.cors)
 
 
 def main(argv=None) -> int:

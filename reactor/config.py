@@ -23,6 +23,11 @@ class Config:
     index: tuple = ("index.html",)
     cache_control: str | None = None   # Cache-Control header on file responses
     precompressed: bool = True         # serve name.br / name.gz beside name when accepted
+    headers: tuple = ()                # --header rules: "Name: value" or "SCOPE Name: value"
+    cors: str | None = None            # "*" or the origins CORS allows
+    spa: str | None = None             # file answering navigations to paths that exist nowhere
+    error_pages: tuple = ()            # (status, file under the root); default 404.html
+    clean_urls: bool = False           # /about from about.html; /about.html redirects
     app: str | None = None             # "module:attr" of an App to serve
     wsgi: str | None = None            # "module:attr" of a WSGI application
     threads: int = 8                   # WSGI worker threads
@@ -49,6 +54,13 @@ class Config:
         if not (self.app or self.wsgi) and not os.path.isdir(self.root):
             what = "does not exist" if not os.path.exists(self.root) else "is not a directory"
             raise ConfigError(f"root {self.root!r} {what}")
+        for what, rel in ((("--spa", self.spa),) if self.spa else ()) + tuple(
+                (f"--error-page {status}", rel) for status, rel in self.error_pages):
+            if not rel or ".." in rel.split("/") or "\0" in rel:
+                raise ConfigError(f"{what} wants a file under the root, not {rel!r}")
+        for status, _ in self.error_pages:
+            if not 400 <= status <= 599:
+                raise ConfigError(f"--error-page {status}: not an error status (400-599)")
         if self.workers < 1:
             raise ConfigError("--workers must be at least 1")
         if self.threads < 1:

@@ -52,7 +52,10 @@ def build_handler(config):
     from .static import StaticFiles
     return StaticFiles(config.root, index=config.index, listing=config.listing,
                        hidden=config.hidden, cache_control=config.cache_control,
-                       precompressed=config.precompressed)
+                       precompressed=config.precompressed, headers=config.headers,
+                       cors=config.cors, spa=config.spa,
+                       error_pages=dict(config.error_pages) or None,
+                       clean_urls=config.clean_urls)
 
 
 def open_listener(config) -> socket.socket:

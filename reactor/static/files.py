@@ -54,19 +54,20 @@ def _key(st) -> tuple:
 class Snapshot:
     """One version of one regular file.
 
-    `name` is the last segment of the path it was looked up by (a symlink's own name, not its
-    target's). `data` holds its bytes when it is small and was read consistently, else None.
+    `rel` is the root-relative path it was looked up by and `name` that path's last segment (a
+    symlink's own name, not its target's). `data` holds its bytes when it is small and was read consistently, else None.
     `variants` maps a content-coding to the Snapshot of its sidecar. `response` and
     `not_modified` belong to the handler, which renders them once per snapshot. `deadline`
     (monotonic) is when the lookup that found it must be checked again.
     """
 
-    __slots__ = ("path", "name", "key", "size", "mtime_ns", "data", "variants", "signature",
+    __slots__ = ("path", "rel", "name", "key", "size", "mtime_ns", "data", "variants", "signature",
                  "deadline", "response", "not_modified")
 
     def __init__(self, path: str, st, data):
         self.path = path
         self.name = os.path.basename(path)
+        self.rel = self.name
         self.key = _key(st)
         self.size = st.st_size
         self.mtime_ns = st.st_mtime_ns
@@ -203,7 +204,7 @@ class Files:
         if _key(st) == snapshot.key:
             return fd, snapshot
         fresh = Snapshot(snapshot.path, st, None)
-        fresh.name = snapshot.name
+        fresh.rel, fresh.name = snapshot.rel, snapshot.name
         return fd, fresh
 
     def listdir(self, directory: Directory) -> list:
@@ -255,7 +256,7 @@ class Files:
         if (old.__class__ is Snapshot and old.path == real
                 and old.signature == self._signature(real, st)):
             return old
-        return self._load_file(real, rel.rpartition("/")[2])
+        return self._load_file(real, rel)
 
     def _signature(self, real: str, st) -> tuple:
         """What _load_file would record for this file, from stat calls alone."""
@@ -270,11 +271,11 @@ class Files:
                     parts.append((coding, _key(side)))
         return tuple(parts)
 
-    def _load_file(self, real: str, name: str):
+    def _load_file(self, real: str, rel: str):
         base = _read(real)
         if base is None:
             return Missing()
-        base.name = name
+        base.rel, base.name = rel, rel.rpartition("/")[2]
         if self.precompressed:
             signature = [base.key]
             for coding, suffix in CODINGS:

@@ -13,6 +13,13 @@ Policies, besides those of paths, ranges and encoding:
 - A file requested with a trailing slash is 404.
 - Range is honoured on GET only (RFC 9110 §14.2). Several ranges of a precompressed variant get
   the whole variant with 200: a multipart body cannot carry the parts' Content-Encoding.
+- What exists nowhere: with clean URLs, `/about` is `about.html` (and `/about.html`, like
+  `/index.html`, is a 301 to the clean form); with an SPA file, a navigation (GET or HEAD
+  whose Accept names text/html, to a path whose last segment has no dot) gets that file;
+  anything else is 404, with the error page (`404.html` in the root unless told otherwise)
+  as its body when there is one.
+- Site fields (`--header` rules for the path, CORS) are on every answer; those that depend on
+  the request's Origin are added per request, the rest are rendered into the cached answers.
 
 The hot path: a small file's 200 Response is rendered once per snapshot and, for targets that
 name the file (or a directory whose first index file it is), kept in `_hot` by raw target. A
@@ -28,6 +35,7 @@ from ..errors import HTTPError
 from ..response import FileSlice, Response, error_response
 from . import conditional, encoding, listing, mime, paths, ranges
 from .files import Directory, Files, Snapshot
+from .site import Cors, HeaderRule
 
 ALLOW = "GET, HEAD, OPTIONS"
 
@@ -43,11 +51,22 @@ _PRECONDITIONS = frozenset((b"if-match", b"if-none-match", b"if-modified-since",
 
 REDIRECT_CACHE_CONTROL = "max-age=3600"
 
+# Paths whose site fields are remembered (they are keyed by what clients send).
+MAX_SITE_PATHS = 1024
+
+_HTML_TYPES = (b"text/html", b"application/xhtml+xml")
+
 
 def _etag_and_date(snapshot, coding) -> tuple:
     """The strong ETag and the Last-Modified second of what is sent for `snapshot`."""
     etag = conditional.make_etag(snapshot.mtime_ns, snapshot.size, coding or "")
     return etag, snapshot.mtime_ns // 1_000_000_000
+
+
+def _navigation(request) -> bool:
+    """Whether a browser is loading a page: it asks for HTML (a script or image never does)."""
+    accept = request.header(b"accept")
+    return accept is not None and any(kind in accept.lower() for kind in _HTML_TYPES)
 
 
 def _joined(request, name: bytes):
@@ -59,16 +78,28 @@ class StaticFiles:
     """A handler serving the tree under `root`: handler(request) -> Response."""
 
     def __init__(self, root, *, index=("index.html",), listing=True, hidden=False,
-                 cache_control=None, precompressed=True):
+                 cache_control=None, precompressed=True, headers=(), cors=None, spa=None,
+                 error_pages=None, clean_urls=False):
         self.files = Files(root, hidden=hidden, precompressed=precompressed)
         self.index = tuple(index)
         self.listing = listing
         self.hidden = hidden
         self.cache_control = cache_control
+        self.rules = tuple(rule if isinstance(rule, HeaderRule) else HeaderRule.parse(rule)
+                           for rule in headers)
+        self.cors = cors if cors is None or isinstance(cors, Cors) else Cors(cors)
+        self.spa = spa.strip("/") if spa else None
+        self.error_pages = dict(error_pages) if error_pages is not None else {404: "404.html"}
+        self.clean_urls = clean_urls
         self._routes = {}
         self._hot = {}
-        self._options = Response(204, [("Allow", ALLOW)])
-        self._not_allowed = error_response(405, headers=[("Allow", ALLOW)])
+        self._site = {}
+        self._pages = {}
+        self._preconditions = _PRECONDITIONS | ({b"origin"} if self.cors and self.cors.echoes
+                                                else set())
+        self._options = Response(204, [("Allow", ALLOW), *self._site_fields("/")])
+        self._not_allowed = error_response(405, headers=[("Allow", ALLOW),
+                                                         *self._site_fields("/")])
         self._not_found = error_response(404)
         self._failed = error_response(412)
 
@@ -77,12 +108,44 @@ class StaticFiles:
         if method == "GET" or method == "HEAD":
             snapshot = self._hot.get(request.target)
             if (snapshot is not None and snapshot.deadline > time.monotonic()
-                    and _PRECONDITIONS.isdisjoint(request.fields)):
+                    and self._preconditions.isdisjoint(request.fields)):
                 return snapshot.response
-            return self._serve(request)
-        if method == "OPTIONS":
-            return self._options
-        return self._not_allowed
+            response = self._serve(request)
+        elif method == "OPTIONS":
+            if self.cors is not None and request.header(b"access-control-request-method"):
+                return self._preflight(request)
+            response = self._options
+        else:
+            response = self._not_allowed
+        if self.cors is not None and self.cors.echoes:
+            return self._echo_origin(request, response)
+        return response
+
+    def _preflight(self, request) -> Response:
+        fields = self.cors.preflight_fields(request.header(b"origin"), ALLOW,
+                                            request.header(b"access-control-request-headers"))
+        return Response(204, [("Allow", ALLOW), *fields])
+
+    def _echo_origin(self, request, response) -> Response:
+        extra = self.cors.echo_fields(request.header(b"origin"))
+        if not extra:
+            return response
+        echoed = response.with_body(response.body)
+        echoed.fields = response.fields + extra
+        return echoed
+
+    def _site_fields(self, path: str) -> list:
+        """The `--header` fields for `path` and the CORS fields every answer carries."""
+        fields = self._site.get(path)
+        if fields is None:
+            fields = [(rule.name, rule.value) for rule in self.rules if rule.applies(path)]
+            if self.cors is not None:
+                fields += self.cors.static_fields()
+            site = self._site
+            if len(site) >= MAX_SITE_PATHS:
+                del site[next(iter(site))]
+            site[path] = fields
+        return fields
 
     # -- resolution ------------------------------------------------------------------------
 
@@ -92,16 +155,17 @@ class StaticFiles:
         if route is None:
             route = self._route(target)
         if route.__class__ is Response:
-            return route
+            return self._missing(request, None) if route is self._not_found else route
         node = self.files.lookup(route.rel)
         if node.__class__ is Snapshot:
             if route.slash:
-                return self._not_found
+                return self._missing(request, None)
+            if self.clean_urls and node.name.endswith(".html"):
+                return self._clean_redirect(route)
             return self._file(request, node, target)
         if node.__class__ is Directory:
             if not route.slash:
-                return error_response(301, headers=[("Location", route.slash_location()),
-                                                    ("Cache-Control", REDIRECT_CACHE_CONTROL)])
+                return self._redirect(route, route.slash_location())
             for i, name in enumerate(self.index):
                 found = self.files.lookup(f"{route.rel}/{name}" if route.rel else name)
                 if found.__class__ is Snapshot:
@@ -111,7 +175,56 @@ class StaticFiles:
                     return self._file(request, found, target if i == 0 else None)
             if self.listing:
                 return self._listing(route, node)
-        return self._not_found
+        return self._missing(request, route)
+
+    def _missing(self, request, route) -> Response:
+        """The answer for a path with nothing at it (`route` None: refused by syntax)."""
+        if route is not None and route.segments and not route.slash:
+            last = route.segments[-1]
+            if self.clean_urls and "." not in last:
+                found = self.files.lookup(route.rel + ".html")
+                if found.__class__ is Snapshot:
+                    return self._file(request, found, None)
+            if self.spa is not None and "." not in last and _navigation(request):
+                found = self.files.lookup(self.spa)
+                if found.__class__ is Snapshot:
+                    return self._file(request, found, None)
+        return self._error_page(404, route)
+
+    def _error_page(self, status: int, route) -> Response:
+        """`status` with the site's page for it as the body, or the plain text one."""
+        path = route.url_path if route is not None else "/"
+        rel = self.error_pages.get(status)
+        page = self.files.lookup(rel) if rel else None
+        if page.__class__ is not Snapshot:
+            return error_response(status, headers=self._site_fields(path))
+        cached = self._pages.get((status, path))
+        if cached is not None and cached[0] is page:
+            return cached[1]
+        fields = [("Content-Type", mime.content_type(page.name)), *self._site_fields(path)]
+        if page.data is not None:
+            response = Response(status, fields, page.data)
+            if len(self._pages) >= MAX_SITE_PATHS:
+                self._pages.clear()
+            self._pages[(status, path)] = (page, response)
+            return response
+        opened = self.files.open_file(page)
+        if opened is None:
+            return error_response(status, headers=self._site_fields(path))
+        fd, current = opened
+        return Response(status, fields, FileSlice(fd, 0, current.size))
+
+    def _redirect(self, route, location: str) -> Response:
+        return error_response(301, headers=[("Location", location),
+                                            ("Cache-Control", REDIRECT_CACHE_CONTROL),
+                                            *self._site_fields(route.url_path)])
+
+    def _clean_redirect(self, route) -> Response:
+        """/about.html to /about, /docs/index.html to /docs/."""
+        *parents, last = route.segments
+        if last == "index.html":
+            return self._redirect(route, route.location(tuple(parents), True))
+        return self._redirect(route, route.location((*parents, last[:-5]), False))
 
     def _route(self, target: str):
         try:
@@ -129,7 +242,8 @@ class StaticFiles:
     def _listing(self, route, directory) -> Response:
         if directory.listing is None:
             body = listing.render(route.url_path, self.files.listdir(directory))
-            directory.listing = Response(200, [("Content-Type", "text/html; charset=utf-8")], body)
+            directory.listing = Response(200, [("Content-Type", "text/html; charset=utf-8"),
+                                               *self._site_fields(route.url_path)], body)
         return directory.listing
 
     # -- files -----------------------------------------------------------------------------
@@ -147,12 +261,12 @@ class StaticFiles:
             opened = self.files.open_file(snapshot)
             if opened is None:
                 self.files.expire(node)
-                return self._not_found
+                return self._error_page(404, None)
             fd, current = opened
             if current is not snapshot:
                 self.files.expire(node)
                 snapshot = current
-        if not _PRECONDITIONS.isdisjoint(request.fields):
+        if not self._preconditions.isdisjoint(request.fields):
             return self._conditional(request, node, snapshot, coding, fd)
         response = self._whole(node, snapshot, coding, fd)
         if fd is None and hot_target is not None and not node.variants:
@@ -173,7 +287,7 @@ class StaticFiles:
             fields.append(("Vary", "Accept-Encoding"))
         if self.cache_control:
             fields.append(("Cache-Control", self.cache_control))
-        return fields
+        return fields + self._site_fields("/" + node.rel)
 
     def _content_fields(self, node, snapshot, coding, content_type: str) -> list:
         fields = [("Content-Type", content_type), ("Accept-Ranges", "bytes")]

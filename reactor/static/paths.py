@@ -47,7 +47,14 @@ class Route:
     def slash_location(self) -> str:
         """Where a directory requested without its trailing slash lives: always one '/' then a
         non-slash, so no client can read it as another host."""
-        path = "/" + "".join(quote_segment(segment) + "/" for segment in self.segments)
+        return self.location(self.segments, True)
+
+    def location(self, segments: tuple, slash: bool) -> str:
+        """A Location for `segments` (with a trailing slash when `slash`), this target's query
+        kept; like slash_location's, it can never start with '//'."""
+        path = "/" + "/".join(quote_segment(segment) for segment in segments)
+        if slash and segments:
+            path += "/"
         return path + "?" + self.query if self.query else path
 
 
