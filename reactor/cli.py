@@ -1,7 +1,7 @@
 """The command line: argv → Config, shaped like `python -m http.server`.
 
 The only place that prints usage errors; every error is one line and a non-zero exit.
-Opens nothing itself: server.serve does the work.
+Opens nothing itself: supervisor.serve does the work.
 """
 
 import argparse
@@ -82,7 +82,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--wsgi", metavar="MODULE:ATTR", help="serve a WSGI application")
     p.add_argument("--threads", type=int, default=8, help="WSGI worker threads (default 8)")
     p.add_argument("--workers", type=_workers, default=1, metavar="N|auto",
-                   help="worker processes sharing the port (default 1)")
+                   help="worker processes sharing the listening socket (default 1)")
+    p.add_argument("--reuse-port", action="store_true",
+                   help="each worker binds its own SO_REUSEPORT socket instead of sharing one "
+                        "(connections queued on a worker that exits are reset)")
+    p.add_argument("--pid-file", metavar="PATH",
+                   help="write the pid of the serving (or supervising) process here")
     p.add_argument("--max-connections", type=int, metavar="N")
     p.add_argument("--max-body", type=int, metavar="BYTES")
     p.add_argument("--max-keepalive-requests", type=int, metavar="N")
@@ -116,7 +121,8 @@ def config_from_args(args) -> Config:
         listing=args.listing, hidden=args.hidden, index=tuple(args.index or ("index.html",)),
         cache_control=args.cache_control, precompressed=args.precompressed, app=args.app,
         wsgi=args.wsgi, threads=args.threads, workers=args.workers,
-        fd=args.fd, headers=tuple(args.header or ()), cors=args.cors, spa=args.spa,
+        reuse_port=args.reuse_port, pid_file=args.pid_file, fd=args.fd,
+        headers=tuple(args.header or ()), cors=args.cors, spa=args.spa,
         error_pages=tuple(args.error_page or ()), clean_urls=args.clean_urls, **overrides,
     ).checked()
     _check_site_rules(config)
@@ -132,6 +138,7 @@ def _check_site_rules(config):
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     if args.version:
         from .parser import BACKEND
@@ -140,8 +147,8 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     try:
         config = config_from_args(args)
-        from .server import serve
-        serve(config, ready=lambda line: print(line, flush=True))
+        from .supervisor import serve
+        serve(config, ready=lambda line: print(line, flush=True), argv=argv)
     except ConfigError as error:
         print(f"reactor: {error}", file=sys.stderr)
         return 1

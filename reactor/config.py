@@ -32,7 +32,8 @@ class Config:
     wsgi: str | None = None            # "module:attr" of a WSGI application
     threads: int = 8                   # WSGI worker threads
     workers: int = 1
-    reuse_port: bool = True
+    reuse_port: bool = False           # a SO_REUSEPORT socket per worker instead of one shared
+    pid_file: str | None = None
     max_request_line: int = limits.MAX_REQUEST_LINE
     max_head: int = limits.MAX_HEAD
     max_headers: int = limits.MAX_HEADERS

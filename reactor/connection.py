@@ -361,12 +361,16 @@ class Connection:
             self.close()
 
     def drain(self):
-        """Graceful shutdown: finish the response under way without reading another
-        request, then close; a connection between requests closes now."""
+        """Graceful shutdown: finish the response under way without reading another request,
+        then close. A connection between requests may still send one (a keep-alive client
+        may have sent it already, and closing on it would reset it unanswered); that request
+        is the last, and one that does not come within DRAIN_IDLE closes the connection."""
         if self.state is State.WRITING:
             self.protocol.finish()   # the answer under way says Connection: close
         elif self.state is not State.CLOSING:
-            self.close()
+            self.protocol.stop_after_next()
+            if self.state is State.IDLE:
+                self.deadline = min(self.deadline, self.loop.now + limits.DRAIN_IDLE)
 
     def close(self):
         """Close now: the client is gone, too slow, or the framing is lost."""

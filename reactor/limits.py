@@ -45,6 +45,11 @@ MAX_CONNECTIONS = 10_000
 # How long a graceful shutdown waits for in-flight responses before it closes them.
 SHUTDOWN_GRACE = 10.0
 
+# While draining, how long a keep-alive connection between requests may still send one
+# more (answered with Connection: close). A client that sent it just as we closed would get
+# a reset instead; the sweep makes the real wait up to a second longer.
+DRAIN_IDLE = 1.0
+
 # Bytes handed to one sendfile call: a fast client on a large file must not starve the
 # others of the loop (nginx's sendfile_max_chunk has the same purpose).
 SENDFILE_CHUNK = 1024 * 1024

@@ -207,6 +207,10 @@ class Protocol:
             return [head, *body], keep_alive
         return [head, Stream(body, chunked=version >= 11)], keep_alive
 
+    def stop_after_next(self):
+        """The next response is the last: it says Connection: close."""
+        self.persist = False
+
     def finish(self):
         """Read no further request; the next response says Connection: close."""
         self.persist = False

@@ -2,7 +2,8 @@
 
 Wires a Config to a handler, a parser and the loop. The only place that accepts sockets;
 knows nothing of files or routes (the handler does) and nothing of framing (connection and
-protocol do).
+protocol do). Knows nothing of processes either: the supervisor above it decides how many
+servers run and what their signals do.
 """
 
 import errno
@@ -61,13 +62,13 @@ def build_handler(config):
 def open_listener(config) -> socket.socket:
     """A listening socket for the Config (TCP or unix); raises ConfigError with one line."""
     if config.unix:
-        _remove_stale_socket(config.unix)
+        remove_stale_socket(config.unix)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         return _listen(sock, config.unix, f"unix socket {config.unix}")
     host = config.host or "0.0.0.0"
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if config.workers > 1 and config.reuse_port and hasattr(socket, "SO_REUSEPORT"):
+    if config.reuse_port and hasattr(socket, "SO_REUSEPORT"):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     return _listen(sock, (host, config.port), f"{host}:{config.port}")
 
@@ -83,8 +84,9 @@ def _listen(sock, address, shown) -> socket.socket:
     return sock
 
 
-def _remove_stale_socket(path: str):
-    """A unix socket left by an earlier run would make bind fail; other files are kept."""
+def remove_stale_socket(path: str):
+    """A unix socket left by an earlier run would make bind fail; other files are kept (also
+    used to remove our own socket file at exit)."""
     try:
         if stat.S_ISSOCK(os.stat(path).st_mode):
             os.unlink(path)
@@ -229,29 +231,6 @@ class Server:
         if close_handler is not None:
             close_handler()   # thread pools of apps: a stuck one must not hold up exit
         self.loop.close()
-
-
-def serve(config, ready=print):
-    """Run the server of `config` until SIGINT/SIGTERM; then drain and return. With more than
-    one worker a supervisor forks them and this process only watches over them."""
-    from .supervisor import (Supervisor, connection_limit_note, describe, inherited_listeners,
-                             raise_open_files_limit, run_worker)
-
-    note = connection_limit_note(config, raise_open_files_limit())
-    if note:
-        log.warning("%s", note)
-    inherited = inherited_listeners(config)
-    main_pid = os.getpid()
-    try:
-        if config.workers > 1:
-            Supervisor(config, inherited, ready).run()
-            return
-        listeners = inherited or [open_listener(config)]
-        run_worker(config, listeners, lambda: ready(describe(config, listeners[0])))
-    finally:
-        # The socket file is ours to remove, unless it was handed to us (and not in a worker).
-        if config.unix and not inherited and os.getpid() == main_pid:
-            _remove_stale_socket(config.unix)
 
 
 def ready_line(config, listener) -> str:

@@ -1,9 +1,15 @@
-"""Worker processes and what they share: the supervisor that forks, restarts and drains them,
-the listening sockets (SO_REUSEPORT, inherited, or handed over by systemd) and the open-file
-limit.
+"""The top of the process tree: what a run serves with, and the supervisor of `--workers N`.
 
-Imports server (Server, open_listener, ready_line), config and errors, never HTTP. The only
-module that forks; server.serve calls it for `--workers N` and for the checks every run makes.
+`serve` is what the command line calls: it raises the open-file limit, takes the listening
+sockets handed to this process (systemd's LISTEN_FDS, `--fd`, or a re-executed supervisor's),
+and runs one server here or a Supervisor that forks the workers. The supervisor binds one
+listening socket that every worker inherits (or, with `--reuse-port`, lets each worker bind
+its own), replaces workers that die, and turns signals into operations: a rolling restart
+(SIGHUP), more or fewer workers (SIGTTIN/SIGTTOU), re-executing itself with its sockets
+(SIGUSR2) and a graceful stop (SIGINT/SIGTERM).
+
+Imports server (Server, open_listener, ready_line), config and errors, never HTTP; the server
+knows nothing of this module. The only module that forks or execs.
 """
 
 import dataclasses
@@ -18,12 +24,16 @@ import time
 import traceback
 
 from .errors import ConfigError
-from .server import Server, open_listener, ready_line
+from .server import Server, open_listener, ready_line, remove_stale_socket
 
 log = logging.getLogger("reactor")
 
 # systemd passes its sockets as the descriptors from 3 on (sd_listen_fds(3)).
 SD_LISTEN_FDS_START = 3
+
+# A re-executed supervisor finds here the pipe on which to tell its predecessor that its
+# workers are ready (the predecessor then drains and exits).
+UPGRADE_FD_VARIABLE = "REACTOR_UPGRADE_FD"
 
 # Descriptors a worker needs besides its connections: stdio, the selector, the loop's wake-up
 # pair, the listeners and the files being sent. Only used to say when the limit is too low.
@@ -37,15 +47,55 @@ RESTART_DELAY = 0.1
 RESTART_DELAY_MAX = 10.0
 STABLE_AFTER = 5.0
 
-# After forwarding SIGTERM, workers get their shutdown grace plus this margin to drain before
-# they are killed: a worker stuck in application code must not keep the supervisor alive.
+# A new worker of a rolling restart, or a re-executed supervisor, must report ready within
+# this long (importing a large application takes seconds) or the operation is abandoned and
+# the old processes keep serving.
+READY_TIMEOUT = 60.0
+
+# After SIGTERM, a worker gets its shutdown grace plus this margin to drain before it is
+# killed: a worker stuck in application code must not keep the supervisor alive.
 KILL_MARGIN = 5.0
 
 # How often a worker checks that its supervisor still exists; an orphan drains and exits.
 PARENT_CHECK = 1.0
 
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-_HANDLED = {signal.SIGINT, signal.SIGTERM, signal.SIGCHLD}
+_HANDLED = {signal.SIGINT, signal.SIGTERM, signal.SIGCHLD, signal.SIGHUP, signal.SIGTTIN,
+            signal.SIGTTOU, signal.SIGUSR2}
+
+
+def serve(config, ready=print, argv=None):
+    """Run the server of `config` until SIGINT/SIGTERM; then drain and return. With more than
+    one worker a Supervisor forks them and this process only watches over them; `argv` (the
+    command line's arguments) lets it re-execute itself on SIGUSR2."""
+    note = connection_limit_note(config, raise_open_files_limit())
+    if note:
+        log.warning("%s", note)
+    upgrade_fd = _upgrade_fd()
+    inherited = inherited_listeners(config, upgrade=upgrade_fd is not None)
+    main_pid = os.getpid()
+    owns_socket_file = config.unix and not inherited
+    try:
+        if config.workers > 1:
+            supervisor = Supervisor(config, inherited, ready, argv=argv, upgrade_fd=upgrade_fd)
+            supervisor.run()
+            owns_socket_file = owns_socket_file and not supervisor.handed_over
+            return
+        listeners = inherited or [open_listener(config)]
+
+        def started():
+            _write_pid_file(config)
+            ready(describe(config, listeners[0]))
+            if upgrade_fd is not None:
+                _tell_predecessor(upgrade_fd)
+
+        run_worker(config, listeners, started)
+    finally:
+        if os.getpid() == main_pid:
+            _remove_pid_file(config)
+            # The socket file is ours to remove, unless it was handed to us or passed on.
+            if owns_socket_file:
+                remove_stale_socket(config.unix)
 
 
 # -- what every run checks ---------------------------------------------------------------------
@@ -72,9 +122,10 @@ def connection_limit_note(config, open_files: int):
             f"accepted")
 
 
-def inherited_listeners(config) -> list:
+def inherited_listeners(config, upgrade=False) -> list:
     """Listening sockets handed to this process: systemd's (LISTEN_FDS naming this pid) and
-    `--fd N`. Empty when there are none; ConfigError when one is not a listening socket."""
+    `--fd`. Empty when there are none; ConfigError when one is not a listening socket. After
+    a re-exec (`upgrade`) the LISTEN_FDS are every listener, `--fd` included."""
     fds = []
     if os.environ.get("LISTEN_PID") == str(os.getpid()):
         try:
@@ -85,7 +136,7 @@ def inherited_listeners(config) -> list:
         # As sd_listen_fds(1) does: the variables describe this process, not its children.
         for name in ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"):
             os.environ.pop(name, None)
-    if config.fd is not None:
+    if config.fd is not None and not upgrade:
         fds.append(config.fd)
     return [_listening_socket(fd) for fd in fds]
 
@@ -118,6 +169,44 @@ def describe(config, listener) -> str:
     return ready_line(config, listener)
 
 
+def _upgrade_fd():
+    """The predecessor's pipe when this process is a re-executed supervisor, else None."""
+    value = os.environ.pop(UPGRADE_FD_VARIABLE, None)
+    if value is None:
+        return None
+    fd = int(value)
+    os.set_inheritable(fd, False)
+    return fd
+
+
+def _tell_predecessor(fd):
+    try:
+        os.write(fd, b"ready\n")
+        os.close(fd)
+    except OSError:
+        pass   # it is gone already: nothing is left to drain
+
+
+def _write_pid_file(config):
+    if config.pid_file:
+        temporary = f"{config.pid_file}.{os.getpid()}"
+        with open(temporary, "w") as file:
+            file.write(f"{os.getpid()}\n")
+        os.replace(temporary, config.pid_file)   # never a half-written file to a reader
+
+
+def _remove_pid_file(config):
+    """Remove the pid file if it still names this process (a successor rewrites it)."""
+    if not config.pid_file:
+        return
+    try:
+        with open(config.pid_file) as file:
+            if file.read().strip() == str(os.getpid()):
+                os.unlink(config.pid_file)
+    except (OSError, ValueError):
+        pass
+
+
 # -- the supervisor ----------------------------------------------------------------------------
 
 class Slot:
@@ -134,15 +223,32 @@ class Slot:
 
 
 class Supervisor:
-    """Forks `config.workers` workers, replaces those that die, and on SIGINT/SIGTERM forwards
-    the signal and waits for them to drain."""
+    """Forks `config.workers` workers, replaces those that die, and acts on signals:
 
-    def __init__(self, config, listeners, ready=print):
+    - SIGINT/SIGTERM: forward it, wait for the workers to drain, return;
+    - SIGHUP: rolling restart, one slot at a time: a new worker starts (importing the
+      application afresh and opening its files), and only once it reports ready is the old
+      one told to drain. A new worker that exits or stays silent ends the restart there and
+      the old workers keep serving;
+    - SIGTTIN/SIGTTOU: one worker more, one fewer (never fewer than one);
+    - SIGUSR2: re-execute this program with the listening sockets inherited; once the new
+      supervisor's workers are ready, this one drains its workers and returns.
+    """
+
+    def __init__(self, config, listeners, ready=print, argv=None, upgrade_fd=None):
         self.config = config
         self.ready = ready
+        self.argv = argv
+        self.upgrade_fd = upgrade_fd    # where a predecessor waits for our ready line
         self.slots = [Slot(i) for i in range(config.workers)]
         self.stop_signal = None
         self.kill_at = 0.0
+        self.handed_over = False        # a successor serves our sockets now
+        self.requests = []              # signals still to act on, in order
+        self.retiring = {}              # pid of a worker told to drain -> when to kill it
+        self.restart_queue = []         # slots a rolling restart has still to replace
+        self.replacing = None           # (slot, new pid, deadline) while a new one starts
+        self.successor = None           # (pid, pipe, deadline) of a re-executed supervisor
         self.shared = list(listeners)   # sockets every worker inherits
         self.reservation = None         # holds a SO_REUSEPORT port while no worker listens
         if not self.shared:
@@ -167,7 +273,10 @@ class Supervisor:
                 self._start(slot)
             self._wait_until_ready()
             if self.stop_signal is None:
+                _write_pid_file(self.config)
                 self.ready(describe(self.config, (self.shared or [self.reservation])[0]))
+                if self.upgrade_fd is not None:
+                    _tell_predecessor(self.upgrade_fd)
             self._supervise()
         finally:
             signal.set_wakeup_fd(old_wakeup)
@@ -176,17 +285,19 @@ class Supervisor:
             self._close()
 
     def _on_signal(self, signum, frame):
-        if signum in _STOP_SIGNALS and self.stop_signal is None:
-            self.stop_signal = signum
-        # SIGCHLD needs a handler only so that it writes to the wake-up fd.
+        if signum in _STOP_SIGNALS:
+            if self.stop_signal is None:
+                self.stop_signal = signum
+        elif signum != signal.SIGCHLD:   # SIGCHLD has a handler only to write the wake-up fd
+            self.requests.append(signum)
 
     # -- main loop -----------------------------------------------------------------------------
 
     def _wait_until_ready(self):
-        waiting = len(self.slots)
+        waiting = {slot.pid for slot in self.slots}
         while waiting and self.stop_signal is None:
             self._sleep(None)
-            waiting -= len(self._drain(self._ready_r))
+            waiting -= self._ready_pids()
             for slot, status in self._reap():
                 self._stop_all(signal.SIGTERM)
                 self._wait_for_exit()
@@ -194,33 +305,45 @@ class Supervisor:
 
     def _supervise(self):
         while True:
+            ready = self._ready_pids()
             for slot, status in self._reap():
                 self._schedule_restart(slot, status)
             if self.stop_signal is not None and not self.kill_at:
                 self._stop_all(self.stop_signal)
             if self.kill_at:
-                if not any(slot.pid for slot in self.slots):
+                if not any(slot.pid for slot in self.slots) and not self.retiring:
                     return
                 if time.monotonic() >= self.kill_at:
                     self._kill_stragglers()
                     return
+            else:
+                self._act_on_requests()
+                self._advance_restart(ready)
+                self._check_successor()
+            self._kill_late_retirees()
             now = time.monotonic()
             for slot in self.slots:
                 if slot.due and slot.due <= now and not self.kill_at:
                     self._start(slot)
             self._sleep(self._next_wake(now))
-            self._drain(self._ready_r)
 
     def _next_wake(self, now):
         if self.kill_at:
             return max(self.kill_at - now, 0)
         due = [slot.due for slot in self.slots if slot.due]
+        due.extend(self.retiring.values())
+        if self.replacing:
+            due.append(self.replacing[2])
+        if self.successor:
+            due.append(self.successor[2])
         return max(min(due) - now, 0) if due else None
 
     def _sleep(self, timeout):
         poller = select.poll()
         poller.register(self._wake_r, select.POLLIN)
         poller.register(self._ready_r, select.POLLIN)
+        if self.successor:
+            poller.register(self.successor[1], select.POLLIN)
         poller.poll(None if timeout is None else timeout * 1000)
         self._drain(self._wake_r)
 
@@ -234,9 +357,164 @@ class Supervisor:
             pass
         return data
 
+    def _ready_pids(self) -> set:
+        """Pids of the workers that reported ready since the last call."""
+        return {int(pid) for pid in self._drain(self._ready_r).split()}
+
+    # -- signals -------------------------------------------------------------------------------
+
+    def _act_on_requests(self):
+        while self.requests:
+            signum = self.requests.pop(0)
+            if signum == signal.SIGHUP:
+                self._begin_restart()
+            elif signum == signal.SIGTTIN:
+                slot = Slot(len(self.slots))
+                self.slots.append(slot)
+                self._start(slot)
+                log.info("worker %d added: %d workers", slot.index, len(self.slots))
+            elif signum == signal.SIGTTOU:
+                self._remove_worker()
+            elif signum == signal.SIGUSR2:
+                self._begin_upgrade()
+
+    def _begin_restart(self):
+        self.restart_queue = list(self.slots)
+        log.info("rolling restart of %d workers", len(self.slots))
+
+    def _advance_restart(self, ready):
+        """Replace the slots of a rolling restart one at a time, each only once its new
+        worker is ready."""
+        if self.replacing is not None:
+            slot, pid, deadline = self.replacing
+            if pid in ready:
+                self.replacing = None
+                if slot.pid:
+                    self._retire(slot.pid)
+                slot.pid, slot.started, slot.due = pid, time.monotonic(), 0.0
+                if slot not in self.slots:   # removed by SIGTTOU meanwhile
+                    self._retire(pid)
+            elif time.monotonic() >= deadline:
+                log.error("new worker %d not ready after %.0fs; rolling restart abandoned, "
+                          "the old workers keep serving", slot.index, READY_TIMEOUT)
+                self._kill(pid)
+                self._abandon_restart()
+            else:
+                return
+        while self.restart_queue and self.replacing is None:
+            slot = self.restart_queue.pop(0)
+            if slot in self.slots and slot.pid:   # a dead slot restarts with new code anyway
+                pid = self._fork_worker()
+                self.replacing = (slot, pid, time.monotonic() + READY_TIMEOUT)
+
+    def _abandon_restart(self):
+        self.replacing = None
+        self.restart_queue = []
+
+    def _remove_worker(self):
+        if len(self.slots) == 1:
+            log.warning("SIGTTOU ignored: one worker is the fewest")
+            return
+        slot = self.slots.pop()
+        if slot.pid:
+            self._retire(slot.pid)
+        log.info("worker %d removed: %d workers", slot.index, len(self.slots))
+
+    def _retire(self, pid):
+        """Tell a worker to drain; it is killed if it has not exited in time."""
+        self.retiring[pid] = time.monotonic() + self.config.shutdown_grace + KILL_MARGIN
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+
+    def _kill_late_retirees(self):
+        now = time.monotonic()
+        for pid, deadline in list(self.retiring.items()):
+            if deadline <= now:
+                log.warning("worker %d did not drain in time; killing it", pid)
+                self._kill(pid)
+
+    @staticmethod
+    def _kill(pid):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    # -- re-executing --------------------------------------------------------------------------
+
+    def _begin_upgrade(self):
+        if self.successor is not None:
+            log.warning("SIGUSR2 ignored: a new supervisor is starting already")
+            return
+        if self.argv is None or not self.shared:
+            log.warning("SIGUSR2 ignored: re-executing needs the command line and a shared "
+                        "listening socket (not --reuse-port)")
+            return
+        ready_r, ready_w = os.pipe()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            self._exec_successor(ready_w)
+        os.close(ready_w)
+        os.set_blocking(ready_r, False)
+        self.successor = (pid, ready_r, time.monotonic() + READY_TIMEOUT)
+        log.info("re-executing: new supervisor %d starting", pid)
+
+    def _exec_successor(self, ready_w):
+        """In the forked child: put the listeners at fds 3.. as systemd would, and exec."""
+        try:
+            # Out of the way first: the numbers 3.. may be held by the very sockets we move.
+            moved = [os.dup(sock.fileno()) for sock in self.shared]
+            pipe = os.dup(ready_w)
+            for number, fd in enumerate(moved, SD_LISTEN_FDS_START):
+                os.dup2(fd, number)           # dup2 makes the copy inheritable
+            upgrade = os.dup2(pipe, SD_LISTEN_FDS_START + len(moved))
+            os.environ.update(LISTEN_FDS=str(len(moved)), LISTEN_PID=str(os.getpid()))
+            os.environ[UPGRADE_FD_VARIABLE] = str(upgrade)
+            os.execv(sys.executable, [sys.executable, "-m", "reactor", *self.argv])
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            os._exit(1)
+
+    def _check_successor(self):
+        if self.successor is None:
+            return
+        pid, pipe, deadline = self.successor
+        if b"ready" in self._drain(pipe):
+            log.info("new supervisor %d is ready; draining the old workers", pid)
+            os.close(pipe)
+            self.successor = None
+            self.handed_over = True
+            self.stop_signal = signal.SIGTERM
+            self._stop_all(signal.SIGTERM)
+            return
+        failed = None
+        try:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                failed = _exit_text(status)
+        except ChildProcessError:
+            failed = "exited"
+        if failed is None and time.monotonic() >= deadline:
+            self._kill(pid)
+            failed = f"was not ready after {READY_TIMEOUT:.0f}s"
+        if failed is not None:
+            log.error("new supervisor %d %s; the old one keeps serving", pid, failed)
+            os.close(pipe)
+            self.successor = None
+
     # -- workers -------------------------------------------------------------------------------
 
     def _start(self, slot):
+        slot.pid = self._fork_worker()
+        slot.started = time.monotonic()
+        slot.due = 0.0
+
+    def _fork_worker(self) -> int:
         sys.stdout.flush()
         sys.stderr.flush()   # else a worker's first write repeats what the buffers held
         signal.pthread_sigmask(signal.SIG_BLOCK, _HANDLED)
@@ -246,21 +524,26 @@ class Supervisor:
                 self._become_worker()
         finally:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, _HANDLED)
-        slot.pid = pid
-        slot.started = time.monotonic()
-        slot.due = 0.0
+        return pid
 
     def _become_worker(self):
         code = 1
         try:
             # Default dispositions until the worker's server installs its own: a stop signal
-            # before then ends a worker that has nothing to drain yet.
+            # before then ends a worker that has nothing to drain yet. The operations'
+            # signals are the supervisor's: a worker ignores them.
             for signum in _HANDLED:
                 signal.signal(signum, signal.SIG_DFL)
+            for signum in (signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU, signal.SIGUSR2):
+                signal.signal(signum, signal.SIG_IGN)
             signal.set_wakeup_fd(-1)
             signal.pthread_sigmask(signal.SIG_UNBLOCK, _HANDLED)
             for fd in (self._wake_r, self._wake_w, self._ready_r):
                 os.close(fd)
+            if self.successor is not None:
+                os.close(self.successor[1])
+            if self.upgrade_fd is not None:
+                os.close(self.upgrade_fd)
             if self.reservation is not None:
                 self.reservation.close()
             run_worker(self.config, self.shared, self._notify_ready, os.getppid())
@@ -277,11 +560,12 @@ class Supervisor:
                 os._exit(code)
 
     def _notify_ready(self):
-        os.write(self._ready_w, b".")
+        os.write(self._ready_w, b"%d\n" % os.getpid())
         os.close(self._ready_w)
 
     def _reap(self):
-        """(slot, wait status) of each worker that has exited."""
+        """(slot, wait status) of each worker in a slot that has exited; retired workers and
+        failed replacements are dealt with here."""
         by_pid = {slot.pid: slot for slot in self.slots if slot.pid}
         while True:
             try:
@@ -290,6 +574,14 @@ class Supervisor:
                 return
             if pid == 0:
                 return
+            if self.retiring.pop(pid, None) is not None:
+                continue
+            if self.replacing is not None and pid == self.replacing[1]:
+                log.error("new worker %d %s during start-up; rolling restart abandoned, the "
+                          "old workers keep serving", self.replacing[0].index,
+                          _exit_text(status))
+                self._abandon_restart()
+                continue
             slot = by_pid.get(pid)
             if slot is not None:
                 slot.pid = 0
@@ -308,13 +600,16 @@ class Supervisor:
                     slot.delay)
 
     def _stop_all(self, signum):
+        pids = [slot.pid for slot in self.slots if slot.pid] + list(self.retiring)
+        if self.replacing is not None:
+            pids.append(self.replacing[1])
         for slot in self.slots:
             slot.due = 0.0
-            if slot.pid:
-                try:
-                    os.kill(slot.pid, signum)
-                except ProcessLookupError:
-                    pass
+        for pid in pids:
+            try:
+                os.kill(pid, signum)
+            except ProcessLookupError:
+                pass
         self.kill_at = time.monotonic() + self.config.shutdown_grace + KILL_MARGIN
 
     def _wait_for_exit(self):
@@ -328,12 +623,18 @@ class Supervisor:
         for slot in self.slots:
             if slot.pid:
                 log.warning("worker %d did not drain in time; killing it", slot.index)
-                try:
-                    os.kill(slot.pid, signal.SIGKILL)
-                    os.waitpid(slot.pid, 0)
-                except (ProcessLookupError, ChildProcessError):
-                    pass
-                slot.pid = 0
+        pids = [slot.pid for slot in self.slots if slot.pid] + list(self.retiring)
+        if self.replacing is not None:
+            pids.append(self.replacing[1])
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+            except (ProcessLookupError, ChildProcessError):
+                pass
+        for slot in self.slots:
+            slot.pid = 0
+        self.retiring.clear()
 
     def _close(self):
         for fd in (self._wake_r, self._wake_w, self._ready_r, self._ready_w):

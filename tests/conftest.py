@@ -7,16 +7,25 @@ asks for (static files from `root`, `app="module:attr"`, `wsgi="module:attr"`). 
 the end of the test.
 
 `backend` runs a test once per parser backend module (reactor._pyparser, reactor._cparser).
+
+`cli(*args)` starts `python -m reactor` on 127.0.0.1, port 0, serving a site of `index.html`
+("hello") and `big.bin` (BIG_SIZE bytes) without access log; every process it started is
+killed at the end of the test.
 """
 
 import importlib
+import signal
 import threading
 
 import pytest
 
+from processes import Cli
 from reactor import _pyparser
 from reactor.config import Config
 from reactor.server import Server, open_listener
+
+
+BIG_SIZE = 8 * 1024 * 1024
 
 
 class RunningServer:
@@ -70,3 +79,23 @@ def _parser_backends():
 @pytest.fixture(params=_parser_backends())
 def backend(request):
     return request.param
+
+
+@pytest.fixture
+def cli(tmp_path):
+    root = tmp_path / "site"
+    root.mkdir()
+    (root / "index.html").write_bytes(b"hello")
+    (root / "big.bin").write_bytes(b"b" * BIG_SIZE)
+    started = []
+
+    def start(*args, **kwargs):
+        if "--unix" not in args and "--fd" not in args and not kwargs.get("argv"):
+            args = ("--port", "0", "--bind", "127.0.0.1", *args)
+        handle = Cli("--root", str(root), "--no-access-log", *args, **kwargs)
+        started.append(handle)
+        return handle
+
+    yield start
+    for handle in started:
+        handle.stop(signal.SIGKILL)

@@ -2,21 +2,17 @@
 draining on SIGTERM, systemd socket activation, an inherited --fd and --unix listening."""
 
 import os
-import re
 import signal
 import socket
-import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
+from conftest import BIG_SIZE
 from netutil import wait_until
+from processes import REPO, Cli, get
 from reactor import supervisor
-
-REPO = Path(__file__).resolve().parent.parent
-BIG_SIZE = 8 * 1024 * 1024
 
 # Replaces itself (same pid) with reactor after putting the socket it was given at fd 3 and
 # naming its own pid in LISTEN_PID, as systemd does.
@@ -26,68 +22,6 @@ os.dup2(int(sys.argv[1]), 3)
 os.environ.update(LISTEN_FDS="1", LISTEN_PID=str(os.getpid()))
 os.execv(sys.executable, [sys.executable, "-m", "reactor", *sys.argv[2:]])
 """
-
-
-class Cli:
-    """`python -m reactor ARGS` with its ready line read; stopped at the end of the test."""
-
-    def __init__(self, *args, argv=None, pass_fds=()):
-        argv = argv or [sys.executable, "-m", "reactor"]
-        env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONWARNINGS="ignore")
-        self.proc = subprocess.Popen([*argv, *args], cwd=REPO, env=env, pass_fds=pass_fds,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        self.line = self.proc.stdout.readline().decode()
-        port = re.search(r"127\.0\.0\.1:(\d+)/", self.line)
-        self.port = int(port.group(1)) if port else None
-
-    def workers(self) -> set:
-        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
-        return set(map(int, children.read_text().split()))
-
-    def stop(self, signum=signal.SIGTERM, timeout=15) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signum)
-        try:
-            return self.proc.wait(timeout)
-        finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
-                self.proc.wait()
-
-    def stderr(self) -> str:
-        return self.proc.stderr.read().decode()
-
-
-@pytest.fixture
-def cli(tmp_path):
-    root = tmp_path / "site"
-    root.mkdir()
-    (root / "index.html").write_bytes(b"hello")
-    (root / "big.bin").write_bytes(b"b" * BIG_SIZE)
-    started = []
-
-    def start(*args, **kwargs):
-        if "--unix" not in args and "--fd" not in args and not kwargs.get("argv"):
-            args = ("--port", "0", "--bind", "127.0.0.1", *args)
-        handle = Cli("--root", str(root), "--no-access-log", *args, **kwargs)
-        started.append(handle)
-        return handle
-
-    yield start
-    for handle in started:
-        handle.stop(signal.SIGKILL)
-
-
-def get(port=None, path="/", unix=None) -> bytes:
-    family = socket.AF_UNIX if unix else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        sock.settimeout(5)
-        sock.connect(unix or ("127.0.0.1", port))
-        sock.sendall(b"GET %s HTTP/1.1\r\nHost: t\r\n\r\n" % path.encode())
-        data = b""
-        while b"\r\n\r\n" not in data:
-            data += sock.recv(65536)
-        return data
 
 
 def test_workers_serve_and_a_killed_worker_is_replaced(cli):
