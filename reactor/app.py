@@ -192,17 +192,15 @@ class App:
 
     def static(self, prefix: str = "/", root: str | None = None, **options):
         """Mount static files at `prefix`: from `root`, or from the server's --root when None.
-        Options not given (index, listing, hidden, cache_control, precompressed) come from the
-        server's Config, so the command-line flags apply to a mounted tree as well."""
+        Options not given (index, listing, hidden, cache_control, precompressed, compress, ...)
+        come from the server's Config, so the command-line flags apply to a mounted tree as well."""
         self._statics.append((prefix, root, options))
 
     def configure(self, config: Config) -> "App":
         """Build the static mounts from the server's Config; the CLI calls it once at start."""
         for prefix, root, options in self._statics:
-            from .static import StaticFiles  # imported only by Apps that serve files
-            settings = dict(index=config.index, listing=config.listing, hidden=config.hidden,
-                            cache_control=config.cache_control,
-                            precompressed=config.precompressed)
+            from .static import StaticFiles, options_from  # only Apps that serve files
+            settings = options_from(config)
             settings.update(options)
             self.mount(prefix, StaticFiles(root if root is not None else config.root, **settings))
         self._statics = []
@@ -244,9 +242,14 @@ class App:
         return _run_route(route, request, params)
 
     def close(self):
-        """Stop the thread pool of threaded routes (the server calls it on shutdown)."""
+        """Stop the thread pool of threaded routes and what mounted handlers hold (the server
+        calls it on shutdown)."""
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
+        for _, handler in self.mounts:
+            close = getattr(handler, "close", None)
+            if close is not None:
+                close()
 
 
 def _run_route(route: Route, request: Request, params: dict):

@@ -65,7 +65,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="index file name for directories (repeatable; default index.html)")
     p.add_argument("--cache-control", metavar="VALUE", help="Cache-Control for file responses")
     p.add_argument("--no-precompressed", dest="precompressed", action="store_false",
-                   help="never serve name.br / name.gz in place of name")
+                   help="never serve name.br / name.zst / name.gz in place of name")
+    p.add_argument("--no-compress", dest="compress", action="store_false",
+                   help="never compress on the fly (sidecar files are still served)")
+    p.add_argument("--compress-cache", metavar="DIR",
+                   help="keep large compressed results in DIR (default: a temporary directory "
+                        "removed at exit)")
     p.add_argument("--header", action="append", metavar="'[SCOPE] Name: value'",
                    help="add a field to static responses (repeatable); SCOPE is a /prefix "
                         "or a *glob of paths")
@@ -123,7 +128,8 @@ def config_from_args(args) -> Config:
         wsgi=args.wsgi, threads=args.threads, workers=args.workers,
         reuse_port=args.reuse_port, pid_file=args.pid_file, fd=args.fd,
         headers=tuple(args.header or ()), cors=args.cors, spa=args.spa,
-        error_pages=tuple(args.error_page or ()), clean_urls=args.clean_urls, **overrides,
+        error_pages=tuple(args.error_page or ()), clean_urls=args.clean_urls,
+        compress=args.compress, compress_cache=args.compress_cache, **overrides,
     ).checked()
     _check_site_rules(config)
     return config

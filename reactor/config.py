@@ -28,6 +28,8 @@ class Config:
     spa: str | None = None             # file answering navigations to paths that exist nowhere
     error_pages: tuple = ()            # (status, file under the root); default 404.html
     clean_urls: bool = False           # /about from about.html; /about.html redirects
+    compress: bool = True              # compress text files on the fly, once per version
+    compress_cache: str | None = None  # directory for large compressed results (else a temp one)
     app: str | None = None             # "module:attr" of an App to serve
     wsgi: str | None = None            # "module:attr" of a WSGI application
     threads: int = 8                   # WSGI worker threads
@@ -62,6 +64,8 @@ class Config:
         for status, _ in self.error_pages:
             if not 400 <= status <= 599:
                 raise ConfigError(f"--error-page {status}: not an error status (400-599)")
+        if self.compress_cache is not None and not os.path.isdir(self.compress_cache):
+            raise ConfigError(f"--compress-cache {self.compress_cache!r} is not a directory")
         if self.workers < 1:
             raise ConfigError("--workers must be at least 1")
         if self.threads < 1:

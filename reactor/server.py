@@ -50,13 +50,8 @@ def build_handler(config):
     if config.wsgi:
         from .wsgi import load_wsgi
         return load_wsgi(config.wsgi, config)
-    from .static import StaticFiles
-    return StaticFiles(config.root, index=config.index, listing=config.listing,
-                       hidden=config.hidden, cache_control=config.cache_control,
-                       precompressed=config.precompressed, headers=config.headers,
-                       cors=config.cors, spa=config.spa,
-                       error_pages=dict(config.error_pages) or None,
-                       clean_urls=config.clean_urls)
+    from .static import StaticFiles, options_from
+    return StaticFiles(config.root, **options_from(config))
 
 
 def open_listener(config) -> socket.socket:

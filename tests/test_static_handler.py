@@ -295,3 +295,26 @@ def test_content_type_follows_the_requested_name_not_a_symlink_target(handler, r
     response = handler(request("/latest.txt"))
     response.body.close()
     assert fields_of(response)["Content-Type"] == "text/plain; charset=utf-8"
+
+
+def test_hot_path_serves_a_ready_encoding_without_system_calls(root, monkeypatch):
+    import gzip
+    import time
+
+    text = b"function f() { return 42; }\n" * 100
+    (root / "app.js").write_bytes(text)
+    handler = StaticFiles(str(root))
+    assert handler(request("/app.js", accept_encoding="gzip")).body == text   # starts it
+    deadline = time.monotonic() + 5
+    while b"Content-Encoding: gzip" not in handler(request("/app.js", accept_encoding="gzip")
+                                                    ).fields:
+        assert time.monotonic() < deadline, "never compressed"
+        time.sleep(0.01)
+    coded = handler(request("/app.js", accept_encoding="gzip"))
+    plain = handler(request("/app.js"))
+    _refuse_file_system(monkeypatch)
+    assert handler(request("/app.js", accept_encoding="gzip, deflate")) is coded
+    assert gzip.decompress(coded.body) == text
+    assert handler(request("/app.js")) is plain
+    assert handler(request("/app.js", accept_encoding="identity")) is plain
+    handler.close()

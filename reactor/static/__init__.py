@@ -1,5 +1,5 @@
 """Static file serving: StaticFiles is the handler; the modules beside it are its parts."""
 
-from .handler import StaticFiles
+from .handler import StaticFiles, options_from
 
-__all__ = ["StaticFiles"]
+__all__ = ["StaticFiles", "options_from"]

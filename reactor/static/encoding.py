@@ -1,10 +1,11 @@
-"""Accept-Encoding negotiation for precompressed sidecar files (RFC 9110 §12.5.3).
+"""Accept-Encoding negotiation (RFC 9110 §12.5.3) among sidecar files and on-the-fly codings.
 
-Pure: imports no I/O and nothing of reactor. Which sidecars exist is the file layer's business;
-this module only picks among the codings it is told are available.
+Pure: imports no I/O and nothing of reactor. Which sidecars exist is the file layer's business
+and which codecs exist is codecs'; this module only picks among the codings it is told are
+available.
 
 Rule: the available coding with the highest q-value wins, ties going to the server's order in
-CODINGS (brotli first: smaller for the same content); q=0 means "not this one"; `*` weighs every
+CODINGS (brotli first: smallest for the same content, then zstd, then gzip); q=0 means "not this one"; `*` weighs every
 coding the field does not name. The winner is served unless the client named `identity` with a
 strictly higher weight. A field that refuses everything, identity included, still gets the
 identity bytes: a 406 for a static file helps nobody.
@@ -13,7 +14,9 @@ identity bytes: a 406 for a static file helps nobody.
 from functools import lru_cache
 
 # (content-coding, sidecar suffix), in order of preference.
-CODINGS = (("br", ".br"), ("gzip", ".gz"))
+CODINGS = (("br", ".br"), ("zstd", ".zst"), ("gzip", ".gz"))
+
+ORDER = tuple(coding for coding, _ in CODINGS)
 
 _ALIASES = {"x-gzip": "gzip"}
 

@@ -1,12 +1,13 @@
-"""The disk, as the static handler sees it: the only module of reactor.static that makes system
-calls. Imports nothing of reactor beyond the pure static modules, and nothing of HTTP.
+"""The disk, as the static handler sees it: with `compressed` (which makes and keeps encoded
+variants on its own threads), the only module of reactor.static that makes system calls.
+Imports nothing of reactor beyond the pure static modules, and nothing of HTTP.
 
 What it guarantees:
 - Confinement: a path is resolved with realpath and used only if the result lies inside the
   root, so symlinks are followed while their target stays in the tree and refused (as missing)
   when it leaves it. Without `hidden`, a target whose real path passes through a dot-name is
   refused too, so a symlink cannot publish `.git`. Only regular files and directories exist
-  here: devices, FIFOs and sockets are missing. A sidecar (name.br, name.gz) counts only when
+  here: devices, FIFOs and sockets are missing. A sidecar (name.br, .zst, .gz) counts only when
   it is a regular file beside its file, not a symlink, and not older than the file.
 - One snapshot: a Snapshot's stat fields and bytes come from one open file, checked before and
   after reading; a file that keeps changing while read is not cached in memory at all. Large
@@ -47,7 +48,8 @@ _READ_TRIES = 3
 _OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOFOLLOW
 
 
-def _key(st) -> tuple:
+def file_key(st) -> tuple:
+    """What identifies one version of a file: if any of it changes, the content may have."""
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
@@ -56,23 +58,26 @@ class Snapshot:
 
     `rel` is the root-relative path it was looked up by and `name` that path's last segment (a
     symlink's own name, not its target's). `data` holds its bytes when it is small and was read consistently, else None.
-    `variants` maps a content-coding to the Snapshot of its sidecar. `response` and
-    `not_modified` belong to the handler, which renders them once per snapshot. `deadline`
+    `variants` maps a content-coding to the Snapshot of its sidecar; `encoded` (None until
+    used) is the compressor's, for the codings it makes itself; `codings` (None until the
+    handler asks) the handler's, all the codings it may send. `response` and `not_modified`
+    belong to the handler, which renders them once per snapshot. `deadline`
     (monotonic) is when the lookup that found it must be checked again.
     """
 
-    __slots__ = ("path", "rel", "name", "key", "size", "mtime_ns", "data", "variants", "signature",
-                 "deadline", "response", "not_modified")
+    __slots__ = ("path", "rel", "name", "key", "size", "mtime_ns", "data", "variants", "encoded",
+                 "codings", "signature", "deadline", "response", "not_modified")
 
     def __init__(self, path: str, st, data):
         self.path = path
         self.name = os.path.basename(path)
         self.rel = self.name
-        self.key = _key(st)
+        self.key = file_key(st)
         self.size = st.st_size
         self.mtime_ns = st.st_mtime_ns
         self.data = data
         self.variants = {}
+        self.encoded = self.codings = None
         self.signature = (self.key,)
         self.deadline = 0.0
         self.response = None
@@ -88,6 +93,10 @@ class Snapshot:
         self.data = self.response = self.not_modified = None
         for variant in self.variants.values():
             variant.retire()
+        encoded, self.encoded = self.encoded, None
+        for variant in (encoded or {}).values():
+            if variant.__class__ is Snapshot:
+                variant.retire()
 
 
 class Directory:
@@ -148,7 +157,7 @@ def _read(path: str):
         for _ in range(_READ_TRIES):
             data = _read_all(fd, st.st_size)
             after = os.fstat(fd)
-            if data is not None and _key(after) == _key(st):
+            if data is not None and file_key(after) == file_key(st):
                 return Snapshot(path, st, data)
             st = after
         return Snapshot(path, st, None)
@@ -201,7 +210,7 @@ class Files:
         if not stat.S_ISREG(st.st_mode):
             os.close(fd)
             return None
-        if _key(st) == snapshot.key:
+        if file_key(st) == snapshot.key:
             return fd, snapshot
         fresh = Snapshot(snapshot.path, st, None)
         fresh.rel, fresh.name = snapshot.rel, snapshot.name
@@ -260,7 +269,7 @@ class Files:
 
     def _signature(self, real: str, st) -> tuple:
         """What _load_file would record for this file, from stat calls alone."""
-        parts = [_key(st)]
+        parts = [file_key(st)]
         if self.precompressed:
             for coding, suffix in CODINGS:
                 try:
@@ -268,7 +277,7 @@ class Files:
                 except OSError:
                     continue
                 if stat.S_ISREG(side.st_mode) and side.st_mtime_ns >= st.st_mtime_ns:
-                    parts.append((coding, _key(side)))
+                    parts.append((coding, file_key(side)))
         return tuple(parts)
 
     def _load_file(self, real: str, rel: str):

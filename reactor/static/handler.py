@@ -34,6 +34,7 @@ import time
 from ..errors import HTTPError
 from ..response import FileSlice, Response, error_response
 from . import conditional, encoding, listing, mime, paths, ranges
+from .compressed import MAX_SOURCE, Compressor
 from .files import Directory, Files, Snapshot
 from .site import Cors, HeaderRule
 
@@ -44,8 +45,8 @@ ALLOW = "GET, HEAD, OPTIONS"
 MAX_ROUTES = 4096
 MAX_HOT = 1024
 
-# Fields that can change the answer for a file beyond its path (Accept-Encoding aside: files
-# with precompressed variants never go on the hot path).
+# Fields that can change the answer for a file beyond its path (Accept-Encoding aside: the hot
+# path negotiates it among the encoded variants that are ready in memory).
 _PRECONDITIONS = frozenset((b"if-match", b"if-none-match", b"if-modified-since",
                             b"if-unmodified-since", b"range", b"if-range"))
 
@@ -56,11 +57,39 @@ MAX_SITE_PATHS = 1024
 
 _HTML_TYPES = (b"text/html", b"application/xhtml+xml")
 
+# Files smaller than this are sent as they are: below it a compressed body saves less than
+# the Content-Encoding and Vary fields cost (Caddy's threshold too).
+MIN_COMPRESS = 512
+
 
 def _etag_and_date(snapshot, coding) -> tuple:
     """The strong ETag and the Last-Modified second of what is sent for `snapshot`."""
     etag = conditional.make_etag(snapshot.mtime_ns, snapshot.size, coding or "")
     return etag, snapshot.mtime_ns // 1_000_000_000
+
+
+def options_from(config) -> dict:
+    """StaticFiles' keyword arguments from a server Config (its static-serving knobs)."""
+    return dict(index=config.index, listing=config.listing, hidden=config.hidden,
+                cache_control=config.cache_control, precompressed=config.precompressed,
+                headers=config.headers, cors=config.cors, spa=config.spa,
+                error_pages=dict(config.error_pages) or None, clean_urls=config.clean_urls,
+                compress=config.compress, compress_cache=config.compress_cache)
+
+
+def _hot_variant(snapshot, request):
+    """The cached answer for `snapshot` in the coding `request` accepts, when that answer is
+    ready in memory; else None (the full path decides)."""
+    accept = request.header(b"accept-encoding")
+    coding = encoding.negotiate(accept, snapshot.codings) if accept is not None else None
+    if coding is None:
+        return snapshot.response
+    variant = snapshot.variants.get(coding)
+    if variant is None and snapshot.encoded is not None:
+        variant = snapshot.encoded.get(coding)
+    if variant.__class__ is Snapshot and variant.data is not None:
+        return variant.response
+    return None
 
 
 def _navigation(request) -> bool:
@@ -79,8 +108,11 @@ class StaticFiles:
 
     def __init__(self, root, *, index=("index.html",), listing=True, hidden=False,
                  cache_control=None, precompressed=True, headers=(), cors=None, spa=None,
-                 error_pages=None, clean_urls=False):
+                 error_pages=None, clean_urls=False, compress=True, compress_cache=None):
         self.files = Files(root, hidden=hidden, precompressed=precompressed)
+        if compress is True:
+            compress = Compressor(directory=compress_cache)
+        self.compressor = compress or None   # False, or a Compressor of one's own
         self.index = tuple(index)
         self.listing = listing
         self.hidden = hidden
@@ -109,7 +141,11 @@ class StaticFiles:
             snapshot = self._hot.get(request.target)
             if (snapshot is not None and snapshot.deadline > time.monotonic()
                     and self._preconditions.isdisjoint(request.fields)):
-                return snapshot.response
+                if not snapshot.codings:
+                    return snapshot.response
+                response = _hot_variant(snapshot, request)
+                if response is not None:
+                    return response
             response = self._serve(request)
         elif method == "OPTIONS":
             if self.cors is not None and request.header(b"access-control-request-method"):
@@ -120,6 +156,11 @@ class StaticFiles:
         if self.cors is not None and self.cors.echoes:
             return self._echo_origin(request, response)
         return response
+
+    def close(self):
+        """Stop compressing and remove the temporary compression cache."""
+        if self.compressor is not None:
+            self.compressor.close()
 
     def _preflight(self, request) -> Response:
         fields = self.cors.preflight_fields(request.header(b"origin"), ALLOW,
@@ -249,16 +290,25 @@ class StaticFiles:
     # -- files -----------------------------------------------------------------------------
 
     def _file(self, request, node, hot_target) -> Response:
+        codings = node.codings
+        if codings is None:
+            codings = node.codings = self._codings_of(node)
         snapshot, coding = node, None
-        if node.variants:
+        if codings:
             accept = request.header(b"accept-encoding")
             if accept is not None:
-                coding = encoding.negotiate(accept, tuple(node.variants))
-                if coding is not None:
-                    snapshot = node.variants[coding]
+                snapshot, coding = self._choose(node, accept, codings)
         fd = None
         if snapshot.data is None:
             opened = self.files.open_file(snapshot)
+            if snapshot is not node and snapshot is not node.variants.get(coding):
+                if opened is None or opened[1] is not snapshot:
+                    # A compression cache file that went away or changed: drop it and answer
+                    # as if it had never been made.
+                    if opened is not None:
+                        os.close(opened[0])
+                    self.compressor.forget(node, coding)
+                    return self._file(request, node, hot_target)
             if opened is None:
                 self.files.expire(node)
                 return self._error_page(404, None)
@@ -269,9 +319,35 @@ class StaticFiles:
         if not self._preconditions.isdisjoint(request.fields):
             return self._conditional(request, node, snapshot, coding, fd)
         response = self._whole(node, snapshot, coding, fd)
-        if fd is None and hot_target is not None and not node.variants:
+        if fd is None and hot_target is not None:
             self._make_hot(hot_target, node)
         return response
+
+    def _codings_of(self, node) -> tuple:
+        """Every coding `node` may be sent in, in the server's order: its sidecars' first (made
+        offline, usually smaller, and free to send), then the compressor's when the file is
+        of a compressible type and size."""
+        codings = tuple(node.variants)
+        compressor = self.compressor
+        if (compressor is not None and MIN_COMPRESS <= node.size <= MAX_SOURCE
+                and mime.compressible(node.name)):
+            codings += tuple(coding for coding in compressor.codings if coding not in codings)
+        return codings
+
+    def _choose(self, node, accept: bytes, codings: tuple) -> tuple:
+        """(the Snapshot to send, its coding or None): the best acceptable coding that is
+        ready. Asking for one that is not starts its compression; meanwhile the next best
+        one, or identity, is sent."""
+        while True:
+            coding = encoding.negotiate(accept, codings)
+            if coding is None:
+                return node, None
+            variant = node.variants.get(coding)
+            if variant is None:
+                variant = self.compressor.variant(node, coding)
+            if variant is not None:
+                return variant, coding
+            codings = tuple(other for other in codings if other != coding)
 
     def _make_hot(self, target: str, snapshot: Snapshot):
         hot = self._hot
@@ -283,7 +359,7 @@ class StaticFiles:
         """The fields every answer about this file carries, 304 included (RFC 9110 §15.4.5)."""
         etag, last_modified = _etag_and_date(snapshot, coding)
         fields = [("Last-Modified", conditional.http_date(last_modified)), ("ETag", etag)]
-        if node.variants:
+        if node.codings:
             fields.append(("Vary", "Accept-Encoding"))
         if self.cache_control:
             fields.append(("Cache-Control", self.cache_control))

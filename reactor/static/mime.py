@@ -31,6 +31,11 @@ _BINARY = {
     "7z": "application/x-7z-compressed", "epub": "application/epub+zip",
 }
 
+# Types worth compressing on the fly: text and the structured-text families, wasm, icons and
+# the font formats that are not compressed inside already (woff and woff2 are).
+_COMPRESSIBLE_BINARY = frozenset(("wasm", "ico", "bmp", "ttf", "otf"))
+COMPRESSIBLE = frozenset(_TEXT) | _COMPRESSIBLE_BINARY
+
 TYPES = {**{ext: f"{ctype}; charset=utf-8" for ext, ctype in _TEXT.items()}, **_BINARY}
 
 
@@ -40,3 +45,9 @@ def content_type(name: str) -> str:
     if dot < 0 or "/" in name[dot:]:
         return DEFAULT
     return TYPES.get(name[dot + 1:].lower(), DEFAULT)
+
+
+def compressible(name: str) -> bool:
+    """Whether a file called `name` is a type that compression makes smaller."""
+    dot = name.rfind(".")
+    return dot >= 0 and "/" not in name[dot:] and name[dot + 1:].lower() in COMPRESSIBLE
