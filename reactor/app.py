@@ -70,6 +70,7 @@ def with_target(request: Request, target: str) -> Request:
                    request.expect_continue)
     copy.body = request.body
     copy.client = request.client
+    copy.scheme = request.scheme
     return copy
 
 

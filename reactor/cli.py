@@ -93,6 +93,16 @@ def build_parser() -> argparse.ArgumentParser:
                         "(connections queued on a worker that exits are reset)")
     p.add_argument("--pid-file", metavar="PATH",
                    help="write the pid of the serving (or supervising) process here")
+    p.add_argument("--proxy-protocol", choices=("v1", "v2", "auto"),
+                   help="connections from --trusted-proxy begin with a PROXY protocol header "
+                        "naming the client")
+    p.add_argument("--trusted-proxy", action="append", metavar="ADDR[,NET]",
+                   help="balancers that send the PROXY header (addresses or networks)")
+    p.add_argument("--forwarded-allow-ips", action="append", metavar="ADDR[,NET]",
+                   help="proxies whose Forwarded / X-Forwarded-For / X-Forwarded-Proto are "
+                        "believed ('*' for any)")
+    p.add_argument("--health", metavar="PATH",
+                   help="answer PATH with 200 while serving and 503 while draining")
     p.add_argument("--max-connections", type=int, metavar="N")
     p.add_argument("--max-body", type=int, metavar="BYTES")
     p.add_argument("--max-keepalive-requests", type=int, metavar="N")
@@ -127,6 +137,8 @@ def config_from_args(args) -> Config:
         cache_control=args.cache_control, precompressed=args.precompressed, app=args.app,
         wsgi=args.wsgi, threads=args.threads, workers=args.workers,
         reuse_port=args.reuse_port, pid_file=args.pid_file, fd=args.fd,
+        proxy_protocol=args.proxy_protocol, trusted_proxies=tuple(args.trusted_proxy or ()),
+        forwarded_allow_ips=tuple(args.forwarded_allow_ips or ()), health=args.health,
         headers=tuple(args.header or ()), cors=args.cors, spa=args.spa,
         error_pages=tuple(args.error_page or ()), clean_urls=args.clean_urls,
         compress=args.compress, compress_cache=args.compress_cache, **overrides,

@@ -4,6 +4,7 @@ Imports only limits and errors. The CLI builds it from argv; tests and embedders
 directly. Nothing here opens sockets or files beyond checking that the root exists.
 """
 
+import ipaddress
 import os
 from dataclasses import dataclass
 
@@ -49,6 +50,10 @@ class Config:
     send_timeout: float = limits.SEND_TIMEOUT
     shutdown_grace: float = limits.SHUTDOWN_GRACE
     fd: int | None = None              # an inherited listening socket (--fd)
+    proxy_protocol: str | None = None  # "v1", "v2" or "auto": a PROXY header from trusted peers
+    trusted_proxies: tuple = ()        # addresses/networks that send PROXY headers
+    forwarded_allow_ips: tuple = ()    # addresses/networks whose Forwarded fields are believed
+    health: str | None = None          # path answering 200 while serving, 503 while draining
 
     def checked(self) -> "Config":
         """Self, after the checks that need no network; raises ConfigError with one line."""
@@ -74,4 +79,26 @@ class Config:
                      "max_pipeline", "max_keepalive_requests"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name.replace('_', '-')} must be at least 1")
+        if self.proxy_protocol is not None:
+            if self.proxy_protocol not in ("v1", "v2", "auto"):
+                raise ConfigError(f"--proxy-protocol {self.proxy_protocol!r} is not v1, v2 or auto")
+            if not self.trusted_proxies:
+                raise ConfigError("--proxy-protocol needs --trusted-proxy: the addresses of "
+                                  "the balancers that send the header")
+        for flag, specs in (("--trusted-proxy", self.trusted_proxies),
+                            ("--forwarded-allow-ips", self.forwarded_allow_ips)):
+            _check_networks(flag, specs)
+        if self.health is not None and not self.health.startswith("/"):
+            raise ConfigError(f"--health {self.health!r} must be a path starting with /")
         return self
+
+
+def _check_networks(flag, specs):
+    for spec in specs:
+        for item in filter(None, (part.strip() for part in spec.split(","))):
+            if item in ("*", "unix"):
+                continue
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ConfigError(f"{flag} {item!r} is not an address or network") from None

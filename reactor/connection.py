@@ -190,7 +190,7 @@ class Connection:
             self._closing()
         access_log = self.server.access_log
         if access_log is not None:
-            access_log.log(self.client, request, response.status, response.length)
+            access_log.log(request.client, request, response.status, response.length)
 
     def _closing(self):
         self.closing = True

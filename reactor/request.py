@@ -19,11 +19,13 @@ class Request:
     - keep_alive: bool, the client allows the connection to persist (RFC 9112 §9.3).
     - expect_continue: bool, the client sent `Expect: 100-continue`.
     - body: bytes, filled in by the protocol before the handler runs.
-    - client: (host, port) of the peer, filled in by the connection.
+    - client: (host, port) of the client, filled in by the connection: the peer's, or the
+      one a trusted proxy named (PROXY protocol, forwarding fields).
+    - scheme: "http" or "https" as the client sees it (the same sources may say https).
     """
 
     __slots__ = ("method", "target", "version", "fields", "content_length", "chunked",
-                 "keep_alive", "expect_continue", "body", "client")
+                 "keep_alive", "expect_continue", "body", "client", "scheme")
 
     def __init__(self, method, target, version, fields, content_length, chunked,
                  keep_alive, expect_continue):
@@ -37,6 +39,7 @@ class Request:
         self.expect_continue = expect_continue
         self.body = b""
         self.client = None
+        self.scheme = "http"
 
     def header(self, name: bytes, default=None):
         """The first value of the field `name` (lower-case bytes), or `default`."""

@@ -107,6 +107,10 @@ class Server:
         self._drain_deadline = 0.0
         self.access_log = (AccessLog(sys.stderr, self.loop.call_soon)
                            if config.access_log else None)
+        # Set by the layers above when they need it: a callable(sock, client, admit) that
+        # sees each accepted socket first (the PROXY protocol header is read there) and
+        # calls admit(sock, client) when it is to be served.
+        self.accept_filter = None
 
     def new_protocol(self) -> Protocol:
         config = self.config
@@ -172,10 +176,17 @@ class Server:
                 client = address[:2]
             else:
                 client = ("unix", 0)
-            connections.add(Connection(self, PlainTransport(self.loop, sock), client))
+            if self.accept_filter is None:
+                self.admit(sock, client)
+            else:
+                self.accept_filter(sock, client, self.admit)
             if len(connections) >= limit:
                 self._accept_off()
                 return
+
+    def admit(self, sock, client):
+        """Start serving an accepted socket; `client` is the address requests are from."""
+        self.connections.add(Connection(self, PlainTransport(self.loop, sock), client))
 
     def connection_closed(self, connection):
         self.connections.discard(connection)

@@ -23,6 +23,7 @@ import sys
 import time
 import traceback
 
+from . import ops
 from .errors import ConfigError
 from .server import Server, open_listener, ready_line, remove_stale_socket
 
@@ -677,6 +678,7 @@ def run_worker(config, listeners, started, parent=None):
     `parent` and drains when that process is gone."""
     listeners = listeners or [open_listener(config)]
     server = Server(config)
+    ops.install(server, config)
     for sock in listeners:
         server.add_listener(sock)
 

@@ -260,6 +260,8 @@ class WSGIHandler:
         env["PATH_INFO"] = unquote_to_bytes(path).decode("latin-1")
         env["QUERY_STRING"] = request.target.partition("?")[2]
         env["SERVER_PROTOCOL"] = "HTTP/1.1" if request.version >= 11 else "HTTP/1.0"
+        if request.scheme != "http":
+            env["wsgi.url_scheme"] = request.scheme
         client = request.client
         if isinstance(client, tuple):
             env["REMOTE_ADDR"], env["REMOTE_PORT"] = str(client[0]), str(client[1])

@@ -20,7 +20,7 @@ import threading
 import pytest
 
 from processes import Cli
-from reactor import _pyparser
+from reactor import _pyparser, ops
 from reactor.config import Config
 from reactor.server import Server, open_listener
 
@@ -52,6 +52,7 @@ def server_factory():
         config_kwargs.setdefault("access_log", False)
         config = Config(**config_kwargs)
         server = Server(config, handler=handler)
+        ops.install(server, config)   # as a worker does; nothing unless the Config asks
         server.add_listener(open_listener(config))
         thread = threading.Thread(target=server.serve_forever, daemon=True)
         thread.start()
