@@ -2,10 +2,11 @@
 
     python bench/server.py [--quick] [--json PATH] [--svg PATH] [--servers reactor,nginx,...]
 
-Builds a fixed tree (1 KiB HTML, 100 KiB image, 10 MiB file), starts every server on one core
-and wrk on the other, and measures requests/s and latency for the small file (keep-alive at 50
-and 1,000 connections, a new connection per request, 16 pipelined requests), throughput for the
-two larger files, and resident memory. Runs are interleaved (each scenario visits every server
+Builds a fixed tree (1 KiB HTML, 100 KiB image, 10 MiB file, 50 KiB script), starts every server
+on one core and wrk on the other, and measures requests/s and latency for the small file
+(keep-alive at 50 and 1,000 connections, a new connection per request, 16 pipelined requests),
+throughput for the two larger files, the script with and without Accept-Encoding: gzip (reactor
+against nginx, also with gzip on), and resident memory. Runs are interleaved (each scenario visits every server
 in turn, in a rotated order each round) and repeated, and ratios are the median of per-round
 ratios, so that a noisy shared machine moves all servers together instead of skewing one.
 Missing tools are installed; a server that cannot run is reported, never dropped.
@@ -27,11 +28,11 @@ import chart
 import servers_load as load
 import servers_setup as setup
 
-ORDER = ("reactor", "reactor-py", "reactor-log", "nginx", "nginx-tuned", "aiohttp", "http.server",
-         "bare-loop")
+ORDER = ("reactor", "reactor-py", "reactor-log", "nginx", "nginx-tuned", "nginx-gzip", "aiohttp",
+         "http.server", "bare-loop")
 # Fixed per server, so charts from different runs read the same way.
 COLORS = {"reactor": "#2b6cb0", "reactor-py": "#63b3ed", "reactor-log": "#90cdf4",
-          "nginx": "#38a169", "nginx-tuned": "#276749",
+          "nginx": "#38a169", "nginx-tuned": "#276749", "nginx-gzip": "#9ae6b4",
           "aiohttp": "#dd6b20", "http.server": "#805ad5", "bare-loop": "#a0aec0"}
 # Ratios, the chart and the targets of the project are all stated against nginx.
 BASELINE = "nginx"
@@ -61,7 +62,15 @@ SCENARIOS = (
              setup.MEDIUM[0], "keepalive", 16, "mbps"),
     Scenario("10m", "10 MiB file, keep-alive, 4 connections", "10 MiB\nMB/s",
              setup.LARGE[0], "keepalive", 4, "mbps"),
+    Scenario("js50", "50 KiB JavaScript, no Accept-Encoding, keep-alive, 50 connections",
+             "50 KiB JS\nidentity", setup.SCRIPT[0], "keepalive", 50, "rps"),
+    Scenario("js50gz", "50 KiB JavaScript, Accept-Encoding: gzip, keep-alive, 50 connections",
+             "50 KiB JS\ngzip", setup.SCRIPT[0], "keepalive-gzip", 50, "rps"),
 )
+# The compression targets: reactor's gzip answers against its identity ones and against nginx
+# compressing per request.
+COMPRESSED, IDENTITY, PER_REQUEST = "js50gz", "js50", "nginx-gzip"
+TARGETS = {"identity": 0.9, "nginx-gzip": 5.0}
 MEMORY_SCENARIO = "ka1000"
 
 FULL = dict(rounds=3, duration=5.0)
@@ -83,6 +92,8 @@ def parse_args(argv=None):
     ap.add_argument("--svg", metavar="PATH", help="write a bar chart normalised to nginx = 1")
     ap.add_argument("--servers", default=",".join(ORDER),
                     help=f"comma-separated subset of: {', '.join(ORDER)}")
+    ap.add_argument("--scenarios", help="comma-separated subset of: "
+                    + ", ".join(sc.key for sc in SCENARIOS))
     ap.add_argument("--rounds", type=int, help="override the number of rounds")
     ap.add_argument("--duration", type=float, help="override seconds per wrk run")
     ap.add_argument("--server-cpu", type=int, default=0)
@@ -93,6 +104,11 @@ def parse_args(argv=None):
     if unknown:
         ap.error(f"unknown server {', '.join(unknown)}; choose from {', '.join(ORDER)}")
     args.names = names
+    keys = [sc.key for sc in SCENARIOS]
+    args.scenarios = [k.strip() for k in (args.scenarios or ",".join(keys)).split(",") if k.strip()]
+    unknown = [k for k in args.scenarios if k not in keys]
+    if unknown:
+        ap.error(f"unknown scenario {', '.join(unknown)}; choose from {', '.join(keys)}")
     plan = QUICK if args.quick else FULL
     args.rounds = args.rounds or plan["rounds"]
     args.duration = args.duration or plan["duration"]
@@ -208,14 +224,19 @@ def measure(args, running, status, scripts):
     for name in names:
         load.run(running[name].port, setup.SMALL[0], load.Load(50, "keepalive", 1), scripts,
                  args.wrk_cpu)
-    total = args.rounds * sum(1 for sc in SCENARIOS for n in names
+        # The compressed scenario measures the requests after the first: this one makes the
+        # result that reactor keeps.
+        load.run(running[name].port, setup.SCRIPT[0], load.Load(1, "keepalive-gzip", 1),
+                 scripts, args.wrk_cpu)
+    chosen = [sc for sc in SCENARIOS if sc.key in args.scenarios]
+    total = args.rounds * sum(1 for sc in chosen for n in names
                               if sc.key not in running[n].spec.skip)
     done = 0
     retries = max(1, total // 5)
     quiet = Quiet((args.server_cpu, args.wrk_cpu),
                   QUIET_BUDGET["quick" if args.quick else "full"])
     for rnd in range(args.rounds):
-        for sc in SCENARIOS:
+        for sc in chosen:
             # A rotated order each round, so no server always runs right after a heavy one.
             shift = rnd % len(names) if names else 0
             for name in names[shift:] + names[:shift]:
@@ -394,6 +415,8 @@ def report(args, status, summary, ratios, meta, runs) -> str:
                  for sc in latency]
         lines.append(f"| {status[n]['label']} | " + " | ".join(cells) + " |")
 
+    lines += compression_report(runs, status, summary)
+
     notes = []
     for n in names:
         for sc in SCENARIOS:
@@ -402,10 +425,10 @@ def report(args, status, summary, ratios, meta, runs) -> str:
                 notes.append(f"- {status[n]['label']}, {sc.title}: {got['errors']:,} socket "
                              f"errors or non-2xx answers over {got['requests']:,} requests.")
         skip = setup.SPECS[n].skip
-        if skip and summary.get(n):
+        if any(key in args.scenarios for key in skip) and summary.get(n):
             notes.append(f"- {status[n]['label']} sits out " + "; ".join(
                 f"{_name(sc)} ({skip[sc.key]})"
-                for sc in SCENARIOS if sc.key in skip) + ".")
+                for sc in SCENARIOS if sc.key in skip and sc.key in args.scenarios) + ".")
         busy = [r for r in runs if r["server"] == n and r["foreign_cores"] > RETRY_ABOVE_CORES]
         if busy:
             notes.append(f"- {status[n]['label']}: {len(busy)} run(s) shared the machine with "
@@ -415,6 +438,46 @@ def report(args, status, summary, ratios, meta, runs) -> str:
     if notes:
         lines += ["", "Notes:"] + notes
     return "\n".join(lines)
+
+
+def _pair_ratio(runs, a, a_key, b, b_key):
+    """Median over rounds of a's requests/s in a_key ÷ b's in b_key in the same round."""
+    mine = {r["round"]: r["rps"] for r in _ok(runs, a, a_key)}
+    theirs = {r["round"]: r["rps"] for r in _ok(runs, b, b_key)}
+    pairs = [mine[k] / theirs[k] for k in mine if k in theirs and theirs[k] > 0]
+    return statistics.median(pairs) if pairs else None
+
+
+def compression_report(runs, status, summary) -> list:
+    """The compression targets, and the bytes per answer that show what was really sent."""
+    if not summary.get("reactor", {}).get(COMPRESSED):
+        return []
+    lines = ["", "Compression: the 50 KiB script with Accept-Encoding: gzip, after the first "
+             "request (reactor keeps what it compressed; nginx compresses each time).", "",
+             "| server | identity req/s | gzip req/s | bytes per gzip answer | "
+             "gzip CPU µs/req |", "|---|---|---|---|---|"]
+    for n in ("reactor", "nginx", PER_REQUEST):
+        per = summary.get(n, {})
+        if not per.get(COMPRESSED) and not per.get(IDENTITY):
+            continue
+        got = _ok(runs, n, COMPRESSED)
+        size = statistics.median(r["bytes"] / r["requests"] for r in got if r["requests"]) \
+            if got else None
+        lines.append(f"| {status[n]['label']} | "
+                     f"{_cell(per.get(IDENTITY, {}).get('value'), '{:,.0f}')} | "
+                     f"{_cell(per.get(COMPRESSED, {}).get('value'), '{:,.0f}')} | "
+                     f"{_cell(size, '{:,.0f}')} | "
+                     f"{_cell(per.get(COMPRESSED, {}).get('cpu_us'), '{:.1f}')} |")
+    checks = (("reactor gzip ÷ reactor identity", _pair_ratio(
+        runs, "reactor", COMPRESSED, "reactor", IDENTITY), TARGETS["identity"]),
+              (f"reactor gzip ÷ {status.get(PER_REQUEST, {}).get('label', PER_REQUEST)} gzip",
+               _pair_ratio(runs, "reactor", COMPRESSED, PER_REQUEST, COMPRESSED),
+               TARGETS["nginx-gzip"]))
+    lines.append("")
+    for label, value, target in checks:
+        verdict = "–" if value is None else ("met" if value >= target else "NOT met")
+        lines.append(f"- {label}: {_cell(value, '{:.2f}')} (target ≥ {target:g}: {verdict})")
+    return lines
 
 
 def _short(v, metric):

@@ -27,6 +27,8 @@ SCRIPTS = {
     "keepalive": _DONE,
     # The server closes after each response and wrk reconnects: one new connection per request.
     "close": 'wrk.headers["Connection"] = "close"\n' + _DONE,
+    # What a browser asks for over plain HTTP: gzip is the one coding it advertises there.
+    "keepalive-gzip": 'wrk.headers["Accept-Encoding"] = "gzip"\n' + _DONE,
     # 16 requests written in one go per round trip; wrk waits for all 16 answers before the next
     # batch, and its latency figures are per batch.
     "pipeline16": """

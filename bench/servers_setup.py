@@ -29,7 +29,9 @@ REPO = os.path.dirname(HERE)
 SMALL = ("/index.html", 1024)
 MEDIUM = ("/image.png", 100 * 1024)
 LARGE = ("/big.bin", 10 * 1024 * 1024)
-FILES = (SMALL, MEDIUM, LARGE)
+# A minified-looking JavaScript bundle, for compression on the fly.
+SCRIPT = ("/app.js", 50 * 1024)
+FILES = (SMALL, MEDIUM, LARGE, SCRIPT)
 
 READY_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 5.0
@@ -49,13 +51,30 @@ def small_html() -> bytes:
     return head + (filler * (need // len(filler) + 1))[:need] + tail
 
 
+def script_js(rnd) -> bytes:
+    """Code-like text that compresses about as well as a real minified bundle (to a third)."""
+    words = ("function", "return", "const", "let", "var", "if", "else", "this", "props",
+             "state", "value", "length", "push", "map", "filter", "then", "await", "null",
+             "undefined", "true", "false", "document", "window", "e", "t", "n", "r", "i")
+    marks = ("(", ")", "{", "}", "=", ".", ",", ";", "=>", "&&", "||", "!", "[", "]", "+")
+    out, size = [], 0
+    while size < SCRIPT[1]:
+        piece = rnd.choice(words) + rnd.choice(marks)
+        if rnd.random() < 0.2:
+            piece += "%s%d" % (rnd.choice("abcdefghijklmnopqrstuvwxyz"), rnd.randrange(100))
+        out.append(piece)
+        size += len(piece)
+    return "".join(out).encode()[:SCRIPT[1]]
+
+
 def build_tree(root: str) -> dict:
-    """Write the three files under root; return {url path: sha256 hex} for the serving check."""
+    """Write the files under root; return {url path: sha256 hex} for the serving check."""
     rnd = random.Random(20240601)
     contents = {
         SMALL[0]: small_html(),
         MEDIUM[0]: b"\x89PNG\r\n\x1a\n" + rnd.randbytes(MEDIUM[1] - 8),
         LARGE[0]: rnd.randbytes(LARGE[1]),
+        SCRIPT[0]: script_js(rnd),
     }
     digests = {}
     for path, data in contents.items():
@@ -177,9 +196,18 @@ NGINX_TUNED = """\
 """
 
 
-def nginx_config(port: int, tree: str, workdir: str, tuned: bool = False) -> str:
+# What Debian's nginx.conf turns on (`gzip on`), with JavaScript among the types, as gzip_types
+# is only text/html by default. The level stays nginx's default, 1: it compresses per request.
+NGINX_GZIP = """\
+    gzip on;
+    gzip_types text/javascript;
+"""
+
+
+def nginx_config(port: int, tree: str, workdir: str, tuned: bool = False,
+                 gzip: bool = False) -> str:
     """One worker and no access log, otherwise nginx's own defaults (`tuned`: NGINX_TUNED on
-    top); every path it writes lies under workdir."""
+    top, `gzip`: NGINX_GZIP); every path it writes lies under workdir."""
     nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     if nofile == resource.RLIM_INFINITY:
         nofile = 65536
@@ -195,7 +223,7 @@ events {{
 }}
 http {{
     access_log off;
-{NGINX_TUNED if tuned else ""}\
+{NGINX_TUNED if tuned else ""}{NGINX_GZIP if gzip else ""}\
     client_body_temp_path {temp}/body;
     proxy_temp_path {temp}/proxy;
     fastcgi_temp_path {temp}/fastcgi;
@@ -204,6 +232,7 @@ http {{
     types {{
         text/html html;
         image/png png;
+        text/javascript js;
     }}
     default_type application/octet-stream;
     server {{
@@ -214,11 +243,11 @@ http {{
 """
 
 
-def _nginx_argv(port, tree, workdir, tuned=False):
+def _nginx_argv(port, tree, workdir, tuned=False, gzip=False):
     conf = os.path.join(workdir, f"nginx-{port}.conf")
     os.makedirs(os.path.join(workdir, "nginx-temp"), exist_ok=True)
     with open(conf, "w") as f:
-        f.write(nginx_config(port, tree, workdir, tuned))
+        f.write(nginx_config(port, tree, workdir, tuned, gzip))
     return [which("nginx") or "nginx", "-p", workdir, "-c", conf,
             "-e", os.path.join(workdir, "nginx-error.log")]
 
@@ -227,26 +256,41 @@ def _nginx_tuned_argv(port, tree, workdir):
     return _nginx_argv(port, tree, workdir, tuned=True)
 
 
+def _nginx_gzip_argv(port, tree, workdir):
+    return _nginx_argv(port, tree, workdir, gzip=True)
+
+
+# The compression scenarios compare reactor with nginx only; the other peers sit them out.
+_NOT_JS = {"js50": "compression is reactor against nginx", "js50gz": "compression is reactor "
+           "against nginx"}
+# nginx with gzip on is there for the compressed scenario alone.
+_ONLY_GZIP = {key: "gzip on matters only to the compressed scenario"
+              for key in ("ka50", "ka1000", "close", "pipe16", "100k", "10m", "js50")}
+
+
 SPECS = {
     "reactor": Spec("reactor", "reactor (C parser)", _reactor_argv),
     "reactor-py": Spec("reactor-py", "reactor (pure-Python parser)", _reactor_argv,
-                       env={"REACTOR_NO_EXTENSIONS": "1"}),
+                       env={"REACTOR_NO_EXTENSIONS": "1"}, skip=_NOT_JS),
     "reactor-log": Spec("reactor-log", "reactor, access log on", _reactor_logging_argv,
                         skip={"ka1000": "log cost shown at 50", "100k": "log cost shown at 1 KiB",
-                              "10m": "log cost shown at 1 KiB"}),
-    "http.server": Spec("http.server", "python -m http.server", _http_server_argv),
-    "aiohttp": Spec("aiohttp", "aiohttp web.static", _aiohttp_argv),
+                              "10m": "log cost shown at 1 KiB", **_NOT_JS}),
+    "http.server": Spec("http.server", "python -m http.server", _http_server_argv, skip=_NOT_JS),
+    "aiohttp": Spec("aiohttp", "aiohttp web.static", _aiohttp_argv, skip=_NOT_JS),
     "nginx": Spec("nginx", "nginx (1 worker, defaults)", _nginx_argv),
-    "nginx-tuned": Spec("nginx-tuned", "nginx (1 worker, tuned)", _nginx_tuned_argv),
+    "nginx-tuned": Spec("nginx-tuned", "nginx (1 worker, tuned)", _nginx_tuned_argv,
+                        skip=_NOT_JS),
+    "nginx-gzip": Spec("nginx-gzip", "nginx (1 worker, gzip on)", _nginx_gzip_argv,
+                       skip=_ONLY_GZIP),
     "bare-loop": Spec("bare-loop", "bare selectors loop", _bare_loop_argv, paths=(SMALL[0],),
                       skip={"close": "ignores Connection: close", "100k": "one fixed body",
-                            "10m": "one fixed body"}),
+                            "10m": "one fixed body", **_NOT_JS}),
 }
 
 
 def prerequisite(name: str) -> str:
     """Install what a server needs; return '' when it can be tried, else the reason it cannot."""
-    if name in ("nginx", "nginx-tuned"):
+    if name in ("nginx", "nginx-tuned", "nginx-gzip"):
         return ensure_command("nginx", "nginx-light")
     if name == "aiohttp":
         return ensure_module("aiohttp", "aiohttp")
@@ -285,7 +329,7 @@ def _reactor_backend(name: str):
 def version(name: str) -> str:
     """A one-line version string for the report; '' where none can be had."""
     try:
-        if name in ("nginx", "nginx-tuned"):
+        if name in ("nginx", "nginx-tuned", "nginx-gzip"):
             out = subprocess.run([which("nginx") or "nginx", "-v"], capture_output=True,
                                  text=True).stderr
             return out.strip().split("/")[-1]
