@@ -1,5 +1,8 @@
 """Access log in Common Log Format, written once per loop iteration rather than per line.
 
+A line is written when its response has ended (written in full, or cut short by the client or
+a timeout), with the body bytes actually sent, as nginx does.
+
 Knows requests and a text stream; must not import sockets or the loop (it is handed a
 `schedule` callable to run the flush later).
 """
@@ -26,12 +29,13 @@ class AccessLog:
             self._stamp = now
         return self._when
 
-    def log(self, client, request, status: int, length):
+    def log(self, client, request, status: int, sent: int):
+        """One line for a response that has ended: `sent` body bytes actually written."""
         if not self.lines:
             self.schedule(self.flush)
-        self.lines.append('%s - - [%s] "%s %s HTTP/1.%d" %d %s\n' % (
+        self.lines.append('%s - - [%s] "%s %s HTTP/1.%d" %d %d\n' % (
             client[0], self._timestamp(), request.method, request.target.replace('"', "%22"),
-            request.version - 10, status, "-" if length is None else length))
+            request.version - 10, status, sent))
 
     def flush(self):
         lines, self.lines = self.lines, []

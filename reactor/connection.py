@@ -15,7 +15,7 @@ from concurrent.futures import Future
 from .errors import HTTPError
 from .protocol import Stream, State as InputState, discard_body
 from .request import Request
-from .response import FileSlice, error_response
+from .response import NO_CONTENT, FileSlice, error_response
 from . import limits
 
 log = logging.getLogger("reactor")
@@ -46,10 +46,27 @@ class State(enum.Enum):
     CLOSED = "closed"
 
 
+class ResponseEnd:
+    """Where one response ends in the output: when the bytes before it are written (or the
+    connection is lost first) the server learns the body bytes that actually went out.
+
+    `request` is None for pieces that are no logged response of their own (100 Continue, an
+    error before any request was read); they only move where the next response starts.
+    `end` is the connection's written-byte count at which the response ends, once known."""
+
+    __slots__ = ("request", "status", "head", "end")
+
+    def __init__(self, request, status: int, head: int):
+        self.request = request
+        self.status = status
+        self.head = head
+        self.end = None
+
+
 class Connection:
     __slots__ = ("server", "loop", "transport", "client", "protocol", "handler", "pending",
                  "output", "waiting", "state", "deadline", "closing", "reading", "blocked",
-                 "lingered")
+                 "lingered", "written", "ended_at", "ending")
 
     def __init__(self, server, transport, client):
         self.server = server
@@ -67,6 +84,9 @@ class Connection:
         self.reading = True      # registered for readability
         self.blocked = False     # registered for writability: the client is not reading
         self.lingered = 0
+        self.written = 0         # bytes written to the socket, all responses together
+        self.ended_at = 0        # `written` where the last ended response ended
+        self.ending = []         # ResponseEnds whose bytes were joined into one send
         self.state = State.IDLE
         self.deadline = self.loop.now + server.config.header_timeout
         transport.watch(self.on_readable, None)
@@ -150,10 +170,12 @@ class Connection:
                 self._serve(event)
             elif isinstance(event, HTTPError):
                 output.extend(self.protocol.error(event))
+                output.append(ResponseEnd(None, event.status, 0))
                 self._closing()
             else:
                 output.append(event)   # interim response (100 Continue)
-            if output and output[-1].__class__ is not bytes:
+                output.append(ResponseEnd(None, 100, 0))
+            if len(output) > 1 and output[-2].__class__ is not bytes:
                 break   # a file or stream is enough to keep the socket busy
 
     def _serve(self, request):
@@ -185,12 +207,27 @@ class Connection:
 
     def _respond(self, request, response):
         pieces, keep_alive = self.protocol.respond(request, response)
-        self.output.extend(pieces)
+        head = len(pieces[0])
+        if len(pieces) == 1 and request.method != "HEAD" and response.status not in NO_CONTENT:
+            head -= response.length   # head and body joined in one buffer
+        output = self.output
+        output.extend(pieces)
+        output.append(ResponseEnd(request, response.status, head))
         if not keep_alive:
             self._closing()
-        access_log = self.server.access_log
-        if access_log is not None:
-            access_log.log(request.client, request, response.status, response.length)
+
+    def _ended(self, end):
+        """The response that `end` closes is written, or the connection lost it part way."""
+        started, self.ended_at = self.ended_at, end.end
+        if end.request is not None:
+            sent = end.end - started - end.head
+            self.server.response_ended(self, end.request, end.status, sent if sent > 0 else 0)
+
+    def _written(self, count: int):
+        self.written += count
+        ending = self.ending
+        while ending and ending[0].end <= self.written:
+            self._ended(ending.pop(0))
 
     def _closing(self):
         self.closing = True
@@ -206,9 +243,12 @@ class Connection:
         while output:
             piece = output[0]
             if piece.__class__ is bytes or piece.__class__ is memoryview:
-                if len(output) > 1 and output[1].__class__ is bytes:
+                if len(output) > 2 and bytes in (output[1].__class__, output[2].__class__):
                     piece = self._join_leading_bytes(piece)
-                flags = MSG_MORE if len(output) > 1 else 0
+                # MSG_MORE only when more bytes follow: a corked last piece waits 200 ms.
+                more = len(output) > 2 or (len(output) == 2
+                                           and output[1].__class__ is not ResponseEnd)
+                flags = MSG_MORE if more else 0
                 try:
                     sent = transport.send(piece, flags)
                 except (BlockingIOError, InterruptedError):
@@ -216,6 +256,7 @@ class Connection:
                 except OSError:
                     self.close()
                     return False
+                self._written(sent)
                 if sent < len(piece):
                     # A view, so a large body is not copied again on every partial send.
                     output[0] = memoryview(piece)[sent:]
@@ -228,22 +269,33 @@ class Connection:
             elif piece.__class__ is Stream:
                 if not self._pull_stream(piece):
                     return False
+            elif piece.__class__ is ResponseEnd:
+                output.pop(0)
+                piece.end = self.written
+                self._ended(piece)
             else:
                 output[0] = memoryview(piece)   # bytearray and other buffers
         return True
 
     def _join_leading_bytes(self, first) -> bytes:
-        """Small responses queued back to back become one send; large bodies are not copied."""
+        """Small responses queued back to back become one send; large bodies are not copied.
+        The ends of the responses joined move to `ending`, each with its offset."""
         output = self.output
         size = len(first)
+        parts = [first]
         count = 1
+        ends = self.ending
         for piece in output[1:]:
-            if piece.__class__ is not bytes or size + len(piece) > JOIN_LIMIT:
+            if piece.__class__ is ResponseEnd:
+                piece.end = self.written + size
+                ends.append(piece)
+            elif piece.__class__ is not bytes or size + len(piece) > JOIN_LIMIT:
                 break
-            size += len(piece)
+            else:
+                size += len(piece)
+                parts.append(piece)
             count += 1
-        if count > 1:
-            output[:count] = [b"".join(output[:count])]
+        output[:count] = [b"".join(parts) if len(parts) > 1 else first]
         return output[0]
 
     def _send_file(self, piece) -> bool:
@@ -265,6 +317,7 @@ class Connection:
                 return False
             piece.offset += sent
             piece.count -= sent
+            self._written(sent)
         piece.close()
         self.output.pop(0)
         return True
@@ -380,7 +433,14 @@ class Connection:
         self.waiting = None
         self.transport.close()
         for piece in self.output:
-            discard_body(piece)
+            if piece.__class__ is ResponseEnd:
+                self.ending.append(piece)
+            else:
+                discard_body(piece)
         self.output.clear()
+        for end in self.ending:
+            end.end = self.written if end.end is None else min(end.end, self.written)
+            self._ended(end)
+        self.ending.clear()
         self._closing()
         self.server.connection_closed(self)

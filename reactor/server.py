@@ -188,6 +188,12 @@ class Server:
         """Start serving an accepted socket; `client` is the address requests are from."""
         self.connections.add(Connection(self, PlainTransport(self.loop, sock), client))
 
+    def response_ended(self, connection, request, status: int, sent: int):
+        """A response was written in full, or lost part way with its connection: `sent` is
+        the body bytes that went out (nginx's $body_bytes_sent)."""
+        if self.access_log is not None:
+            self.access_log.log(request.client, request, status, sent)
+
     def connection_closed(self, connection):
         self.connections.discard(connection)
         if not self.accepting and len(self.connections) < self.config.max_connections:
