@@ -1,7 +1,8 @@
 """The seed scenario as a person sees it: a real browser opens the demo site.
 
 Headless Chromium loads the demo page from reactor; a same-origin check page reports whether
-the image really loaded (naturalWidth > 0) and whether the directory listing rendered.
+the image really loaded (naturalWidth > 0) and whether the directory listing rendered. A
+single-page app built like a front-end tool's output is opened at a client-side route.
 Screenshots are saved under build/screenshots/. Skips only where Chromium cannot be found.
 """
 
@@ -80,3 +81,75 @@ def test_directory_listing_renders(site):
     assert "../" in result["links"], result
     assert result["title"], result
     screenshot(f"{srv.url}/{listed}/", "listing.png")
+
+
+# A site as a front-end build tool writes it: an index.html shell, content-hashed assets, and
+# routes that exist only in the script (history API). The script renders the route, navigates
+# once with pushState, reads a field of its own asset, measures what the transfer of its script
+# cost, and fetches data from another origin with a field that needs a preflight.
+SPA_INDEX = """<!doctype html><html><head><meta charset="utf-8"><title>shell</title>
+<link rel="stylesheet" href="/assets/index-4f9a2c1e.css">
+<script type="module" src="/assets/index-7b3d9e05.js"></script></head>
+<body><div id="app">loading</div><pre id="out">pending</pre></body></html>"""
+
+SPA_SCRIPT = """const views = {
+  "/settings/profile": () => "<h1>Profile settings</h1>",
+  "/users/7": () => "<h1>User 7</h1>",
+};
+const seen = [];
+function render() {
+  const view = views[location.pathname] || (() => "<h1>Not found in the app</h1>");
+  document.getElementById("app").innerHTML = view();
+  seen.push(document.querySelector("#app h1").textContent);
+}
+render();
+history.pushState({}, "", "/users/7");
+render();
+const own = performance.getEntriesByType("resource").find(e => e.name.includes("index-7b3d9e05"));
+const build = await fetch("/assets/index-7b3d9e05.js").then(r => r.headers.get("x-build"));
+const color = getComputedStyle(document.querySelector("#app h1")).color;
+let data;
+try {
+  data = await fetch(API + "/data.json", {headers: {"X-Client": "spa"}}).then(r => r.json());
+} catch (error) { data = String(error); }
+document.getElementById("out").textContent = JSON.stringify({
+  seen, build, color, data, path: location.pathname,
+  encoded: own.encodedBodySize, decoded: own.decodedBodySize});
+"""
+# Padding that a minifier would leave: enough bytes for compression to be worthwhile.
+SPA_SCRIPT_PAD = "".join(f"export const route{i} = {{path: '/r/{i}', title: 'Route {i}'}};\n"
+                         for i in range(200))
+
+
+def test_single_page_app_route_renders_compressed_with_cors_and_headers(tmp_path,
+                                                                        server_factory):
+    from netutil import fetch, wait_until
+
+    root, api_root = tmp_path / "dist", tmp_path / "api"
+    (root / "assets").mkdir(parents=True)
+    api_root.mkdir()
+    (root / "index.html").write_text(SPA_INDEX)
+    (root / "assets" / "index-4f9a2c1e.css").write_text("#app h1 { color: rgb(0, 128, 0); }")
+    (api_root / "data.json").write_text('{"items": [1, 2, 3]}')
+    site = server_factory(root=str(root), spa="index.html",
+                          headers=("/assets/ X-Build: 7b3d9e05",
+                                   "/assets/ Cache-Control: max-age=31536000, immutable",
+                                   "X-Content-Type-Options: nosniff"))
+    api = server_factory(root=str(api_root), cors=site.url)
+    script = f"const API = {api.url!r};\n" + SPA_SCRIPT + SPA_SCRIPT_PAD
+    (root / "assets" / "index-7b3d9e05.js").write_text(script)
+    # The compressed script is made on the first request and kept; the browser gets it then.
+    assert wait_until(lambda: fetch(site.port, "/assets/index-7b3d9e05.js", headers={
+        "Accept-Encoding": "gzip, deflate, br, zstd"})[0].getheader("Content-Encoding"))
+
+    result = inspect(f"{site.url}/settings/profile")
+    assert result["seen"] == ["Profile settings", "User 7"], result
+    assert result["path"] == "/users/7"
+    assert result["color"] == "rgb(0, 128, 0)", result       # the hashed stylesheet loaded
+    assert result["build"] == "7b3d9e05", result              # the scoped --header
+    assert result["data"] == {"items": [1, 2, 3]}, result     # CORS with a preflight
+    assert result["decoded"] == len(script.encode()), result
+    assert 0 < result["encoded"] < result["decoded"] // 2, result   # sent compressed
+    screenshot(f"{site.url}/settings/profile", "spa-route.png")
+    # What a browser does not ask for as a page stays a 404.
+    assert fetch(site.port, "/assets/index-00000000.js")[0].status == 404
