@@ -103,6 +103,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "believed ('*' for any)")
     p.add_argument("--health", metavar="PATH",
                    help="answer PATH with 200 while serving and 503 while draining")
+    p.add_argument("--metrics", metavar="PATH",
+                   help="Prometheus metrics at PATH (e.g. /metrics), summed over the workers")
+    p.add_argument("--metrics-allow", action="append", metavar="ADDR[,NET]",
+                   help="clients that may read --metrics (default 127.0.0.1,::1)")
     p.add_argument("--max-connections", type=int, metavar="N")
     p.add_argument("--max-body", type=int, metavar="BYTES")
     p.add_argument("--max-keepalive-requests", type=int, metavar="N")
@@ -126,6 +130,11 @@ _LIMIT_FLAGS = ("max_connections", "max_body", "max_keepalive_requests", "header
                 "body_timeout", "keepalive_timeout", "send_timeout")
 
 
+def _given(name, values) -> dict:
+    """{name: tuple(values)} when the flag was given, so that Config keeps its default."""
+    return {name: tuple(values)} if values else {}
+
+
 def config_from_args(args) -> Config:
     port = args.port if args.port is not None else args.port_arg
     overrides = {name: getattr(args, name) for name in _LIMIT_FLAGS
@@ -139,6 +148,7 @@ def config_from_args(args) -> Config:
         reuse_port=args.reuse_port, pid_file=args.pid_file, fd=args.fd,
         proxy_protocol=args.proxy_protocol, trusted_proxies=tuple(args.trusted_proxy or ()),
         forwarded_allow_ips=tuple(args.forwarded_allow_ips or ()), health=args.health,
+        metrics=args.metrics, **_given("metrics_allow", args.metrics_allow),
         headers=tuple(args.header or ()), cors=args.cors, spa=args.spa,
         error_pages=tuple(args.error_page or ()), clean_urls=args.clean_urls,
         compress=args.compress, compress_cache=args.compress_cache, **overrides,

@@ -54,6 +54,8 @@ class Config:
     trusted_proxies: tuple = ()        # addresses/networks that send PROXY headers
     forwarded_allow_ips: tuple = ()    # addresses/networks whose Forwarded fields are believed
     health: str | None = None          # path answering 200 while serving, 503 while draining
+    metrics: str | None = None         # path of the Prometheus metrics
+    metrics_allow: tuple = ("127.0.0.1", "::1")   # who may read them (else the path is not there)
 
     def checked(self) -> "Config":
         """Self, after the checks that need no network; raises ConfigError with one line."""
@@ -86,10 +88,12 @@ class Config:
                 raise ConfigError("--proxy-protocol needs --trusted-proxy: the addresses of "
                                   "the balancers that send the header")
         for flag, specs in (("--trusted-proxy", self.trusted_proxies),
-                            ("--forwarded-allow-ips", self.forwarded_allow_ips)):
+                            ("--forwarded-allow-ips", self.forwarded_allow_ips),
+                            ("--metrics-allow", self.metrics_allow)):
             _check_networks(flag, specs)
-        if self.health is not None and not self.health.startswith("/"):
-            raise ConfigError(f"--health {self.health!r} must be a path starting with /")
+        for flag, path in (("--health", self.health), ("--metrics", self.metrics)):
+            if path is not None and not path.startswith("/"):
+                raise ConfigError(f"{flag} {path!r} must be a path starting with /")
         return self
 
 

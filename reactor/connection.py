@@ -54,13 +54,14 @@ class ResponseEnd:
     error before any request was read); they only move where the next response starts.
     `end` is the connection's written-byte count at which the response ends, once known."""
 
-    __slots__ = ("request", "status", "head", "end")
+    __slots__ = ("request", "status", "head", "end", "started")
 
-    def __init__(self, request, status: int, head: int):
+    def __init__(self, request, status: int, head: int, started: float = 0.0):
         self.request = request
         self.status = status
         self.head = head
         self.end = None
+        self.started = started    # loop time the request arrived
 
 
 class Connection:
@@ -169,6 +170,7 @@ class Connection:
             if event.__class__ is Request:
                 self._serve(event)
             elif isinstance(event, HTTPError):
+                self.server.note_rejection(event.status)
                 output.extend(self.protocol.error(event))
                 output.append(ResponseEnd(None, event.status, 0))
                 self._closing()
@@ -180,6 +182,7 @@ class Connection:
 
     def _serve(self, request):
         request.client = self.client
+        started = self.loop.now
         try:
             response = self.handler(request)
         except Exception:
@@ -188,11 +191,12 @@ class Connection:
         if isinstance(response, Future):
             self.waiting = response
             response.add_done_callback(
-                lambda future: self.loop.call_soon_threadsafe(self._resume, request, future))
+                lambda future: self.loop.call_soon_threadsafe(self._resume, request, future,
+                                                              started))
             return
-        self._respond(request, response)
+        self._respond(request, response, started)
 
-    def _resume(self, request, future):
+    def _resume(self, request, future, started):
         try:
             response = future.result()
         except Exception:
@@ -202,17 +206,18 @@ class Connection:
             discard_body(response.body)   # closed meanwhile: release its file or stream
             return
         self.waiting = None
-        self._respond(request, response)
+        self._respond(request, response, started)
         self.advance()
 
-    def _respond(self, request, response):
+    def _respond(self, request, response, started):
+        """Queue the response; `started` is the loop time its request arrived."""
         pieces, keep_alive = self.protocol.respond(request, response)
         head = len(pieces[0])
         if len(pieces) == 1 and request.method != "HEAD" and response.status not in NO_CONTENT:
             head -= response.length   # head and body joined in one buffer
         output = self.output
         output.extend(pieces)
-        output.append(ResponseEnd(request, response.status, head))
+        output.append(ResponseEnd(request, response.status, head, started))
         if not keep_alive:
             self._closing()
 
@@ -221,7 +226,8 @@ class Connection:
         started, self.ended_at = self.ended_at, end.end
         if end.request is not None:
             sent = end.end - started - end.head
-            self.server.response_ended(self, end.request, end.status, sent if sent > 0 else 0)
+            self.server.response_ended(self, end.request, end.status, sent if sent > 0 else 0,
+                                       end.started)
 
     def _written(self, count: int):
         self.written += count
@@ -383,6 +389,7 @@ class Connection:
 
     def on_timeout(self):
         if self.state is State.READING_HEAD and not self.output:
+            self.server.note_rejection(408)
             try:
                 self.transport.send(self.protocol.error(HTTPError(408, "request head too slow"))[0])
             except OSError:

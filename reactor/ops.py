@@ -1,43 +1,66 @@
-"""What a server needs to run behind a balancer: the client's address from a PROXY header or
-forwarding fields, and the health path a balancer polls.
+"""What a server needs to run behind a balancer and be watched: the client's address from a
+PROXY header or forwarding fields, the health path a balancer polls, and the metrics.
 
-`install(server, config)` wires what the Config asks for into one Server, above it: the PROXY
-header reader as the server's accept filter, and `Front` around the server's handler. With
-none of it asked for, nothing is wired and nothing costs. The server imports nothing here.
+`install(server, config, shared, region)` wires what the Config asks for into one Server,
+above it: the PROXY header reader as the server's accept filter, the metrics counter (and its
+once-a-second publication to `shared`'s `region`), and `Front` around the server's handler.
+With none of it asked for, nothing is wired and nothing costs. The server imports nothing here.
 """
 
 from .forwarded import ForwardedRules
+from .metrics import Metrics, Shared
 from .proxy import HeaderReader, Networks
 from .response import Response
 
 _NO_STORE = [("Content-Type", "text/plain; charset=utf-8"), ("Cache-Control", "no-store")]
+_PROMETHEUS = [("Content-Type", "text/plain; version=0.0.4; charset=utf-8"),
+               ("Cache-Control", "no-store")]
+
+# How often a worker copies its counters to the shared mapping (a scrape copies them too).
+PUBLISH_INTERVAL = 1.0
 
 
-def install(server, config):
+def install(server, config, shared=None, region=None):
     if config.proxy_protocol:
         server.accept_filter = HeaderReader(server.loop, config.proxy_protocol,
                                             Networks(config.trusted_proxies),
                                             config.header_timeout)
-    if config.forwarded_allow_ips or config.health:
+    if config.metrics:
+        server.metrics = Metrics(server, shared or Shared(regions=1), region)
+
+        def publish():
+            server.metrics.publish()
+            server.loop.call_later(PUBLISH_INTERVAL, publish)
+
+        server.loop.call_later(PUBLISH_INTERVAL, publish)
+    if config.forwarded_allow_ips or config.health or config.metrics:
         server.handler = Front(server.handler, server, config)
 
 
 class Front:
-    """The handler in front of the application: forwarding fields first, then the health
-    path; everything else goes to `handler`."""
+    """The handler in front of the application: forwarding fields first, then the health and
+    metrics paths; everything else goes to `handler`."""
 
     def __init__(self, handler, server, config):
         self.handler = handler
         self.server = server
         self.health = config.health
+        self.metrics = config.metrics
+        self.metrics_allow = Networks(config.metrics_allow)
+        self.paths = {path for path in (config.health, config.metrics) if path}
         self.forwarded = (ForwardedRules(Networks(config.forwarded_allow_ips))
                           if config.forwarded_allow_ips else None)
 
     def __call__(self, request):
         if self.forwarded is not None:
             self.forwarded.apply(request)
-        if self.health is not None and request.path == self.health:
-            return self.health_response()
+        target = request.target
+        if target in self.paths or ("?" in target and request.path in self.paths):
+            path = request.path
+            if path == self.health:
+                return self.health_response()
+            if request.client in self.metrics_allow:
+                return Response(200, _PROMETHEUS, self.server.metrics.render())
         return self.handler(request)
 
     def health_response(self) -> Response:

@@ -111,6 +111,10 @@ class Server:
         # sees each accepted socket first (the PROXY protocol header is read there) and
         # calls admit(sock, client) when it is to be served.
         self.accept_filter = None
+        self.metrics = None             # an object with count(method, status, length, started)
+        self.accepted = 0               # connections accepted, and those admitted to be served
+        self.handled = 0
+        self.rejected = {}              # status -> requests refused with it (limits, framing)
 
     def new_protocol(self) -> Protocol:
         config = self.config
@@ -170,6 +174,7 @@ class Server:
                 if error.errno in (errno.ECONNABORTED, errno.EPROTO):
                     continue   # the client gave up before we took it
                 raise
+            self.accepted += 1
             sock.setblocking(False)
             if sock.family != socket.AF_UNIX:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -186,13 +191,20 @@ class Server:
 
     def admit(self, sock, client):
         """Start serving an accepted socket; `client` is the address requests are from."""
+        self.handled += 1
         self.connections.add(Connection(self, PlainTransport(self.loop, sock), client))
 
-    def response_ended(self, connection, request, status: int, sent: int):
+    def response_ended(self, connection, request, status: int, sent: int, started: float):
         """A response was written in full, or lost part way with its connection: `sent` is
-        the body bytes that went out (nginx's $body_bytes_sent)."""
+        the body bytes that went out (nginx's $body_bytes_sent), `started` the loop time its
+        request arrived. The one place where a request is complete: counted and logged here."""
+        if self.metrics is not None:
+            self.metrics.count(request.method, status, sent, started)
         if self.access_log is not None:
             self.access_log.log(request.client, request, status, sent)
+
+    def note_rejection(self, status: int):
+        self.rejected[status] = self.rejected.get(status, 0) + 1
 
     def connection_closed(self, connection):
         self.connections.discard(connection)

@@ -25,6 +25,7 @@ import traceback
 
 from . import ops
 from .errors import ConfigError
+from .metrics import Shared
 from .server import Server, open_listener, ready_line, remove_stale_socket
 
 log = logging.getLogger("reactor")
@@ -252,6 +253,8 @@ class Supervisor:
         self.successor = None           # (pid, pipe, deadline) of a re-executed supervisor
         self.shared = list(listeners)   # sockets every worker inherits
         self.reservation = None         # holds a SO_REUSEPORT port while no worker listens
+        self.metrics = Shared() if config.metrics else None
+        self.regions = {}               # pid -> its region of the metrics
         if not self.shared:
             if config.unix or not (config.reuse_port and hasattr(socket, "SO_REUSEPORT")):
                 self.shared = [open_listener(config)]
@@ -516,18 +519,23 @@ class Supervisor:
         slot.due = 0.0
 
     def _fork_worker(self) -> int:
+        region = self.metrics.take() if self.metrics is not None else None
+        if self.metrics is not None and region is None:
+            log.warning("no free metrics region: a new worker's counts are not shown")
         sys.stdout.flush()
         sys.stderr.flush()   # else a worker's first write repeats what the buffers held
         signal.pthread_sigmask(signal.SIG_BLOCK, _HANDLED)
         try:
             pid = os.fork()
             if pid == 0:
-                self._become_worker()
+                self._become_worker(region)
         finally:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, _HANDLED)
+        if region is not None:
+            self.regions[pid] = region
         return pid
 
-    def _become_worker(self):
+    def _become_worker(self, region):
         code = 1
         try:
             # Default dispositions until the worker's server installs its own: a stop signal
@@ -547,7 +555,8 @@ class Supervisor:
                 os.close(self.upgrade_fd)
             if self.reservation is not None:
                 self.reservation.close()
-            run_worker(self.config, self.shared, self._notify_ready, os.getppid())
+            run_worker(self.config, self.shared, self._notify_ready, os.getppid(),
+                       metrics=(self.metrics, region))
             code = 0
         except ConfigError as error:
             print(f"reactor: {error}", file=sys.stderr)
@@ -575,6 +584,9 @@ class Supervisor:
                 return
             if pid == 0:
                 return
+            region = self.regions.pop(pid, None)
+            if region is not None:
+                self.metrics.release(region)
             if self.retiring.pop(pid, None) is not None:
                 continue
             if self.replacing is not None and pid == self.replacing[1]:
@@ -672,13 +684,14 @@ def _exit_text(status: int) -> str:
 
 # -- one worker --------------------------------------------------------------------------------
 
-def run_worker(config, listeners, started, parent=None):
+def run_worker(config, listeners, started, parent=None, metrics=(None, None)):
     """Serve `listeners` (or a new one) in this process until SIGINT/SIGTERM, then drain.
     `started()` is called once the server listens. A worker passes its supervisor's pid as
-    `parent` and drains when that process is gone."""
+    `parent` and drains when that process is gone, and `metrics`: the shared counters and
+    its region of them."""
     listeners = listeners or [open_listener(config)]
     server = Server(config)
-    ops.install(server, config)
+    ops.install(server, config, *metrics)
     for sock in listeners:
         server.add_listener(sock)
 
@@ -696,4 +709,8 @@ def run_worker(config, listeners, started, parent=None):
     if parent is not None:
         server.loop.call_later(PARENT_CHECK, check_parent)
     started()
-    server.serve_forever()
+    try:
+        server.serve_forever()
+    finally:
+        if server.metrics is not None:
+            server.metrics.publish()   # the last counts, for the supervisor to fold in

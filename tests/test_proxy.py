@@ -218,7 +218,7 @@ def test_proxy_header_in_pieces_and_local(proxied):
 @pytest.mark.parametrize("garbage", [GET, b"PROXY TCP4 1.2.3.4\r\n" + GET, v2(family=0x12)])
 def test_bad_proxy_header_closes_the_connection_unanswered(proxied, garbage):
     running = proxied(proxy_protocol="auto", trusted_proxies=("127.0.0.1",))
-    assert exchange(running.port, garbage) == b""
+    assert exchange(running.port, garbage, half_close=False) == b""
     assert running.seen == []
 
 

@@ -68,6 +68,11 @@ def _etag_and_date(snapshot, coding) -> tuple:
     return etag, snapshot.mtime_ns // 1_000_000_000
 
 
+# [hits, misses] of the answers kept in memory, over every StaticFiles of the process: a
+# GET or HEAD answered from `_hot`, or one that took the full path. The metrics read them.
+CACHE_COUNTS = [0, 0]
+
+
 def options_from(config) -> dict:
     """StaticFiles' keyword arguments from a server Config (its static-serving knobs)."""
     return dict(index=config.index, listing=config.listing, hidden=config.hidden,
@@ -142,10 +147,13 @@ class StaticFiles:
             if (snapshot is not None and snapshot.deadline > time.monotonic()
                     and self._preconditions.isdisjoint(request.fields)):
                 if not snapshot.codings:
+                    CACHE_COUNTS[0] += 1
                     return snapshot.response
                 response = _hot_variant(snapshot, request)
                 if response is not None:
+                    CACHE_COUNTS[0] += 1
                     return response
+            CACHE_COUNTS[1] += 1
             response = self._serve(request)
         elif method == "OPTIONS":
             if self.cors is not None and request.header(b"access-control-request-method"):
