@@ -302,7 +302,8 @@ GARBAGE = [
              b"Transfer-Encoding: chunked\r\n\r\n"),
     lambda: b"GET /" + b"a" * 20_000 + b" HTTP/1.1\r\n\r\n",
     lambda: b"GET / HTTP/1.1\r\n" + b"X-Big: " + b"b" * 40_000 + b"\r\n\r\n",
-    lambda: b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + os.urandom(500),   # TLS hello
+    # A TLS hello on the plain port: closed without an answer, which a TLS client could not read.
+    lambda: b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + os.urandom(500),
     lambda: b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
 ]
 
@@ -314,7 +315,8 @@ class Hostile:
     reset: asks for a large file, reads a little, closes with RST (SO_LINGER 0);
     stall: asks for a large file several times over and never reads;
     trickle: sends a head one byte at a time, slower than any header timeout allows;
-    garbage: sends bytes that are not HTTP (or break its limits) and reads the answer."""
+    garbage: sends bytes that are not HTTP (or break its limits) and reads the answer (a 4xx;
+    a TLS hello gets none: the plain port closes it quietly)."""
 
     def __init__(self, port, counts, pause=0.05, trickle_interval=0.1):
         self.port = port
@@ -325,7 +327,7 @@ class Hostile:
         self.timers = []
         self.sequence = 0
         self.stats = dict(resets=0, stalled=0, trickled=0, trickle_408=0, garbage=0,
-                          garbage_4xx=0, connect_errors=0)
+                          garbage_refused=0, connect_errors=0)
         self.open = set()
 
     def run(self, seconds):
@@ -441,7 +443,10 @@ class Hostile:
             if data:
                 return
             self.stats["garbage"] += 1
-            self.stats["garbage_4xx"] += bool(first and first[0][9:10] == b"4")
+            if payload[:1] == b"\x16":
+                self.stats["garbage_refused"] += not first
+            else:
+                self.stats["garbage_refused"] += bool(first and first[0][9:10] == b"4")
             self._again(sock, "garbage")
 
         self.selector.register(sock, selectors.EVENT_READ, readable)

@@ -114,6 +114,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--body-timeout", type=_seconds, metavar="SECONDS")
     p.add_argument("--keepalive-timeout", type=_seconds, metavar="SECONDS")
     p.add_argument("--send-timeout", type=_seconds, metavar="SECONDS")
+    p.add_argument("--handshake-timeout", type=_seconds, metavar="SECONDS",
+                   help="time a client has to complete its TLS handshake (default 10)")
+    p.add_argument("--tls-cert", action="append", metavar="FILE",
+                   help="serve HTTPS with this PEM certificate (chain included); repeatable, "
+                        "the client's SNI name picks one, the first is the default")
+    p.add_argument("--tls-key", action="append", metavar="FILE",
+                   help="the private key of the --tls-cert in the same position "
+                        "(default: the key is in the certificate file)")
+    p.add_argument("--tls-password-file", metavar="FILE",
+                   help="file whose first line is the password of encrypted keys")
+    p.add_argument("--tls-port", type=int, metavar="N",
+                   help="HTTPS on port N, plain HTTP on the main port "
+                        "(default: the main port speaks HTTPS)")
+    p.add_argument("--redirect-https", action="store_true",
+                   help="the plain port answers every request with 301 to its HTTPS URL")
+    p.add_argument("--hsts", type=int, metavar="SECONDS", default=0,
+                   help="add Strict-Transport-Security: max-age=SECONDS to HTTPS responses")
     p.add_argument("--version", action="store_true", help="print the version and parser backend")
     return p
 
@@ -127,7 +144,7 @@ def default_root() -> str:
 
 
 _LIMIT_FLAGS = ("max_connections", "max_body", "max_keepalive_requests", "header_timeout",
-                "body_timeout", "keepalive_timeout", "send_timeout")
+                "body_timeout", "keepalive_timeout", "send_timeout", "handshake_timeout")
 
 
 def _given(name, values) -> dict:
@@ -151,7 +168,10 @@ def config_from_args(args) -> Config:
         metrics=args.metrics, **_given("metrics_allow", args.metrics_allow),
         headers=tuple(args.header or ()), cors=args.cors, spa=args.spa,
         error_pages=tuple(args.error_page or ()), clean_urls=args.clean_urls,
-        compress=args.compress, compress_cache=args.compress_cache, **overrides,
+        compress=args.compress, compress_cache=args.compress_cache,
+        tls_cert=tuple(args.tls_cert or ()), tls_key=tuple(args.tls_key or ()),
+        tls_password_file=args.tls_password_file, tls_port=args.tls_port,
+        redirect_https=args.redirect_https, hsts=args.hsts, **overrides,
     ).checked()
     _check_site_rules(config)
     return config

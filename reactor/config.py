@@ -56,6 +56,17 @@ class Config:
     health: str | None = None          # path answering 200 while serving, 503 while draining
     metrics: str | None = None         # path of the Prometheus metrics
     metrics_allow: tuple = ("127.0.0.1", "::1")   # who may read them (else the path is not there)
+    tls_cert: tuple = ()               # PEM certificate files (chain included); first = default
+    tls_key: tuple = ()                # their keys, in the same order (missing: in the cert file)
+    tls_password_file: str | None = None   # first line: the password of encrypted keys
+    tls_port: int | None = None        # HTTPS on this port, plain HTTP on `port`; None: `port` is HTTPS
+    redirect_https: bool = False       # the plain port answers 301 to the HTTPS URL
+    hsts: int = 0                      # Strict-Transport-Security max-age on HTTPS responses
+    handshake_timeout: float = limits.HANDSHAKE_TIMEOUT
+
+    @property
+    def tls(self) -> bool:
+        return bool(self.tls_cert)
 
     def checked(self) -> "Config":
         """Self, after the checks that need no network; raises ConfigError with one line."""
@@ -73,6 +84,7 @@ class Config:
                 raise ConfigError(f"--error-page {status}: not an error status (400-599)")
         if self.compress_cache is not None and not os.path.isdir(self.compress_cache):
             raise ConfigError(f"--compress-cache {self.compress_cache!r} is not a directory")
+        self._check_tls()
         if self.workers < 1:
             raise ConfigError("--workers must be at least 1")
         if self.threads < 1:
@@ -95,6 +107,19 @@ class Config:
             if path is not None and not path.startswith("/"):
                 raise ConfigError(f"{flag} {path!r} must be a path starting with /")
         return self
+
+    def _check_tls(self):
+        if len(self.tls_key) > len(self.tls_cert):
+            raise ConfigError("--tls-key given without its --tls-cert")
+        if not self.tls and (self.tls_port is not None or self.redirect_https or self.hsts
+                             or self.tls_password_file):
+            raise ConfigError("the TLS options need --tls-cert")
+        if self.tls_port is not None and not 0 <= self.tls_port <= 65535:
+            raise ConfigError(f"--tls-port {self.tls_port} is not between 0 and 65535")
+        if self.redirect_https and self.tls_port is None:
+            raise ConfigError("--redirect-https needs --tls-port (the plain port to redirect from)")
+        if self.hsts < 0:
+            raise ConfigError("--hsts must be a number of seconds, 0 or more")
 
 
 def _check_networks(flag, specs):

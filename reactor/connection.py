@@ -69,13 +69,13 @@ class Connection:
                  "output", "waiting", "state", "deadline", "closing", "reading", "blocked",
                  "lingered", "written", "ended_at", "ending")
 
-    def __init__(self, server, transport, client):
+    def __init__(self, server, transport, client, handler):
         self.server = server
         self.loop = server.loop
         self.transport = transport
         self.client = client
         self.protocol = server.new_protocol()
-        self.handler = server.handler
+        self.handler = handler
         # Lists, not deques: they stay short, and an empty list is a tenth of an empty deque's
         # size, which counts with thousands of idle connections.
         self.pending = []   # events received, not yet answered

@@ -105,6 +105,12 @@ class Response:
         clone._head_cache = None
         return clone
 
+    def with_fields(self, fields: bytes) -> "Response":
+        """The same response with rendered `Name: value\r\n` lines added to its fields."""
+        clone = self.with_body(self.body)
+        clone.fields = self.fields + fields
+        return clone
+
     def __repr__(self):
         return f"Response({self.status}, length={self.length})"
 

@@ -16,11 +16,12 @@ import sys
 from . import limits
 from .accesslog import AccessLog
 from .connection import Connection
-from .errors import ConfigError
+from .errors import ConfigError, HTTPError
+from .https import https_handler, redirect_to_https
 from .loop import Loop
 from .parser import ChunkedDecoder, RequestParser
 from .protocol import Protocol
-from .transport import PlainTransport
+from .transport import PlainTransport, TLSTransport
 
 log = logging.getLogger("reactor")
 
@@ -54,8 +55,14 @@ def build_handler(config):
     return StaticFiles(config.root, **options_from(config))
 
 
-def open_listener(config) -> socket.socket:
-    """A listening socket for the Config (TCP or unix); raises ConfigError with one line."""
+def open_listener(config, port=None) -> socket.socket:
+    """A listening socket for the Config (TCP or unix), or for `port` on its host (TCP);
+    raises ConfigError with one line."""
+    if port is not None:
+        host = config.host or "0.0.0.0"
+        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        return _listen(sock, (host, port), f"{host}:{port}")
     if config.unix:
         remove_stale_socket(config.unix)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -92,10 +99,18 @@ def remove_stale_socket(path: str):
 class Server:
     """One single-threaded server: a loop, its listeners and its connections."""
 
-    def __init__(self, config, handler=None, loop=None):
+    def __init__(self, config, handler=None, loop=None, tls=None):
+        """`tls`: the Certificates for listeners added as secure (loaded from the Config when
+        it names certificates and none are given)."""
         self.config = config
         self.loop = loop or Loop()
         self.handler = handler if handler is not None else build_handler(config)
+        if tls is None and config.tls:
+            from .tls import load_certificates
+            tls = load_certificates(config)
+        self.tls = tls
+        self.secure_listeners = set()
+        self.plain_handler = self.secure_handler = None   # set by start(), see _scheme_handlers
         self.parser = RequestParser(max_request_line=config.max_request_line,
                                     max_head=config.max_head, max_headers=config.max_headers)
         self.recv_buffer = bytearray(limits.RECV_SIZE)
@@ -115,27 +130,57 @@ class Server:
         self.accepted = 0               # connections accepted, and those admitted to be served
         self.handled = 0
         self.rejected = {}              # status -> requests refused with it (limits, framing)
+        self.refusal = self.new_protocol().error(
+            HTTPError(400, "a plain HTTP request was sent to the HTTPS port"))[0]
 
     def new_protocol(self) -> Protocol:
         config = self.config
         return Protocol(self.parser, ChunkedDecoder, config.max_body,
                         config.max_keepalive_requests)
 
+    def reload_certificates(self) -> bool:
+        """Re-read the certificate files for new connections; False (old ones kept, one line
+        logged) when they are bad or there are none."""
+        return self.tls is not None and self.tls.reload()
+
     # -- listening -----------------------------------------------------------------------------
 
-    def add_listener(self, sock: socket.socket):
+    def add_listener(self, sock: socket.socket, secure: bool = False):
+        """Serve `sock`; with `secure`, over TLS with the server's certificates."""
         sock.setblocking(False)
         self.listeners.append(sock)
+        if secure:
+            if self.tls is None:
+                raise ConfigError("a TLS listener needs certificates (--tls-cert)")
+            self.secure_listeners.add(sock)
 
     @property
     def address(self):
         return self.listeners[0].getsockname()
 
+    @property
+    def secure_address(self):
+        return next(sock for sock in self.listeners if sock in self.secure_listeners).getsockname()
+
     def start(self):
         if not self.listeners:
-            self.add_listener(open_listener(self.config))
+            config = self.config
+            self.add_listener(open_listener(config), secure=config.tls and config.tls_port is None)
+            if config.tls_port is not None:
+                self.add_listener(open_listener(config, config.tls_port), secure=True)
+        self._scheme_handlers()
         self._accept_on()
         self.loop.call_later(SWEEP_INTERVAL, self._sweep)
+
+    def _scheme_handlers(self):
+        """The handler each kind of listener calls, wrapped around `handler` as it is now
+        (layers above may have put theirs in front after __init__)."""
+        config = self.config
+        self.secure_handler = https_handler(self.handler, config.hsts)
+        if config.redirect_https and self.secure_listeners:
+            self.plain_handler = redirect_to_https(self.secure_address[1])
+        else:
+            self.plain_handler = self.handler
 
     def serve_forever(self):
         self.start()
@@ -159,6 +204,7 @@ class Server:
     def _accept(self, listener):
         connections = self.connections
         limit = self.config.max_connections
+        secure = listener in self.secure_listeners
         for _ in range(ACCEPT_BATCH):
             try:
                 sock, address = listener.accept()
@@ -181,10 +227,11 @@ class Server:
                 client = address[:2]
             else:
                 client = ("unix", 0)
+            admit = self.admit_secure if secure else self.admit
             if self.accept_filter is None:
-                self.admit(sock, client)
+                admit(sock, client)
             else:
-                self.accept_filter(sock, client, self.admit)
+                self.accept_filter(sock, client, admit)
             if len(connections) >= limit:
                 self._accept_off()
                 return
@@ -192,7 +239,17 @@ class Server:
     def admit(self, sock, client):
         """Start serving an accepted socket; `client` is the address requests are from."""
         self.handled += 1
-        self.connections.add(Connection(self, PlainTransport(self.loop, sock), client))
+        self.connections.add(Connection(self, PlainTransport(self.loop, sock), client,
+                                        self.plain_handler))
+
+    def admit_secure(self, sock, client):
+        """Start serving an accepted socket over TLS, from the handshake on."""
+        self.handled += 1
+        tls = self.tls
+        transport = TLSTransport(self.loop, sock, tls.context, self.refusal, client, tls.ktls)
+        connection = Connection(self, transport, client, self.secure_handler)
+        connection.deadline = self.loop.now + self.config.handshake_timeout
+        self.connections.add(connection)
 
     def response_ended(self, connection, request, status: int, sent: int, started: float):
         """A response was written in full, or lost part way with its connection: `sent` is
@@ -257,15 +314,25 @@ class Server:
         self.loop.close()
 
 
-def ready_line(config, listener) -> str:
+def ready_line(config, listener, tls=None, tls_listeners=()) -> str:
+    """What the server serves, where (plain and HTTPS URLs), and how: parser, workers, kTLS."""
     from .parser import BACKEND
 
+    secure = config.tls and config.tls_port is None
     if config.unix:
-        where = f"unix:{config.unix}"
+        where = f"{'https+' if secure else ''}unix:{config.unix}"
     else:
-        host, port = listener.getsockname()[:2]
-        shown = f"[{host}]" if ":" in host else host
-        where = f"http://{shown}:{port}/"
+        where = _url(listener, "https" if secure else "http")
+    for sock in tls_listeners:
+        where += " and " + _url(sock, "https")
     what = config.app or config.wsgi or os.path.abspath(config.root)
-    workers = "1 worker" if config.workers == 1 else f"{config.workers} workers"
-    return f"reactor serving {what} at {where} (parser: {BACKEND}, {workers})"
+    notes = [f"parser: {BACKEND}", "1 worker" if config.workers == 1 else f"{config.workers} workers"]
+    if tls is not None:
+        notes.append("kTLS on" if tls.ktls else "kTLS off")
+    return f"reactor serving {what} at {where} ({', '.join(notes)})"
+
+
+def _url(listener, scheme) -> str:
+    host, port = listener.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    return f"{scheme}://{shown}:{port}/"

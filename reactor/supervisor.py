@@ -8,8 +8,8 @@ its own), replaces workers that die, and turns signals into operations: a rollin
 (SIGHUP), more or fewer workers (SIGTTIN/SIGTTOU), re-executing itself with its sockets
 (SIGUSR2) and a graceful stop (SIGINT/SIGTERM).
 
-Imports server (Server, open_listener, ready_line), config and errors, never HTTP; the server
-knows nothing of this module. The only module that forks or execs.
+Imports server (Server, open_listener, ready_line), tls (load_certificates), config and
+errors, never HTTP; the server knows nothing of this module. The only module that forks or execs.
 """
 
 import dataclasses
@@ -27,6 +27,7 @@ from . import ops
 from .errors import ConfigError
 from .metrics import Shared
 from .server import Server, open_listener, ready_line, remove_stale_socket
+from .tls import load_certificates
 
 log = logging.getLogger("reactor")
 
@@ -73,13 +74,19 @@ def serve(config, ready=print, argv=None):
     note = connection_limit_note(config, raise_open_files_limit())
     if note:
         log.warning("%s", note)
+    tls, tls_listeners = None, []
+    if config.tls:
+        tls = load_certificates(config)   # before the fork: every worker shares its ticket keys
+        if config.tls_port is not None:
+            tls_listeners.append(open_listener(config, config.tls_port))
     upgrade_fd = _upgrade_fd()
     inherited = inherited_listeners(config, upgrade=upgrade_fd is not None)
     main_pid = os.getpid()
     owns_socket_file = config.unix and not inherited
     try:
         if config.workers > 1:
-            supervisor = Supervisor(config, inherited, ready, argv=argv, upgrade_fd=upgrade_fd)
+            supervisor = Supervisor(config, inherited, ready, argv=argv, upgrade_fd=upgrade_fd,
+                                    tls=tls, tls_listeners=tls_listeners)
             supervisor.run()
             owns_socket_file = owns_socket_file and not supervisor.handed_over
             return
@@ -87,11 +94,11 @@ def serve(config, ready=print, argv=None):
 
         def started():
             _write_pid_file(config)
-            ready(describe(config, listeners[0]))
+            ready(describe(config, listeners[0], tls, tls_listeners))
             if upgrade_fd is not None:
                 _tell_predecessor(upgrade_fd)
 
-        run_worker(config, listeners, started)
+        run_worker(config, listeners, started, tls=tls, tls_listeners=tls_listeners)
     finally:
         if os.getpid() == main_pid:
             _remove_pid_file(config)
@@ -158,9 +165,9 @@ def _listening_socket(fd: int) -> socket.socket:
     return sock
 
 
-def describe(config, listener) -> str:
+def describe(config, listener, tls=None, tls_listeners=()) -> str:
     """The ready line for `listener`, which may be an inherited socket the Config does not
-    name."""
+    name, and the HTTPS `tls_listeners`."""
     if listener.family == socket.AF_UNIX:
         name = listener.getsockname()
         if isinstance(name, bytes):
@@ -168,7 +175,7 @@ def describe(config, listener) -> str:
         config = dataclasses.replace(config, unix=name or f"fd {listener.fileno()}")
     elif config.unix:
         config = dataclasses.replace(config, unix=None)
-    return ready_line(config, listener)
+    return ready_line(config, listener, tls, tls_listeners)
 
 
 def _upgrade_fd():
@@ -228,20 +235,24 @@ class Supervisor:
     """Forks `config.workers` workers, replaces those that die, and acts on signals:
 
     - SIGINT/SIGTERM: forward it, wait for the workers to drain, return;
-    - SIGHUP: rolling restart, one slot at a time: a new worker starts (importing the
-      application afresh and opening its files), and only once it reports ready is the old
-      one told to drain. A new worker that exits or stays silent ends the restart there and
-      the old workers keep serving;
+    - SIGHUP: rolling restart, one slot at a time: the certificates are re-read (bad new
+      files keep the old ones), then a new worker starts (importing the application afresh
+      and opening its files), and only once it reports ready is the old one told to drain.
+      A new worker that exits or stays silent ends the restart there and the old workers
+      keep serving;
     - SIGTTIN/SIGTTOU: one worker more, one fewer (never fewer than one);
     - SIGUSR2: re-execute this program with the listening sockets inherited; once the new
       supervisor's workers are ready, this one drains its workers and returns.
     """
 
-    def __init__(self, config, listeners, ready=print, argv=None, upgrade_fd=None):
+    def __init__(self, config, listeners, ready=print, argv=None, upgrade_fd=None, tls=None,
+                 tls_listeners=()):
         self.config = config
         self.ready = ready
         self.argv = argv
         self.upgrade_fd = upgrade_fd    # where a predecessor waits for our ready line
+        self.tls = tls                  # Certificates, loaded before the workers fork
+        self.tls_listeners = list(tls_listeners)   # HTTPS sockets every worker inherits
         self.slots = [Slot(i) for i in range(config.workers)]
         self.stop_signal = None
         self.kill_at = 0.0
@@ -278,7 +289,8 @@ class Supervisor:
             self._wait_until_ready()
             if self.stop_signal is None:
                 _write_pid_file(self.config)
-                self.ready(describe(self.config, (self.shared or [self.reservation])[0]))
+                self.ready(describe(self.config, (self.shared or [self.reservation])[0],
+                                    self.tls, self.tls_listeners))
                 if self.upgrade_fd is not None:
                     _tell_predecessor(self.upgrade_fd)
             self._supervise()
@@ -383,6 +395,8 @@ class Supervisor:
                 self._begin_upgrade()
 
     def _begin_restart(self):
+        if self.tls is not None:
+            self.tls.reload()   # the new workers inherit what this process holds
         self.restart_queue = list(self.slots)
         log.info("rolling restart of %d workers", len(self.slots))
 
@@ -556,7 +570,8 @@ class Supervisor:
             if self.reservation is not None:
                 self.reservation.close()
             run_worker(self.config, self.shared, self._notify_ready, os.getppid(),
-                       metrics=(self.metrics, region))
+                       metrics=(self.metrics, region), tls=self.tls,
+                       tls_listeners=self.tls_listeners)
             code = 0
         except ConfigError as error:
             print(f"reactor: {error}", file=sys.stderr)
@@ -652,7 +667,7 @@ class Supervisor:
     def _close(self):
         for fd in (self._wake_r, self._wake_w, self._ready_r, self._ready_w):
             os.close(fd)
-        for sock in self.shared:
+        for sock in self.shared + self.tls_listeners:
             sock.close()
         if self.reservation is not None:
             self.reservation.close()
@@ -684,16 +699,21 @@ def _exit_text(status: int) -> str:
 
 # -- one worker --------------------------------------------------------------------------------
 
-def run_worker(config, listeners, started, parent=None, metrics=(None, None)):
+def run_worker(config, listeners, started, parent=None, metrics=(None, None), tls=None,
+               tls_listeners=()):
     """Serve `listeners` (or a new one) in this process until SIGINT/SIGTERM, then drain.
     `started()` is called once the server listens. A worker passes its supervisor's pid as
     `parent` and drains when that process is gone, and `metrics`: the shared counters and
-    its region of them."""
+    its region of them. `tls_listeners` are served over TLS with the Certificates `tls`, and
+    so are `listeners` when the Config names no separate TLS port. A single process (no
+    parent) re-reads its certificates on SIGHUP."""
     listeners = listeners or [open_listener(config)]
-    server = Server(config)
+    server = Server(config, tls=tls)
     ops.install(server, config, *metrics)
     for sock in listeners:
-        server.add_listener(sock)
+        server.add_listener(sock, secure=config.tls and config.tls_port is None)
+    for sock in tls_listeners:
+        server.add_listener(sock, secure=True)
 
     def stop(signum, frame):
         server.loop.call_soon_threadsafe(server.shutdown)
@@ -706,6 +726,9 @@ def run_worker(config, listeners, started, parent=None, metrics=(None, None)):
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
+    if parent is None and server.tls is not None:
+        signal.signal(signal.SIGHUP, lambda signum, frame: server.loop.call_soon_threadsafe(
+            server.reload_certificates))
     if parent is not None:
         server.loop.call_later(PARENT_CHECK, check_parent)
     started()

@@ -262,6 +262,8 @@ class WSGIHandler:
         env["SERVER_PROTOCOL"] = "HTTP/1.1" if request.version >= 11 else "HTTP/1.0"
         if request.scheme != "http":
             env["wsgi.url_scheme"] = request.scheme
+            if request.scheme == "https":
+                env["HTTPS"] = "on"
         client = request.client
         if isinstance(client, tuple):
             env["REMOTE_ADDR"], env["REMOTE_PORT"] = str(client[0]), str(client[1])

@@ -1,10 +1,11 @@
 """Shared fixtures: a real reactor server on 127.0.0.1 in a background thread.
 
-`server_factory(handler=None, **config_kwargs)` starts a Server for `Config(**config_kwargs)`
-(host 127.0.0.1, port 0 and no access log unless given) with `handler` or the one the Config
-asks for (static files from `root`, `app="module:attr"`, `wsgi="module:attr"`). The handle has
-`.port`, `.url` (http://127.0.0.1:PORT), `.server` and `.stop()`; every server is stopped at
-the end of the test.
+`server_factory(handler=None, tls=None, **config_kwargs)` starts a Server for
+`Config(**config_kwargs)` (host 127.0.0.1, port 0 and no access log unless given) with
+`handler` or the one the Config asks for (static files from `root`, `app="module:attr"`,
+`wsgi="module:attr"`); with `tls` (a reactor.tls.Certificates) its port speaks HTTPS. The
+handle has `.port`, `.url` (http:// or https://127.0.0.1:PORT), `.server` and `.stop()`; every
+server is stopped at the end of the test.
 
 `backend` runs a test once per parser backend module (reactor._pyparser, reactor._cparser).
 
@@ -33,7 +34,8 @@ class RunningServer:
         self.server = server
         self.thread = thread
         self.port = server.address[1]
-        self.url = f"http://127.0.0.1:{self.port}"
+        scheme = "https" if server.secure_listeners else "http"
+        self.url = f"{scheme}://127.0.0.1:{self.port}"
 
     def stop(self, grace: float = 0):
         if self.thread.is_alive():
@@ -46,14 +48,14 @@ class RunningServer:
 def server_factory():
     running = []
 
-    def start(handler=None, **config_kwargs):
+    def start(handler=None, tls=None, **config_kwargs):
         config_kwargs.setdefault("host", "127.0.0.1")
         config_kwargs.setdefault("port", 0)
         config_kwargs.setdefault("access_log", False)
         config = Config(**config_kwargs)
-        server = Server(config, handler=handler)
+        server = Server(config, handler=handler, tls=tls)
         ops.install(server, config)   # as a worker does; nothing unless the Config asks
-        server.add_listener(open_listener(config))
+        server.add_listener(open_listener(config), secure=tls is not None)
         thread = threading.Thread(target=server.serve_forever, daemon=True)
         thread.start()
         handle = RunningServer(server, thread)
