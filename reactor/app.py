@@ -211,6 +211,26 @@ class App:
     # -- serving ---------------------------------------------------------------------------
 
     def __call__(self, request: Request):
+        target, argument = self._resolve(request)
+        if target is None:
+            return argument
+        if target.__class__ is Route:
+            return self._call(target, request, argument)
+        return target(argument)
+
+    def early_response(self, request: Request):
+        """The answer when it does not depend on the body (no such path, a method the path
+        does not allow, a mount that can tell), so the server need not read it; else None."""
+        target, argument = self._resolve(request)
+        if target is None:
+            return argument
+        if target.__class__ is Route:
+            return None
+        early = getattr(target, "early_response", None)
+        return early(argument) if early is not None else None
+
+    def _resolve(self, request: Request) -> tuple:
+        """(route, params), (mounted handler, the request as it sees it), or (None, Response)."""
         if self._statics:
             self.configure(self._config or Config())
         path = request_path(request)
@@ -221,19 +241,19 @@ class App:
             if params is None:
                 continue
             if request.method in route.methods:
-                return self._call(route, request, params)
+                return route, params
             allowed |= route.methods
         if allowed:
-            return error_response(405, headers=[("Allow", ", ".join(sorted(allowed)))])
+            return None, error_response(405, headers=[("Allow", ", ".join(sorted(allowed)))])
         for prefix, handler in self.mounts:
             if path == prefix and prefix:
                 # Relative links of an index page resolve against the slash-terminated URL.
                 query = request.query
-                return redirect(prefix + "/" + ("?" + query if query else ""), 308)
+                return None, redirect(prefix + "/" + ("?" + query if query else ""), 308)
             if path.startswith(prefix + "/"):
                 _, mark, query = request.target.partition("?")
-                return handler(with_target(request, path[len(prefix):] + mark + query))
-        return error_response(404)
+                return handler, with_target(request, path[len(prefix):] + mark + query)
+        return None, error_response(404)
 
     def _call(self, route: Route, request: Request, params: dict):
         if route.threaded:

@@ -112,6 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-keepalive-requests", type=int, metavar="N")
     p.add_argument("--header-timeout", type=_seconds, metavar="SECONDS")
     p.add_argument("--body-timeout", type=_seconds, metavar="SECONDS")
+    p.add_argument("--body-min-rate", type=int, metavar="BYTES/S",
+                   help="a request body must average this rate after a 10 s grace (default 500)")
     p.add_argument("--keepalive-timeout", type=_seconds, metavar="SECONDS")
     p.add_argument("--send-timeout", type=_seconds, metavar="SECONDS")
     p.add_argument("--handshake-timeout", type=_seconds, metavar="SECONDS",
@@ -144,7 +146,8 @@ def default_root() -> str:
 
 
 _LIMIT_FLAGS = ("max_connections", "max_body", "max_keepalive_requests", "header_timeout",
-                "body_timeout", "keepalive_timeout", "send_timeout", "handshake_timeout")
+                "body_timeout", "body_min_rate", "keepalive_timeout", "send_timeout",
+                "handshake_timeout")
 
 
 def _given(name, values) -> dict:

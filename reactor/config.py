@@ -46,6 +46,8 @@ class Config:
     max_keepalive_requests: int = limits.MAX_KEEPALIVE_REQUESTS
     header_timeout: float = limits.HEADER_TIMEOUT
     body_timeout: float = limits.BODY_TIMEOUT
+    body_grace: float = limits.BODY_GRACE
+    body_min_rate: int = limits.BODY_MIN_RATE
     keepalive_timeout: float = limits.KEEPALIVE_TIMEOUT
     send_timeout: float = limits.SEND_TIMEOUT
     shutdown_grace: float = limits.SHUTDOWN_GRACE
@@ -90,7 +92,7 @@ class Config:
         if self.threads < 1:
             raise ConfigError("--threads must be at least 1")
         for name in ("max_request_line", "max_head", "max_headers", "max_connections",
-                     "max_pipeline", "max_keepalive_requests"):
+                     "max_pipeline", "max_keepalive_requests", "body_min_rate"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name.replace('_', '-')} must be at least 1")
         if self.proxy_protocol is not None:

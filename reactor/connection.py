@@ -13,7 +13,7 @@ import socket
 from concurrent.futures import Future
 
 from .errors import HTTPError
-from .protocol import Stream, State as InputState, discard_body
+from .protocol import EarlyAnswer, Stream, State as InputState, discard_body
 from .request import Request
 from .response import NO_CONTENT, FileSlice, error_response
 from . import limits
@@ -46,6 +46,11 @@ class State(enum.Enum):
     CLOSED = "closed"
 
 
+# The 408 a connection gets when its deadline passes in these states.
+_TOO_SLOW = {State.READING_HEAD: "request head too slow",
+             State.READING_BODY: "request body too slow"}
+
+
 class ResponseEnd:
     """Where one response ends in the output: when the bytes before it are written (or the
     connection is lost first) the server learns the body bytes that actually went out.
@@ -67,7 +72,7 @@ class ResponseEnd:
 class Connection:
     __slots__ = ("server", "loop", "transport", "client", "protocol", "handler", "pending",
                  "output", "waiting", "state", "deadline", "closing", "reading", "blocked",
-                 "lingered", "written", "ended_at", "ending")
+                 "lingered", "written", "ended_at", "ending", "body_started")
 
     def __init__(self, server, transport, client, handler):
         self.server = server
@@ -76,6 +81,8 @@ class Connection:
         self.client = client
         self.protocol = server.new_protocol()
         self.handler = handler
+        if getattr(handler, "early_response", None) is not None:
+            self.protocol.judge = self._early_response
         # Lists, not deques: they stay short, and an empty list is a tenth of an empty deque's
         # size, which counts with thousands of idle connections.
         self.pending = []   # events received, not yet answered
@@ -88,6 +95,7 @@ class Connection:
         self.written = 0         # bytes written to the socket, all responses together
         self.ended_at = 0        # `written` where the last ended response ended
         self.ending = []         # ResponseEnds whose bytes were joined into one send
+        self.body_started = 0.0
         self.state = State.IDLE
         self.deadline = self.loop.now + server.config.header_timeout
         transport.watch(self.on_readable, None)
@@ -136,8 +144,14 @@ class Connection:
                 self.state = State.READING_HEAD
                 self.deadline = now + config.header_timeout
         elif input_state is InputState.BODY:
-            self.state = State.READING_BODY
-            self.deadline = now + config.body_timeout
+            if self.state is not State.READING_BODY:
+                self.state = State.READING_BODY
+                self.body_started = now
+            # A pause may last body_timeout, and past the grace the body as a whole must keep
+            # up body_min_rate (Apache's mod_reqtimeout MinRate): trickling earns no time.
+            self.deadline = min(now + config.body_timeout,
+                                self.body_started + config.body_grace
+                                + self.protocol.body_received / config.body_min_rate)
         else:
             self.state = State.IDLE
             self.deadline = now + config.keepalive_timeout
@@ -169,6 +183,8 @@ class Connection:
             event = pending.pop(0)
             if event.__class__ is Request:
                 self._serve(event)
+            elif event.__class__ is EarlyAnswer:
+                self._respond(event.request, event.response, self.loop.now)
             elif isinstance(event, HTTPError):
                 self.server.note_rejection(event.status)
                 output.extend(self.protocol.error(event))
@@ -195,6 +211,15 @@ class Connection:
                                                               started))
             return
         self._respond(request, response, started)
+
+    def _early_response(self, request):
+        """The handler's answer from the head alone, or None to read the body."""
+        request.client = self.client
+        try:
+            return self.handler.early_response(request)
+        except Exception:
+            log.exception("handler failed for %s %s", request.method, request.target)
+            return error_response(500)
 
     def _resume(self, request, future, started):
         try:
@@ -388,10 +413,11 @@ class Connection:
     # -- closing -------------------------------------------------------------------------------
 
     def on_timeout(self):
-        if self.state is State.READING_HEAD and not self.output:
+        if not self.output and self.state in _TOO_SLOW:
             self.server.note_rejection(408)
+            error = HTTPError(408, _TOO_SLOW[self.state])
             try:
-                self.transport.send(self.protocol.error(HTTPError(408, "request head too slow"))[0])
+                self.transport.send(self.protocol.error(error)[0])
             except OSError:
                 pass
         self.close()

@@ -32,6 +32,14 @@ MAX_PIPELINE = 64
 # after SEND_TIMEOUT without progress.
 HEADER_TIMEOUT = 10.0
 BODY_TIMEOUT = 30.0
+
+# A pause limit alone lets a client hold a connection for ever with a byte every 29 s. So a
+# body also has an overall deadline, as Apache's mod_reqtimeout gives (body=20,MinRate=500):
+# BODY_GRACE seconds, plus one second for every BODY_MIN_RATE bytes received. 500 B/s is
+# slower than any real uplink (a 1 MiB upload at 500 B/s still gets 35 minutes), and a
+# trickle of a few bytes every few seconds is cut off soon after the grace.
+BODY_GRACE = 10.0
+BODY_MIN_RATE = 500
 KEEPALIVE_TIMEOUT = 15.0
 SEND_TIMEOUT = 30.0
 

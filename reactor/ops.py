@@ -63,6 +63,14 @@ class Front:
                 return Response(200, _PROMETHEUS, self.server.metrics.render())
         return self.handler(request)
 
+    def early_response(self, request):
+        if self.forwarded is not None:
+            self.forwarded.apply(request)
+        if self.health is not None and request.path == self.health:
+            return self.health_response()
+        early = getattr(self.handler, "early_response", None)
+        return early(request) if early is not None else None
+
     def health_response(self) -> Response:
         if self.server.draining:
             return Response(503, _NO_STORE, b"draining\n")

@@ -22,6 +22,17 @@ class State(enum.Enum):
     CLOSED = "closed"      # no more input will be read: error, close requested or last request
 
 
+class EarlyAnswer:
+    """A request answered from its head alone: its body was not read, so the connection ends
+    after `response` (with a short drain of what the client still sends)."""
+
+    __slots__ = ("request", "response")
+
+    def __init__(self, request, response):
+        self.request = request
+        self.response = response
+
+
 class Stream:
     """A response body of unknown length, written as it is produced.
 
@@ -65,20 +76,31 @@ def discard_body(body):
 class Protocol:
     """One connection's HTTP state. Create with a RequestParser and the limits it enforces."""
 
-    __slots__ = ("parser", "decoder_factory", "max_body", "max_requests", "state", "served",
-                 "persist", "_buffer", "_body_request", "_body_parts", "_body_size", "_body_left",
-                 "_decoder")
+    __slots__ = ("parser", "decoder_factory", "max_body", "max_requests", "judge", "state",
+                 "served", "persist", "_buffer", "_body_request", "_body_parts", "_body_size",
+                 "_body_left", "_decoder")
 
-    def __init__(self, parser, decoder_factory, max_body: int, max_requests: int):
+    def __init__(self, parser, decoder_factory, max_body: int, max_requests: int, judge=None):
         self.parser = parser
         self.decoder_factory = decoder_factory
         self.max_body = max_body
         self.max_requests = max_requests
+        # judge(request) -> a response to send without reading the body, or None to read it.
+        self.judge = judge
         self.state = State.IDLE
         self.served = 0
         self.persist = True   # whether the connection may outlive the next response
         self._buffer = b""
         self._body_request = None
+
+    @property
+    def body_received(self) -> int:
+        """Bytes of the body being read that have arrived (0 between bodies)."""
+        if self._body_request is None:
+            return 0
+        if self._decoder is None:
+            return self._body_request.content_length - self._body_left
+        return self._body_size
 
     @property
     def buffered(self) -> int:
@@ -87,7 +109,8 @@ class Protocol:
 
     def receive(self, data) -> list:
         """Feed bytes; returns the events they complete, in order: Request (body read),
-        CONTINUE (bytes to send before the body), or HTTPError (then the state is CLOSED)."""
+        CONTINUE (bytes to send before the body), EarlyAnswer or HTTPError (after either the
+        state is CLOSED)."""
         if self.state is State.CLOSED:
             return []
         if self._buffer:
@@ -137,6 +160,13 @@ class Protocol:
             events.append(HTTPError(413, f"request body over {self.max_body} bytes"))
             self.state = State.CLOSED
             return
+        if self.judge is not None:
+            # Asked before any 100 Continue: a refusal goes out instead of inviting the body.
+            response = self.judge(request)
+            if response is not None:
+                events.append(EarlyAnswer(request, response))
+                self.finish()
+                return
         self._body_request = request
         self._body_parts = []
         self._body_size = 0

@@ -165,6 +165,11 @@ class StaticFiles:
             return self._echo_origin(request, response)
         return response
 
+    def early_response(self, request) -> Response:
+        """No answer here depends on a request body: each is given from the head, so the
+        server never reads a body sent to static files."""
+        return self(request)
+
     def close(self):
         """Stop compressing and remove the temporary compression cache."""
         if self.compressor is not None:
