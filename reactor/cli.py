@@ -57,7 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "(systemd's LISTEN_FDS are used without it)")
     p.add_argument("--protocol", help=argparse.SUPPRESS)   # http.server's; always HTTP/1.1 here
     p.add_argument("--no-access-log", dest="access_log", action="store_false",
-                   help="do not log each request to stderr")
+                   help="do not log each request")
+    p.add_argument("--access-log", dest="access_log_file", metavar="FILE",
+                   help="append the access log to FILE instead of stderr (reopened on SIGUSR1)")
+    p.add_argument("--log-format", choices=("common", "combined", "json"), default="common",
+                   help="access log format (default common)")
     p.add_argument("--no-listing", dest="listing", action="store_false",
                    help="answer 404 for directories without an index file")
     p.add_argument("--hidden", action="store_true", help="serve dotfiles")
@@ -162,6 +166,7 @@ def config_from_args(args) -> Config:
     config = Config(
         root=args.root or default_root(), host=args.bind,
         port=8000 if port is None else port, unix=args.unix, access_log=args.access_log,
+        access_log_file=args.access_log_file, log_format=args.log_format,
         listing=args.listing, hidden=args.hidden, index=tuple(args.index or ("index.html",)),
         cache_control=args.cache_control, precompressed=args.precompressed, app=args.app,
         wsgi=args.wsgi, threads=args.threads, workers=args.workers,

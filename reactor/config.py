@@ -19,6 +19,8 @@ class Config:
     port: int = 8000
     unix: str | None = None            # listen on a unix socket instead of TCP
     access_log: bool = True
+    access_log_file: str | None = None  # the access log's file (else stderr)
+    log_format: str = "common"         # common, combined or json
     listing: bool = True               # directory listing where there is no index file
     hidden: bool = False               # serve dotfiles
     index: tuple = ("index.html",)
@@ -84,6 +86,14 @@ class Config:
         for status, _ in self.error_pages:
             if not 400 <= status <= 599:
                 raise ConfigError(f"--error-page {status}: not an error status (400-599)")
+        if self.log_format not in ("common", "combined", "json"):
+            raise ConfigError(f"--log-format {self.log_format!r}: choose common, combined or json")
+        if self.access_log_file is not None:
+            folder = os.path.dirname(os.path.abspath(self.access_log_file))
+            if not os.path.isdir(folder) or os.path.isdir(self.access_log_file):
+                raise ConfigError(f"--access-log {self.access_log_file!r}: no such directory "
+                                  f"to write it in" if not os.path.isdir(folder)
+                                  else f"--access-log {self.access_log_file!r} is a directory")
         if self.compress_cache is not None and not os.path.isdir(self.compress_cache):
             raise ConfigError(f"--compress-cache {self.compress_cache!r} is not a directory")
         self._check_tls()

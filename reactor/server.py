@@ -55,6 +55,18 @@ def build_handler(config):
     return StaticFiles(config.root, **options_from(config))
 
 
+def open_access_log(config, schedule):
+    """The AccessLog a Config asks for, or None; raises ConfigError when its file cannot be
+    opened."""
+    if not config.access_log:
+        return None
+    try:
+        return AccessLog(sys.stderr, schedule, config.log_format, config.access_log_file)
+    except OSError as error:
+        raise ConfigError(f"cannot open the access log {config.access_log_file}: "
+                          f"{error.strerror}") from None
+
+
 def open_listener(config, port=None) -> socket.socket:
     """A listening socket for the Config (TCP or unix), or for `port` on its host (TCP);
     raises ConfigError with one line."""
@@ -120,8 +132,7 @@ class Server:
         self.accepting = False
         self.draining = False
         self._drain_deadline = 0.0
-        self.access_log = (AccessLog(sys.stderr, self.loop.call_soon)
-                           if config.access_log else None)
+        self.access_log = open_access_log(config, self.loop.call_soon)
         # Set by the layers above when they need it: a callable(sock, client, admit) that
         # sees each accepted socket first (the PROXY protocol header is read there) and
         # calls admit(sock, client) when it is to be served.
@@ -258,10 +269,15 @@ class Server:
         if self.metrics is not None:
             self.metrics.count(request.method, status, sent, started)
         if self.access_log is not None:
-            self.access_log.log(request.client, request, status, sent)
+            self.access_log.log(request.client, request, status, sent, started)
 
     def note_rejection(self, status: int):
         self.rejected[status] = self.rejected.get(status, 0) + 1
+
+    def reopen_logs(self):
+        """Reopen the access log file (SIGUSR1, after log rotation)."""
+        if self.access_log is not None:
+            self.access_log.reopen()
 
     def connection_closed(self, connection):
         self.connections.discard(connection)
@@ -307,7 +323,7 @@ class Server:
             sock.close()
         self.listeners.clear()
         if self.access_log is not None:
-            self.access_log.flush()
+            self.access_log.close()
         close_handler = getattr(self.handler, "close", None)
         if close_handler is not None:
             close_handler()   # thread pools of apps: a stuck one must not hold up exit

@@ -64,7 +64,7 @@ PARENT_CHECK = 1.0
 
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _HANDLED = {signal.SIGINT, signal.SIGTERM, signal.SIGCHLD, signal.SIGHUP, signal.SIGTTIN,
-            signal.SIGTTOU, signal.SIGUSR2}
+            signal.SIGTTOU, signal.SIGUSR1, signal.SIGUSR2}
 
 
 def serve(config, ready=print, argv=None):
@@ -393,6 +393,17 @@ class Supervisor:
                 self._remove_worker()
             elif signum == signal.SIGUSR2:
                 self._begin_upgrade()
+            elif signum == signal.SIGUSR1:
+                self._reopen_logs()
+
+    def _reopen_logs(self):
+        """Each worker reopens its access log file (after log rotation)."""
+        for slot in self.slots:
+            if slot.pid:
+                try:
+                    os.kill(slot.pid, signal.SIGUSR1)
+                except ProcessLookupError:
+                    pass
 
     def _begin_restart(self):
         if self.tls is not None:
@@ -554,10 +565,12 @@ class Supervisor:
         try:
             # Default dispositions until the worker's server installs its own: a stop signal
             # before then ends a worker that has nothing to drain yet. The operations'
-            # signals are the supervisor's: a worker ignores them.
+            # signals are the supervisor's: a worker ignores them (SIGUSR1 until its server
+            # can reopen its log).
             for signum in _HANDLED:
                 signal.signal(signum, signal.SIG_DFL)
-            for signum in (signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU, signal.SIGUSR2):
+            for signum in (signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU, signal.SIGUSR1,
+                           signal.SIGUSR2):
                 signal.signal(signum, signal.SIG_IGN)
             signal.set_wakeup_fd(-1)
             signal.pthread_sigmask(signal.SIG_UNBLOCK, _HANDLED)
@@ -718,6 +731,9 @@ def run_worker(config, listeners, started, parent=None, metrics=(None, None), tl
     def stop(signum, frame):
         server.loop.call_soon_threadsafe(server.shutdown)
 
+    def reopen_logs(signum, frame):
+        server.loop.call_soon_threadsafe(server.reopen_logs)
+
     def check_parent():
         if os.getppid() != parent:
             server.shutdown()
@@ -726,6 +742,7 @@ def run_worker(config, listeners, started, parent=None, metrics=(None, None), tl
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGUSR1, reopen_logs)
     if parent is None and server.tls is not None:
         signal.signal(signal.SIGHUP, lambda signum, frame: server.loop.call_soon_threadsafe(
             server.reload_certificates))
