@@ -30,6 +30,12 @@ TLS12_CIPHERS = ":".join((
 
 ALPN = ["http/1.1"]
 
+# Key exchange groups of Mozilla's profile. Python's ssl sets a list only from the version that
+# has SSLContext.set_groups; before it OpenSSL's defaults stay, which add X448 and P-521 (both
+# strong, but beyond the profile): its one-curve setting would cost clients that lead with
+# another group a round trip.
+GROUPS = "X25519:prime256v1:secp384r1"
+
 # SSL_OP_ENABLE_KTLS of OpenSSL 3; Python names it only from 3.12 on.
 OP_ENABLE_KTLS = getattr(ssl, "OP_ENABLE_KTLS", 1 << 3)
 
@@ -129,6 +135,8 @@ class Certificates:
         if self.ktls:
             context.options |= OP_ENABLE_KTLS
         context.set_alpn_protocols(ALPN)
+        if hasattr(context, "set_groups"):
+            context.set_groups(GROUPS)
         try:
             # A callable, so that OpenSSL never prompts on the terminal for a password.
             context.load_cert_chain(cert, key, password=lambda: password or b"")

@@ -1,6 +1,7 @@
 """The seed scenario as a person sees it: a real browser opens the demo site.
 
-Headless Chromium loads the demo page from reactor; a same-origin check page reports whether
+Headless Chromium loads the demo page from reactor, over HTTP and over HTTPS (a trustme
+certificate whose key Chromium is told to trust); a same-origin check page reports whether
 the image really loaded (naturalWidth > 0) and whether the directory listing rendered. A
 single-page app built like a front-end tool's output is opened at a client-side route.
 Screenshots are saved under build/screenshots/. Skips only where Chromium cannot be found.
@@ -40,19 +41,19 @@ def chromium(*args, timeout=60):
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
 
 
-def inspect(url):
+def inspect(url, *flags):
     import json
 
-    result = chromium("--dump-dom", url)
+    result = chromium(*flags, "--dump-dom", url)
     found = re.search(r'<pre id="out">(.*?)</pre>', result.stdout, re.S)
     assert found, f"browser printed no result: {result.stderr[-2000:]}"
     return json.loads(found.group(1).replace("&quot;", '"').replace("&amp;", "&"))
 
 
-def screenshot(url, name):
+def screenshot(url, name, *flags):
     SHOTS.mkdir(parents=True, exist_ok=True)
     path = SHOTS / name
-    chromium(f"--screenshot={path}", "--window-size=1024,768", url)
+    chromium(*flags, f"--screenshot={path}", "--window-size=1024,768", url)
     assert path.is_file() and path.stat().st_size > 1000, "no screenshot was written"
 
 
@@ -153,3 +154,39 @@ def test_single_page_app_route_renders_compressed_with_cors_and_headers(tmp_path
     screenshot(f"{site.url}/settings/profile", "spa-route.png")
     # What a browser does not ask for as a page stays a 404.
     assert fetch(site.port, "/assets/index-00000000.js")[0].status == 404
+
+
+@pytest.fixture
+def https_site(tmp_path, server_factory):
+    """The demo site over HTTPS with a trustme certificate, and the base64 SHA-256 of the
+    certificate's public key, which Chromium is told to trust."""
+    import base64
+    import hashlib
+
+    import trustme
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    from reactor.tls import Certificates
+
+    root = tmp_path / "site"
+    shutil.copytree(REPO / "static", root)
+    (root / "check-index.html").write_text(CHECK_PAGE % "/")
+    leaf = trustme.CA().issue_cert("localhost", "127.0.0.1")
+    leaf.cert_chain_pems[0].write_to_path(str(tmp_path / "cert.pem"))
+    leaf.private_key_pem.write_to_path(str(tmp_path / "key.pem"))
+    certificate = x509.load_pem_x509_certificate(leaf.cert_chain_pems[0].bytes())
+    spki = certificate.public_key().public_bytes(serialization.Encoding.DER,
+                                                 serialization.PublicFormat.SubjectPublicKeyInfo)
+    tls = Certificates([(str(tmp_path / "cert.pem"), str(tmp_path / "key.pem"))])
+    srv = server_factory(root=str(root), tls=tls)
+    return srv, base64.b64encode(hashlib.sha256(spki).digest()).decode()
+
+
+def test_demo_page_over_https(https_site):
+    srv, spki = https_site
+    url = f"https://localhost:{srv.port}"
+    trust = f"--ignore-certificate-errors-spki-list={spki}"
+    page = inspect(f"{url}/check-index.html", trust)
+    assert page["widths"] and all(width > 0 for width in page["widths"]), page
+    screenshot(f"{url}/", "demo-page-https.png", trust)
