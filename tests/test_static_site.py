@@ -171,3 +171,41 @@ def test_clean_urls(site, server_factory):
     off = server_factory(root=str(site))
     assert fetch(off.port, "/about")[0].status == 404
     assert fetch(off.port, "/about.html")[0].status == 200
+
+
+def test_listing_sorted_and_as_json(tmp_path, server_factory):
+    import json
+    import os
+
+    root = tmp_path / "files"
+    (root / "sub").mkdir(parents=True)
+    for name, size, when in (("b.txt", 300, 2000), ("a.txt", 100, 3000), ("<c>&\".txt", 200, 1000)):
+        (root / name).write_bytes(b"x" * size)
+        os.utime(root / name, (when, when))
+    srv = server_factory(root=str(root))
+
+    def names(target, **headers):
+        response, body = fetch(srv.port, target, headers=headers)
+        assert response.status == 200 and response.getheader("Vary") == "Accept"
+        return response, body
+
+    _, page = names("/?sort=size&order=desc")
+    text = page.decode()
+    assert text.index("b.txt") < text.index("&lt;c&gt;&amp;&quot;.txt") < text.index("a.txt")
+    assert text.index("sub/") < text.index("b.txt")
+    assert "<c>" not in text
+    _, page = names("/?sort=time")
+    text = page.decode()
+    assert text.index("&lt;c&gt;") < text.index("b.txt") < text.index("a.txt")
+    _, page = names("/?sort=bogus&x=<script>")
+    assert page.decode().index("a.txt") < page.decode().index("b.txt")   # by name
+    response, body = names("/?sort=size", Accept="application/json")
+    assert response.getheader("Content-Type") == "application/json"
+    listing = json.loads(body)
+    assert [e["name"] for e in listing["entries"]] == ["sub", "a.txt", '<c>&".txt', "b.txt"]
+    assert listing["entries"][2]["href"] == "%3Cc%3E&%22.txt"
+    assert listing["entries"][1]["size"] == 100
+    browser, page = names("/", Accept="text/html,application/xhtml+xml,*/*;q=0.8")
+    assert browser.getheader("Content-Type") == "text/html; charset=utf-8"
+    preferred, _ = names("/", Accept="text/html;q=0.5, application/json")
+    assert preferred.getheader("Content-Type") == "application/json"

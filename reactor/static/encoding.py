@@ -30,7 +30,8 @@ def _qvalue(text: bytes) -> float:
 
 
 def parse_accept(value: bytes) -> dict:
-    """{coding: weight} for an Accept-Encoding value; `*` is kept as a key."""
+    """{coding: weight} for an Accept-Encoding value; `*` is kept as a key. Media types of
+    an Accept value come out the same way ({"text/html": 1.0, ...})."""
     weights = {}
     for item in value.split(b","):
         name, _, params = item.partition(b";")

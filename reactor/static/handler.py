@@ -30,6 +30,7 @@ parsing.
 
 import os
 import time
+from urllib.parse import parse_qs
 
 from ..errors import HTTPError
 from ..response import FileSlice, Response, error_response
@@ -95,6 +96,14 @@ def _hot_variant(snapshot, request):
     if variant.__class__ is Snapshot and variant.data is not None:
         return variant.response
     return None
+
+
+def _prefers_json(accept) -> bool:
+    """Whether an Accept value ranks application/json above text/html."""
+    if accept is None or b"json" not in accept:
+        return False
+    weights = encoding.parse_accept(accept)
+    return weights.get("application/json", 0.0) > weights.get("text/html", 0.0)
 
 
 def _navigation(request) -> bool:
@@ -228,7 +237,7 @@ class StaticFiles:
                     # snapshot would never notice that.
                     return self._file(request, found, target if i == 0 else None)
             if self.listing:
-                return self._listing(route, node)
+                return self._listing(request, route, node)
         return self._missing(request, route)
 
     def _missing(self, request, route) -> Response:
@@ -293,12 +302,28 @@ class StaticFiles:
         routes[target] = route
         return route
 
-    def _listing(self, route, directory) -> Response:
-        if directory.listing is None:
-            body = listing.render(route.url_path, self.files.listdir(directory))
-            directory.listing = Response(200, [("Content-Type", "text/html; charset=utf-8"),
-                                               *self._site_fields(route.url_path)], body)
-        return directory.listing
+    def _listing(self, request, route, directory) -> Response:
+        """The listing in the form and order asked for (`?sort=name|size|time&order=desc`,
+        JSON when Accept prefers it to HTML); each form is rendered once per snapshot of the
+        directory. Anything else in the query is ignored."""
+        query = parse_qs(route.query) if route.query else {}
+        sort = query.get("sort", ("name",))[0]
+        sort = sort if sort in listing.SORTS else "name"
+        descending = query.get("order", ("asc",))[0] == "desc"
+        wants_json = _prefers_json(request.header(b"accept"))
+        key = (sort, descending, wants_json)
+        cached = directory.listing
+        if cached is None:
+            cached = directory.listing = {}
+        response = cached.get(key)
+        if response is None:
+            render, kind = ((listing.render_json, "application/json") if wants_json
+                            else (listing.render, "text/html; charset=utf-8"))
+            body = render(route.url_path, self.files.listdir(directory), sort, descending)
+            response = cached[key] = Response(200, [
+                ("Content-Type", kind), ("Vary", "Accept"),
+                *self._site_fields(route.url_path)], body)
+        return response
 
     # -- files -----------------------------------------------------------------------------
 
