@@ -104,6 +104,8 @@ class Connection:
 
     def on_readable(self):
         server = self.server
+        if self.state is State.IDLE:
+            server.reclaimable.pop(self, None)
         try:
             n = self.transport.recv_into(server.recv_buffer)
         except (BlockingIOError, InterruptedError):
@@ -155,6 +157,8 @@ class Connection:
         else:
             self.state = State.IDLE
             self.deadline = now + config.keepalive_timeout
+            if self.protocol.served:
+                self.server.reclaimable[self] = None
 
     # -- answering -----------------------------------------------------------------------------
 
@@ -432,6 +436,7 @@ class Connection:
             return
         self.state = State.CLOSING
         self.deadline = self.loop.now + LINGER_TIME
+        self.server.reclaimable[self] = None
         self.reading = self.blocked = False
         self.transport.watch(self._linger, None)
 
@@ -445,6 +450,13 @@ class Connection:
         self.lingered += n
         if n == 0 or self.lingered > LINGER_BYTES:
             self.close()
+
+    def hurry(self, deadline: float):
+        """At the connection limit: a head still to come must be complete by `deadline`."""
+        if self.state is State.READING_HEAD or (self.state is State.IDLE
+                                                and not self.protocol.served):
+            if deadline < self.deadline:
+                self.deadline = deadline
 
     def drain(self):
         """Graceful shutdown: finish the response under way without reading another request,

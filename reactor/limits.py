@@ -47,8 +47,13 @@ SEND_TIMEOUT = 30.0
 # hold a worker's attention and lets load balance out across workers.
 MAX_KEEPALIVE_REQUESTS = 10_000
 
-# Open connections per worker. At the limit the server stops accepting and resumes below it.
+# Open connections per worker. At the limit a new client takes the place of the connection
+# idle longest (keep-alive, or lingering after its last response), as nginx does; with none,
+# heads still arriving must be complete within PRESSED_HEADER_TIMEOUT (slowloris makes room),
+# and the new client gets a 503 with Retry-After at once rather than a wait in the backlog.
 MAX_CONNECTIONS = 10_000
+PRESSED_HEADER_TIMEOUT = 1.0
+RETRY_AFTER = 1
 
 # How long a graceful shutdown waits for in-flight responses before it closes them.
 SHUTDOWN_GRACE = 10.0

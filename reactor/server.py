@@ -21,6 +21,7 @@ from .https import https_handler, redirect_to_https
 from .loop import Loop
 from .parser import ChunkedDecoder, RequestParser
 from .protocol import Protocol
+from .response import error_response, render_head
 from .transport import PlainTransport, TLSTransport
 
 log = logging.getLogger("reactor")
@@ -128,6 +129,10 @@ class Server:
         self.recv_buffer = bytearray(limits.RECV_SIZE)
         self.recv_view = memoryview(self.recv_buffer)
         self.connections = set()
+        # Connections that may be closed to make room at the limit, oldest first: idle
+        # keep-alive ones and those lingering after their last response.
+        self.reclaimable = {}
+        self._hurried_until = 0.0
         self.listeners = []
         self.accepting = False
         self.draining = False
@@ -238,14 +243,42 @@ class Server:
                 client = address[:2]
             else:
                 client = ("unix", 0)
+            if len(connections) >= limit and not self._make_room():
+                self._refuse(sock, secure)
+                continue
             admit = self.admit_secure if secure else self.admit
             if self.accept_filter is None:
                 admit(sock, client)
             else:
                 self.accept_filter(sock, client, admit)
-            if len(connections) >= limit:
-                self._accept_off()
-                return
+
+    def _make_room(self) -> bool:
+        """At the limit: close the connection that has waited longest for nothing (it costs
+        its client a reconnect). With none to close, hurry the heads still arriving, so that
+        room comes soon, and say no."""
+        if self.reclaimable:
+            next(iter(self.reclaimable)).close()
+            return True
+        now = self.loop.now
+        if now >= self._hurried_until:
+            self._hurried_until = now + SWEEP_INTERVAL
+            deadline = now + limits.PRESSED_HEADER_TIMEOUT
+            for connection in self.connections:
+                connection.hurry(deadline)
+        return False
+
+    def _refuse(self, sock, secure: bool):
+        """Full, and nothing to reclaim: a 503 at once beats a wait in the kernel's backlog.
+        (A TLS client could not read it: it is only closed.)"""
+        self.note_rejection(503)
+        if not secure:
+            busy = error_response(503, "connection limit reached",
+                                  [("Retry-After", str(limits.RETRY_AFTER))])
+            try:
+                sock.send(render_head(busy, 11, False) + busy.body)
+            except OSError:
+                pass
+        sock.close()
 
     def admit(self, sock, client):
         """Start serving an accepted socket; `client` is the address requests are from."""
@@ -281,6 +314,7 @@ class Server:
 
     def connection_closed(self, connection):
         self.connections.discard(connection)
+        self.reclaimable.pop(connection, None)
         if not self.accepting and len(self.connections) < self.config.max_connections:
             self._accept_on()
 

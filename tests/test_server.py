@@ -232,22 +232,45 @@ def test_file_that_shrinks_while_sent_closes_instead_of_lying(server_factory, tm
     assert len(body) < 4 * 1024 * 1024
 
 
-def test_connection_limit_pauses_accepting(server_factory):
-    srv = server_factory(handler=echo, max_connections=2)
-    first, second = connect(srv.port), connect(srv.port)
-    for sock in (first, second):
+def test_at_the_limit_the_oldest_idle_connection_makes_room(server_factory):
+    srv = server_factory(handler=echo, max_connections=3)
+    held = [connect(srv.port) for _ in range(3)]
+    for sock in held:
         sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         assert sock.recv(65536).startswith(b"HTTP/1.1 200")
-    third = connect(srv.port)   # the kernel completes the handshake; the server does not accept
-    third.sendall(b"GET /3 HTTP/1.1\r\nHost: x\r\n\r\n")
-    third.settimeout(0.5)
-    with pytest.raises(socket.timeout):
-        third.recv(65536)
-    first.close()
-    third.settimeout(5)
-    assert third.recv(65536).endswith(b"GET /3 0\n")
-    second.close()
-    third.close()
+    fresh = connect(srv.port)
+    started = time.monotonic()
+    fresh.sendall(b"GET /fresh HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert fresh.recv(65536).endswith(b"GET /fresh 0\n")
+    assert time.monotonic() - started < 1.0
+    assert held[0].recv(65536) == b""            # the oldest idle one was closed
+    for sock in held[1:]:                        # the others still serve
+        sock.sendall(b"GET /again HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert sock.recv(65536).endswith(b"GET /again 0\n")
+    for sock in held + [fresh]:
+        sock.close()
+
+
+def test_at_the_limit_with_only_heads_pending_a_client_gets_503_and_heads_are_hurried(
+        server_factory):
+    srv = server_factory(handler=echo, max_connections=2, header_timeout=30)
+    slow = [connect(srv.port) for _ in range(2)]
+    for sock in slow:
+        sock.sendall(b"GET / HTTP/1.1\r\nHo")
+    assert wait_until(lambda: len(srv.server.connections) == 2)
+    started = time.monotonic()
+    busy = exchange(srv.port, b"", half_close=False)
+    assert time.monotonic() - started < 1.0      # refused at once, not left in the backlog
+    (response,) = parse_responses(busy)
+    assert response.status == 503 and response.getheader("Retry-After") == "1"
+    # The slow heads now have about a second left instead of 30.
+    for sock in slow:
+        sock.settimeout(5)
+        assert read_until_close(sock).startswith(b"HTTP/1.1 408 ")
+        sock.close()
+    assert time.monotonic() - started < 4
+    assert exchange(srv.port, b"GET /after HTTP/1.1\r\nHost: x\r\n\r\n").endswith(
+        b"GET /after 0\n")
 
 
 def test_graceful_shutdown_finishes_the_response_under_way(server_factory):
