@@ -41,6 +41,27 @@ static void check_batch(const uint8_t *data, size_t size)
         abort();
 }
 
+/* The plain requests the fast lane answers are among those the full parse finds, in the same
+ * places: the scan never takes a byte the parse would not. */
+static void check_scan(const uint8_t *data, size_t size)
+{
+    static struct hp_field fields[100];
+    static int64_t meta[3 + 8], batch_meta[3 + 3 * 8];
+    static char out[32768], batch_out[32768];
+    struct hp_batch scan = {{8192, 32768, 100}, fields, 100, meta, 3 + 8, out, sizeof out};
+    struct hp_batch b = {{8192, 32768, 100}, fields, 100, batch_meta, 3 + 3 * 8, batch_out,
+                         sizeof batch_out};
+    long n = hp_scan_plain(&scan, (const char *)data, size, 0), parsed, i;
+    if (n < 0 || n > 8 || meta[1] < 0 || (size_t)meta[1] > size || (n == 0) != (meta[1] == 0))
+        abort();
+    for (i = 0; i < n; i++)
+        if (meta[3 + i] < 0 || meta[3 + i] >= meta[1] || (i && meta[3 + i] <= meta[2 + i]))
+            abort();
+    parsed = hp_parse_batch(&b, (const char *)data, (size_t)meta[1], 0);
+    if (parsed != n || batch_meta[1] != meta[1])
+        abort();
+}
+
 static void check_chunked(const uint8_t *data, size_t size)
 {
     static char out[1 << 16];
@@ -66,6 +87,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     check_head(data, size, &small);
     check_head(data, size, &defaults);
     check_batch(data, size);
+    check_scan(data, size);
     check_chunked(data, size);
     return 0;
 }

@@ -74,6 +74,10 @@ struct framing {
     int te_present, te_bad, te_chunked, te_last_chunked, te_other;
     int expect_continue, expect_bad;
     int close, keep_alive;
+    int precondition;
+    int accept_encodings;
+    const uchar *accept_encoding;
+    size_t accept_encoding_len;
 };
 
 static void trim(const uchar **s, const uchar **e)
@@ -158,6 +162,28 @@ static void framing_field(struct framing *f, const uchar *name, size_t name_len,
                           const uchar *v, size_t vlen)
 {
     switch (name_len) {
+    case 5:
+        if (eq_lower(name, name_len, LIT("range")))
+            f->precondition = 1;
+        break;
+    case 8:
+        if (eq_lower(name, name_len, LIT("if-range")) || eq_lower(name, name_len, LIT("if-match")))
+            f->precondition = 1;
+        break;
+    case 13:
+        if (eq_lower(name, name_len, LIT("if-none-match")))
+            f->precondition = 1;
+        break;
+    case 15:
+        if (eq_lower(name, name_len, LIT("accept-encoding")) && !f->accept_encodings++) {
+            f->accept_encoding = v;
+            f->accept_encoding_len = vlen;
+        }
+        break;
+    case 19:
+        if (eq_lower(name, name_len, LIT("if-unmodified-since")))
+            f->precondition = 1;
+        break;
     case 4:
         if (eq_lower(name, name_len, LIT("host"))) {
             if (++f->hosts == 1 && scan(v, v + vlen, C_HOST) != v + vlen)
@@ -183,6 +209,8 @@ static void framing_field(struct framing *f, const uchar *name, size_t name_len,
     case 17:
         if (eq_lower(name, name_len, LIT("transfer-encoding")))
             transfer_encoding(f, v, vlen);
+        else if (eq_lower(name, name_len, LIT("if-modified-since")))
+            f->precondition = 1;
         break;
     }
 }
@@ -213,7 +241,12 @@ static long judge(const struct framing *f, int http11, struct hp_request *req)
         flags |= HP_EXPECT_CONTINUE;
     if (!f->close && (http11 || f->keep_alive))
         flags |= HP_KEEP_ALIVE;
+    if (f->precondition)
+        flags |= HP_PRECONDITION;
     req->flags = flags;
+    req->accept_encoding = (const char *)f->accept_encoding;
+    req->accept_encoding_len = f->accept_encoding_len;
+    req->accept_encodings = f->accept_encodings;
     return 0;
 }
 
@@ -401,6 +434,49 @@ long hp_parse_batch(const struct hp_batch *b, const char *buf, size_t len, size_
             break;
     }
     meta[0] = status;
+    meta[1] = (int64_t)pos;
+    meta[2] = (int64_t)(o - out);
+    return (long)n;
+}
+
+long hp_scan_plain(const struct hp_batch *b, const char *buf, size_t len, size_t start)
+{
+    int64_t *meta = b->meta;
+    size_t max_requests = b->meta_cap - 3, n = 0, pos = start;
+    char *out = b->out, *o = out;
+    struct hp_request req;
+
+    while (pos < len && n < max_requests) {
+        long r = hp_parse_request(buf + pos, len - pos, &b->limits, &req, b->fields,
+                                  b->fields_cap);
+        int head;
+        if (r < 0)
+            break;
+        head = req.method_len == 4 && !memcmp(req.method, "HEAD", 4);
+        if (!head && !(req.method_len == 3 && !memcmp(req.method, "GET", 3)))
+            break;
+        if ((req.flags & (HP_CHUNKED | HP_PRECONDITION)) || req.content_length > 0
+            || req.accept_encodings > 1)
+            break;
+        if ((size_t)(out + b->out_cap - o) < req.target_len + req.accept_encoding_len + 2)
+            break;
+        meta[3 + n] = (int64_t)pos;
+        memcpy(o, req.target, req.target_len);
+        o += req.target_len;
+        *o++ = (char)(1 + (head ? HP_PLAIN_HEAD : 0) + (req.flags & HP_HTTP11 ? HP_PLAIN_HTTP11 : 0)
+                      + (req.flags & HP_KEEP_ALIVE ? HP_PLAIN_KEEP_ALIVE : 0)
+                      + (req.accept_encodings ? HP_PLAIN_ACCEPT_ENCODING : 0));
+        if (req.accept_encodings) {
+            memcpy(o, req.accept_encoding, req.accept_encoding_len);
+            o += req.accept_encoding_len;
+        }
+        *o++ = '\0';
+        n++;
+        pos += (size_t)r;
+        if (!(req.flags & HP_KEEP_ALIVE))
+            break;
+    }
+    meta[0] = 0;
     meta[1] = (int64_t)pos;
     meta[2] = (int64_t)(o - out);
     return (long)n;

@@ -19,6 +19,9 @@
 #define HP_KEEP_ALIVE 2
 #define HP_EXPECT_CONTINUE 4
 #define HP_HTTP11 8
+/* Range, If-Range, If-Match, If-None-Match, If-Modified-Since or If-Unmodified-Since is present:
+ * the answer may depend on more than the target (RFC 9110 §13, §14.2). */
+#define HP_PRECONDITION 16
 
 /* A chunk-size line (size and extensions, without CRLF) longer than this is an error. */
 #define HP_MAX_CHUNK_LINE 4096
@@ -45,6 +48,9 @@ struct hp_request {
     int flags;              /* HP_* bits */
     int64_t content_length; /* -1 when there is none */
     size_t num_fields;
+    const char *accept_encoding; /* the first Accept-Encoding value (trimmed), if any */
+    size_t accept_encoding_len;
+    int accept_encodings;        /* how many Accept-Encoding fields */
 };
 
 /* Parses one request head at the start of buf[0:len]. fields_cap should be >= max_headers. */
@@ -69,6 +75,22 @@ struct hp_batch {
 };
 
 long hp_parse_batch(const struct hp_batch *batch, const char *buf, size_t len, size_t start);
+
+/* The fast lane's scan: the plain requests at the start of buf[start:len], where a plain
+ * request is a complete, valid head of a GET or HEAD with no body, no HP_PRECONDITION field and
+ * at most one Accept-Encoding field, so that its answer can depend only on its target, method,
+ * version, keep-alive and Accept-Encoding. Stops at the first other head (or incomplete head,
+ * or error: the full parse reports those), after a request that does not keep the connection
+ * alive, or when meta or out is full. meta[1]: offset just past the last plain head; meta[2]:
+ * bytes written to out; meta[3 + i]: offset where the i-th plain head starts. out receives, per
+ * request, its key: the target; one byte, 1 + the HP_PLAIN_* bits; the Accept-Encoding value
+ * when HP_PLAIN_ACCEPT_ENCODING is set; NUL. A target holds no byte below 0x21 and a value no
+ * NUL, so the key is unambiguous. Returns the count. */
+#define HP_PLAIN_HEAD 1
+#define HP_PLAIN_HTTP11 2
+#define HP_PLAIN_KEEP_ALIVE 4
+#define HP_PLAIN_ACCEPT_ENCODING 8
+long hp_scan_plain(const struct hp_batch *batch, const char *buf, size_t len, size_t start);
 
 /* Incremental chunked-body decoder. Zero the struct and set max_trailers to start a body. */
 struct hp_chunked {

@@ -167,6 +167,34 @@ static void test_chunked(void)
     }
 }
 
+/* The fast lane's scan: keys of the leading plain requests only, every prefix a safe prefix. */
+static void test_scan_plain(void)
+{
+    static const char in[] = "GET /a HTTP/1.1\r\nHost: x\r\n\r\n"
+                             "\r\nHEAD /b HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"
+                             "GET /c HTTP/1.1\r\nHost: x\r\nIf-None-Match: \"e\"\r\n\r\n";
+    static const char closing[] = "GET /d HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                                  "GET /e HTTP/1.1\r\nHost: x\r\n\r\n";
+    static struct hp_field fields[100];
+    static int64_t meta[3 + 4];
+    static char out[256];
+    struct hp_batch b = {{8192, 32768, 100}, fields, 100, meta, 3 + 4, out, sizeof out};
+    size_t n = sizeof in - 1, k;
+    long count = hp_scan_plain(&b, guarded(in, n), n, 0);
+    CHECK(count == 2 && meta[1] == 74 && meta[3] == 0 && meta[4] == 28
+              && meta[2] == 8 && !memcmp(out, "/a\x07\0/b\x06\0", 8),
+          "scan: %ld requests, end %lld", count, (long long)meta[1]);
+    for (k = 0; k < n; k++) {
+        count = hp_scan_plain(&b, guarded(in, k), k, 0);
+        CHECK(count == (k < 28 ? 0 : k < 74 ? 1 : 2), "scan prefix %zu: %ld", k, count);
+    }
+    n = sizeof closing - 1;
+    count = hp_scan_plain(&b, guarded(closing, n), n, 0);
+    CHECK(count == 1 && meta[1] == 47 && !memcmp(out, "/d\x03", 4), "scan after close: %ld", count);
+    count = hp_scan_plain(&b, guarded("POST / HTTP/1.1\r\nHost: x\r\n\r\n", 27), 27, 0);
+    CHECK(count == 0 && meta[1] == 0, "scan of a POST: %ld", count);
+}
+
 int main(void)
 {
     char *map;
@@ -180,6 +208,7 @@ int main(void)
     test_values();
     test_heads();
     test_chunked();
+    test_scan_plain();
     printf("%d checks, %d failures\n", checks, failures);
     return failures != 0;
 }

@@ -26,19 +26,21 @@ _METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPT
 # flags -> (version, chunked, keep_alive, expect_continue)
 _FLAGS = tuple((11 if f & lib.HP_HTTP11 else 10, bool(f & lib.HP_CHUNKED),
                 bool(f & lib.HP_KEEP_ALIVE), bool(f & lib.HP_EXPECT_CONTINUE))
-               for f in range(16))
+               for f in range(2 * lib.HP_PRECONDITION))
 _PIPELINE = 64        # requests per C call; more just take another call
 _unpack = ffi.unpack
 _from_buffer = ffi.from_buffer
 _parse_batch = lib.hp_parse_batch
+_scan_plain = lib.hp_scan_plain
+_NO_PLAIN = ((), 0)
 
 
 class RequestParser:
     """Parses every complete request head in a buffer. Not thread-safe: the output buffers are
     reused across calls (the server parses on its loop thread only)."""
 
-    __slots__ = ("max_request_line", "max_head", "max_headers", "_batch", "_meta", "_out",
-                 "_keep")
+    __slots__ = ("max_request_line", "max_head", "max_headers", "_batch", "_scan_batch", "_meta",
+                 "_out", "_keep", "_scanned", "_scanned_c")
 
     def __init__(self, max_request_line=limits.MAX_REQUEST_LINE, max_head=limits.MAX_HEAD,
                  max_headers=limits.MAX_HEADERS):
@@ -54,9 +56,17 @@ class RequestParser:
             "fields": fields, "fields_cap": max_headers,
             "meta": meta, "meta_cap": 3 + 3 * _PIPELINE,
             "out": self._out, "out_cap": out_cap})
+        self._scan_batch = ffi.new("struct hp_batch *", {
+            "limits": (max_request_line, max_head, max_headers),
+            "fields": fields, "fields_cap": max_headers,
+            "meta": meta, "meta_cap": 3 + limits.MAX_PLAIN_BATCH,
+            "out": self._out, "out_cap": out_cap})
         # Indexing a memoryview is several times cheaper than indexing the cdata array.
         self._meta = memoryview(ffi.buffer(meta)).cast("q")
-        self._keep = (fields, meta)   # the batch struct points into them
+        self._keep = (fields, meta)   # the batch structs point into them
+        # The buffer scan_plain saw last and its cdata view: the server scans one receive
+        # buffer over and over, and making the view is a good part of a small call's cost.
+        self._scanned = self._scanned_c = None
 
     def parse(self, buf, start=0):
         length = len(buf)
@@ -87,6 +97,26 @@ class RequestParser:
             if status != -1:
                 break
         return requests, start, ParseError(status, _REASONS[status]) if status else None
+
+
+    def scan_plain(self, buf, length):
+        """(keys, end) for the plain requests at the start of buf[:length]: complete, valid
+        heads of GET or HEAD with no body and no precondition or Range field, stopping after
+        one that does not keep the connection alive and after MAX_PLAIN_BATCH. `keys` are
+        reactor.request plain keys and `end` the offset past the last of them; anything else
+        (errors included) is left for parse()."""
+        if buf is not self._scanned:
+            self._scanned_c = buf if type(buf) is bytes else _from_buffer(buf)
+            self._scanned = buf
+        count = _scan_plain(self._scan_batch, self._scanned_c, length, 0)
+        if not count:
+            return _NO_PLAIN
+        meta = self._meta
+        return _unpack(self._out, meta[2] - 1).split(b"\0"), meta[1]
+
+    def plain_start(self, index: int) -> int:
+        """Where the head of key `index` of the last scan_plain begins."""
+        return self._meta[3 + index]
 
 
 class ChunkedDecoder:

@@ -13,7 +13,7 @@ from itertools import chain
 
 from . import limits
 from .errors import ParseError
-from .request import Request
+from .request import PRECONDITION_FIELDS, Request, plain_key
 
 _T = rb"!#$%&'*+\-.^_`|~0-9A-Za-z"           # tchar (RFC 9110 §5.6.2)
 _V = rb"\x21-\x7e\x80-\xff"                  # visible octets, obs-text included
@@ -44,7 +44,7 @@ _METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPT
 class RequestParser:
     """Parses every complete request head in a buffer; stateless between calls."""
 
-    __slots__ = ("max_request_line", "max_head", "max_headers")
+    __slots__ = ("max_request_line", "max_head", "max_headers", "_starts")
 
     def __init__(self, max_request_line=limits.MAX_REQUEST_LINE, max_head=limits.MAX_HEAD,
                  max_headers=limits.MAX_HEADERS):
@@ -91,6 +91,36 @@ class RequestParser:
             if chunked or content_length:
                 break
         return requests, pos, None
+
+    def scan_plain(self, buf, length):
+        """As the C backend's: (keys, end) of the plain requests at the start of buf[:length];
+        plain_start(i) gives where the head of key i begins."""
+        buf = bytes(buf[:length])
+        requests, _, _ = self.parse(buf)
+        keys = []
+        starts = self._starts = []
+        pos = 0
+        for request in requests[:limits.MAX_PLAIN_BATCH]:
+            head = request.method == "HEAD"
+            accept = request.header_values(b"accept-encoding")
+            if (not (head or request.method == "GET") or request.chunked
+                    or request.content_length or len(accept) > 1
+                    or not PRECONDITION_FIELDS.isdisjoint(request.fields[0::2])):
+                break
+            keys.append(plain_key(request.target.encode("latin-1"), head,
+                                  request.version == 11, request.keep_alive,
+                                  accept[0] if accept else None))
+            starts.append(pos)
+            ls = pos
+            while buf.startswith(b"\r\n", ls):
+                ls += 2
+            pos = buf.find(b"\r\n\r\n", ls) + 4   # where parse() found this head's end
+            if not request.keep_alive:
+                break
+        return (keys, pos) if keys else ((), 0)
+
+    def plain_start(self, index: int) -> int:
+        return self._starts[index]
 
     def _error(self, buf, pos):
         status = _exact_error(buf, pos, self.max_request_line, self.max_head, self.max_headers)

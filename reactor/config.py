@@ -71,6 +71,7 @@ class Config:
     @property
     def tls(self) -> bool:
         return bool(self.tls_cert)
+    fast_lane: bool = True             # plain requests for ready answers skip the full path
 
     def checked(self) -> "Config":
         """Self, after the checks that need no network; raises ConfigError with one line."""

@@ -116,15 +116,97 @@ class Connection:
         if n == 0:
             self.on_eof()
             return
-        events = self.protocol.receive(server.recv_view[:n])
+        start = 0
+        lane = server.lane
+        if lane is not None and self.state is State.IDLE:
+            keys, end = lane.scan(n)
+            if keys:
+                start = self._answer_plain(lane, keys, end, n)
+                if start is None:
+                    return
+        events = self.protocol.receive(server.recv_view[start:n]) if start < n else None
         if events:
             pending = self.pending
             pending.extend(events)
             if len(pending) >= server.config.max_pipeline:
                 self._watch(False, self.blocked)   # read more once these are answered
             self.advance()
+        elif start:
+            self.advance()   # what the fast lane queued
         elif not (self.pending or self.output or self.closing or self.waiting is not None):
             self._note_input()
+
+    def _answer_plain(self, lane, keys, end, n):
+        """Answer the plain requests `keys` (ending at `end` of the n bytes received) from the
+        fast lane's ready messages, in order, until one has none. Returns None when that was
+        all of the input and it is written, else the offset where the full path takes over
+        (with what was answered queued before it)."""
+        protocol = self.protocol
+        total = len(keys)
+        room = protocol.max_requests - 1 - protocol.served
+        if total > room:
+            keys = keys[:max(room, 0)]   # the last allowed request is answered with a close
+        messages = lane.messages
+        answers = []
+        for key in keys:
+            message = messages.get(key) or lane.fill(key)
+            if message is None:
+                break
+            answers.append(message)
+        count = len(answers)
+        if not count:
+            return 0
+        if count < total:
+            end = lane.plain_start(count)
+        protocol.served += count
+        lane.hits[0] += count
+        server = self.server
+        counted = server.access_log is not None or server.metrics is not None
+        if keys[count - 1] in lane.closing:
+            protocol.finish()
+            self._closing()
+        elif count == 1 and end == n:
+            message = answers[0]
+            try:
+                sent = self.transport.send(message)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError:
+                self.close()
+                return None
+            if sent == len(message):
+                # Nothing was pending, so `written` and `ended_at` can both stay where they are.
+                self.deadline = self.loop.now + server.config.keepalive_timeout
+                if counted:
+                    request, status, head = lane.logged[keys[0]]
+                    server.response_ended(self, self._plain_request(request), status,
+                                          len(message) - head, self.loop.now)
+                return None
+            self.written += sent
+            self.output += (memoryview(message)[sent:], self._plain_end(lane, keys[0], counted))
+            self.state = State.WRITING
+            self._block()
+            return None
+        output = self.output
+        for i in range(count):
+            output += (answers[i], self._plain_end(lane, keys[i], counted))
+        self.state = State.WRITING
+        if end == n:
+            self.advance()
+            return None
+        return end
+
+    def _plain_request(self, template):
+        """A request of its own for the access log and metrics, like the full path's."""
+        request = Request(template.method, template.target, template.version, [], None, False,
+                          template.keep_alive, False)
+        request.client = self.client
+        return request
+
+    def _plain_end(self, lane, key, counted):
+        request, status, head = lane.logged[key]
+        return ResponseEnd(self._plain_request(request) if counted else None, status, head,
+                           self.loop.now)
 
     def on_eof(self):
         if self.pending or self.output or self.waiting is not None:

@@ -26,6 +26,10 @@ MAX_TRAILERS = 8 * 1024
 # (backpressure), so a pipelining client cannot make the server buffer unbounded responses.
 MAX_PIPELINE = 64
 
+# Plain requests (see RequestParser.scan_plain) answered from one read by the fast lane; the
+# rest of a deeper pipeline takes the full path.
+MAX_PLAIN_BATCH = 64
+
 # Seconds. A client must finish its head within HEADER_TIMEOUT of starting it (slowloris),
 # a body must keep arriving at least every BODY_TIMEOUT, an idle keep-alive connection is
 # closed after KEEPALIVE_TIMEOUT, and a client that stops reading its response is dropped

@@ -60,6 +60,17 @@ class Stream:
             close()
 
 
+def plain_message(response, version: int, keep_alive: bool, head: bool):
+    """What respond() writes for a GET (or HEAD) of `response`, when that is a single buffer
+    of a bytes body below INLINE_BODY; else None."""
+    body = response.body
+    if body.__class__ is not bytes or len(body) >= INLINE_BODY:
+        return None
+    if head or response.status in NO_CONTENT:
+        return render_head(response, version, keep_alive)
+    return render_message(response, version, keep_alive)
+
+
 def discard_body(body):
     """Release what a body holds when it will not be sent (HEAD, abandoned responses)."""
     if isinstance(body, (FileSlice, Stream)):

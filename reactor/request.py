@@ -2,7 +2,42 @@
 
 Pure data with a few lookups; imports nothing from the rest of reactor. Both backends must
 build it with exactly the same values: the differential tests compare instances field by field.
+
+Also the fast lane's description of a plain request (see RequestParser.scan_plain): its key,
+the raw target; one byte, 1 + the PLAIN_* bits that select the answer besides the target; the
+Accept-Encoding value when PLAIN_ACCEPT_ENCODING is set. A target holds no byte below 0x21 and
+a value no NUL, so a key is unambiguous.
 """
+
+import re
+
+PLAIN_HEAD = 1
+PLAIN_HTTP11 = 2
+PLAIN_KEEP_ALIVE = 4
+PLAIN_ACCEPT_ENCODING = 8
+_PLAIN_BITS = re.compile(rb"[\x01-\x10]")
+
+# Fields whose presence makes an answer depend on more than the target (RFC 9110 §13, §14.2):
+# a request carrying one is never plain.
+PRECONDITION_FIELDS = frozenset((b"if-match", b"if-none-match", b"if-modified-since",
+                                 b"if-unmodified-since", b"range", b"if-range"))
+
+
+def plain_key(target: bytes, head: bool, http11: bool, keep_alive: bool, accept) -> bytes:
+    """The key of a plain request; `accept` is its Accept-Encoding value, None without one."""
+    bits = ((PLAIN_HEAD if head else 0) | (PLAIN_HTTP11 if http11 else 0)
+            | (PLAIN_KEEP_ALIVE if keep_alive else 0)
+            | (PLAIN_ACCEPT_ENCODING if accept is not None else 0))
+    return target + bytes((1 + bits,)) + (accept or b"")
+
+
+def split_plain_key(key: bytes) -> tuple:
+    """(target, head, version, keep_alive, accept): what plain_key was given."""
+    at = _PLAIN_BITS.search(key).start()
+    bits = key[at] - 1
+    return (key[:at], bool(bits & PLAIN_HEAD), 11 if bits & PLAIN_HTTP11 else 10,
+            bool(bits & PLAIN_KEEP_ALIVE),
+            key[at + 1:] if bits & PLAIN_ACCEPT_ENCODING else None)
 
 
 class Request:

@@ -17,6 +17,7 @@ from . import limits
 from .accesslog import AccessLog
 from .connection import Connection
 from .errors import ConfigError, HTTPError
+from .fastlane import FastLane
 from .https import https_handler, redirect_to_https
 from .loop import Loop
 from .parser import ChunkedDecoder, RequestParser
@@ -148,6 +149,8 @@ class Server:
         self.rejected = {}              # status -> requests refused with it (limits, framing)
         self.refusal = self.new_protocol().error(
             HTTPError(400, "a plain HTTP request was sent to the HTTPS port"))[0]
+        self.lane = (FastLane(self.loop, self.parser, self.handler, self.recv_buffer)
+                     if config.fast_lane and hasattr(self.handler, "ready") else None)
 
     def new_protocol(self) -> Protocol:
         config = self.config

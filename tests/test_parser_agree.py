@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 
 from reactor import _pyparser
 from reactor.errors import ParseError
+from reactor.request import split_plain_key
 
 cparser = pytest.importorskip("reactor._cparser", reason="C extension not built")
 
@@ -103,3 +104,62 @@ def decode(module, raw, cut):
 def test_chunked_agree(raw, cut):
     cut = min(cut, len(raw))
     assert decode(cparser, raw, cut) == decode(_pyparser, raw, cut)
+
+
+PLAIN_METHODS = [b"GET", b"HEAD", b"POST", b"get"]
+PLAIN_FIELDS = [b"Host: a", b"Connection: close", b"Connection: keep-alive", b"Range: bytes=0-1",
+                b"if-none-match: x", b"If-Modified-Since: y", b"IF-RANGE: z", b"If-Match: *",
+                b"If-Unmodified-Since: w", b"Accept-Encoding: gzip", b"accept-encoding:  br, gzip ",
+                b"Accept-Encoding:", b"Content-Length: 0",
+                b"Content-Length: 2", b"Transfer-Encoding: chunked", b"X-Range: 1"]
+
+
+@st.composite
+def plain_head(draw):
+    line = (draw(st.sampled_from(PLAIN_METHODS)) + b" " + draw(st.sampled_from(TARGETS[:5]))
+            + b" " + draw(st.sampled_from([b"HTTP/1.1", b"HTTP/1.0"])) + b"\r\n")
+    fields = draw(st.lists(st.sampled_from(PLAIN_FIELDS), max_size=3))
+    return (draw(st.sampled_from([b"", b"\r\n"])) + line
+            + b"".join(f + b"\r\n" for f in fields) + b"\r\n")
+
+
+def plain_outcome(module, raw, limits):
+    parser = module.RequestParser(**limits)
+    buf = bytearray(raw)   # the server scans its receive buffer
+    keys, end = parser.scan_plain(buf, len(raw))
+    return list(keys), end, [parser.plain_start(i) for i in range(len(keys))]
+
+
+@SETTINGS
+@given(st.lists(st.one_of(plain_head(), mutated(plain_head())), min_size=1, max_size=5),
+       st.sampled_from([{}, dict(max_request_line=20, max_head=60, max_headers=2)]))
+def test_plain_scans_agree(heads, limits):
+    raw = b"".join(heads)
+    want = plain_outcome(_pyparser, raw, limits)
+    assert plain_outcome(cparser, raw, limits) == want
+    assert plain_outcome(cparser, raw + b"GET", limits) == want   # an incomplete head after
+
+
+def test_plain_scan_describes_what_parse_finds():
+    raw = (b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n"
+           b"\r\nHEAD /b?c HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"
+           b"GET /c HTTP/1.1\r\nHost: x\r\nRange: bytes=1-\r\n\r\n")
+    for module in (_pyparser, cparser):
+        parser = module.RequestParser()
+        keys, end = parser.scan_plain(raw, len(raw))
+        assert keys == [b"/a\x07", b"/b?c\x06"]
+        assert [parser.plain_start(i) for i in range(2)] == [0, 28]
+        requests, _, _ = parser.parse(raw, end)
+        assert requests[0].target == "/c"
+        closing = b"GET /a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\nGET /b HTTP/1.1\r\n\r\n"
+        keys, end = parser.scan_plain(closing, len(closing))
+        assert keys == [b"/a\x03"] and end == closing.index(b"GET /b")
+        assert parser.scan_plain(b"POST / HTTP/1.1\r\nHost: x\r\n\r\n", 27) == ((), 0)
+        coded = (b"GET /a HTTP/1.1\r\nAccept-Encoding:  gzip, br \r\nHost: x\r\n\r\n"
+                 b"GET /a HTTP/1.1\r\nAccept-Encoding:\r\nHost: x\r\n\r\n"
+                 b"GET /a HTTP/1.1\r\nAccept-Encoding: br\r\nAccept-Encoding: gzip\r\n"
+                 b"Host: x\r\n\r\n")
+        keys, end = parser.scan_plain(coded, len(coded))
+        assert keys == [b"/a\x0fgzip, br", b"/a\x0f"]
+        assert [split_plain_key(key) for key in keys] == [
+            (b"/a", False, 11, True, b"gzip, br"), (b"/a", False, 11, True, b"")]

@@ -48,9 +48,9 @@ def site(tmp_path):
     return root
 
 
-@pytest.fixture
-def srv(site, server_factory):
-    return server_factory(root=str(site))
+@pytest.fixture(params=[True, False], ids=["fast-lane", "full-path"])
+def srv(site, server_factory, request):
+    return server_factory(root=str(site), fast_lane=request.param)
 
 
 def get(srv, target, method="GET", **headers):

@@ -33,6 +33,7 @@ import time
 from urllib.parse import parse_qs
 
 from ..errors import HTTPError
+from ..request import PRECONDITION_FIELDS
 from ..response import FileSlice, Response, error_response
 from . import conditional, encoding, listing, mime, paths, ranges
 from .compressed import MAX_SOURCE, Compressor
@@ -45,11 +46,6 @@ ALLOW = "GET, HEAD, OPTIONS"
 # keyed by what a client sends, so both are bounded; the oldest entry goes first.
 MAX_ROUTES = 4096
 MAX_HOT = 1024
-
-# Fields that can change the answer for a file beyond its path (Accept-Encoding aside: the hot
-# path negotiates it among the encoded variants that are ready in memory).
-_PRECONDITIONS = frozenset((b"if-match", b"if-none-match", b"if-modified-since",
-                            b"if-unmodified-since", b"range", b"if-range"))
 
 REDIRECT_CACHE_CONTROL = "max-age=3600"
 
@@ -83,10 +79,10 @@ def options_from(config) -> dict:
                 compress=config.compress, compress_cache=config.compress_cache)
 
 
-def _hot_variant(snapshot, request):
-    """The cached answer for `snapshot` in the coding `request` accepts, when that answer is
-    ready in memory; else None (the full path decides)."""
-    accept = request.header(b"accept-encoding")
+def _hot_variant(snapshot, accept):
+    """The cached answer for `snapshot` in the coding the Accept-Encoding value `accept` (None:
+    no such field) asks for, when that answer is ready in memory; else None (the full path
+    decides)."""
     coding = encoding.negotiate(accept, snapshot.codings) if accept is not None else None
     if coding is None:
         return snapshot.response
@@ -141,7 +137,9 @@ class StaticFiles:
         self._hot = {}
         self._site = {}
         self._pages = {}
-        self._preconditions = _PRECONDITIONS | ({b"origin"} if self.cors and self.cors.echoes
+        # Fields that can change the answer for a file beyond its path (Accept-Encoding aside:
+        # the hot path negotiates it among the encoded variants that are ready in memory).
+        self._preconditions = PRECONDITION_FIELDS | ({b"origin"} if self.cors and self.cors.echoes
                                                 else set())
         self._options = Response(204, [("Allow", ALLOW), *self._site_fields("/")])
         self._not_allowed = error_response(405, headers=[("Allow", ALLOW),
@@ -158,7 +156,7 @@ class StaticFiles:
                 if not snapshot.codings:
                     CACHE_COUNTS[0] += 1
                     return snapshot.response
-                response = _hot_variant(snapshot, request)
+                response = _hot_variant(snapshot, request.header(b"accept-encoding"))
                 if response is not None:
                     CACHE_COUNTS[0] += 1
                     return response
@@ -209,6 +207,21 @@ class StaticFiles:
                 del site[next(iter(site))]
             site[path] = fields
         return fields
+
+    # What the fast lane answers from `ready` counts as a hit of the memory cache too.
+    ready_hits = CACHE_COUNTS
+
+    def ready(self, target: str, accept):
+        """(Response, until) when every GET or HEAD of `target` with no precondition or Range
+        field and with the Accept-Encoding value `accept` (None: no such field) gets that
+        Response, whatever else it says, until the monotonic time `until`; else None."""
+        if self.cors is not None and self.cors.echoes:
+            return None   # the answer depends on Origin too
+        snapshot = self._hot.get(target)
+        if snapshot is None or snapshot.deadline <= time.monotonic():
+            return None
+        response = snapshot.response if not snapshot.codings else _hot_variant(snapshot, accept)
+        return None if response is None else (response, snapshot.deadline)
 
     # -- resolution ------------------------------------------------------------------------
 

@@ -1,0 +1,79 @@
+"""The fast lane: plain requests answered from ready messages, without Request objects.
+
+A plain request (see RequestParser.scan_plain) is a GET or HEAD with no body and no
+precondition or Range field, so its answer can depend only on its target, method, version,
+keep-alive and Accept-Encoding: exactly what its key holds. When the handler says that the
+answer for a target and Accept-Encoding depends on nothing else (`handler.ready`), the whole
+message for each key, as the full path would write it (protocol.plain_message), is kept here,
+shared by every connection, until the second of its Date header ends or the handler's trust in
+the answer runs out, whichever comes first.
+A connection then answers a read of plain requests with one scan, one lookup per request and
+one send; anything else takes the full path. It is a shortcut through the same layers, not a
+second server: the answers are byte for byte the full path's.
+
+Knows keys and messages, not sockets or files: imports only protocol and request.
+"""
+
+import time
+
+from .protocol import plain_message
+from .request import Request, split_plain_key
+
+# Ready messages held at once; each is a cached file's message (below INLINE_BODY) for one
+# variant of its key, and all of them are dropped every second.
+MAX_READY = 4096
+
+
+class FastLane:
+    """Server-wide: the parser's scan of the receive buffer and the ready messages by key."""
+
+    __slots__ = ("loop", "ready", "hits", "messages", "logged", "closing", "expires", "_scan_plain",
+                 "_buffer", "plain_start")
+
+    def __init__(self, loop, parser, handler, buffer):
+        self.loop = loop
+        self.ready = handler.ready
+        self.hits = handler.ready_hits   # [answers given from `ready`, ...], counted here too
+        self.messages = {}   # key -> the bytes to send
+        self.logged = {}     # key -> (request, status, head length) for the log and metrics
+        self.closing = set()   # keys of requests that do not keep the connection alive
+        self.expires = 0.0   # loop time when every message must be made again
+        self._scan_plain = parser.scan_plain
+        self._buffer = buffer
+        self.plain_start = parser.plain_start
+
+    def scan(self, n: int):
+        """(keys, end) of the plain requests at the start of the first n bytes received."""
+        if self.loop.now >= self.expires:
+            self._renew()
+        return self._scan_plain(self._buffer, n)
+
+    def fill(self, key: bytes):
+        """The message for `key`, made and kept when the handler has a ready answer; or None
+        (the full path answers)."""
+        raw_target, head, version, keep_alive, accept = split_plain_key(key)
+        target = raw_target.decode("latin-1")
+        found = self.ready(target, accept)
+        if found is None:
+            return None
+        response, until = found
+        message = plain_message(response, version, keep_alive, head)
+        if message is None or len(self.messages) >= MAX_READY:
+            return None
+        self.messages[key] = message
+        self.logged[key] = (Request("HEAD" if head else "GET", target, version, [], None, False,
+                                    keep_alive, False),
+                            response.status, len(message) - (0 if head else response.length))
+        if not keep_alive:
+            self.closing.add(key)
+        if until < self.expires:
+            self.expires = until
+        return message
+
+    def _renew(self):
+        """Drop every message at the next second of the wall clock (their Date)."""
+        self.messages.clear()
+        self.logged.clear()
+        self.closing.clear()
+        wall = time.time()
+        self.expires = self.loop.now + (int(wall) + 1 - wall)
