@@ -70,7 +70,7 @@ class ResponseEnd:
 
 
 class Connection:
-    __slots__ = ("server", "loop", "transport", "client", "protocol", "handler", "pending",
+    __slots__ = ("server", "loop", "transport", "client", "protocol", "handler", "lane", "pending",
                  "output", "waiting", "state", "deadline", "closing", "reading", "blocked",
                  "lingered", "written", "ended_at", "ending", "body_started")
 
@@ -81,6 +81,7 @@ class Connection:
         self.client = client
         self.protocol = server.new_protocol()
         self.handler = handler
+        self.lane = server.lanes.get(handler)   # the fast lane of this handler, if it has one
         if getattr(handler, "early_response", None) is not None:
             self.protocol.judge = self._early_response
         # Lists, not deques: they stay short, and an empty list is a tenth of an empty deque's
@@ -117,7 +118,7 @@ class Connection:
             self.on_eof()
             return
         start = 0
-        lane = server.lane
+        lane = self.lane
         if lane is not None and self.state is State.IDLE:
             keys, end = lane.scan(n)
             if keys:

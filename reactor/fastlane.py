@@ -33,7 +33,8 @@ class FastLane:
     def __init__(self, loop, parser, handler, buffer):
         self.loop = loop
         self.ready = handler.ready
-        self.hits = handler.ready_hits   # [answers given from `ready`, ...], counted here too
+        # [answers given from `ready`, ...]: the handler's cache hits, counted here too.
+        self.hits = getattr(handler, "ready_hits", None) or [0]
         self.messages = {}   # key -> the bytes to send
         self.logged = {}     # key -> (request, status, head length) for the log and metrics
         self.closing = set()   # keys of requests that do not keep the connection alive

@@ -50,6 +50,7 @@ class Front:
         self.paths = {path for path in (config.health, config.metrics) if path}
         self.forwarded = (ForwardedRules(Networks(config.forwarded_allow_ips))
                           if config.forwarded_allow_ips else None)
+        self.ready_hits = getattr(handler, "ready_hits", None)
 
     def __call__(self, request):
         if self.forwarded is not None:
@@ -70,6 +71,14 @@ class Front:
             return self.health_response()
         early = getattr(self.handler, "early_response", None)
         return early(request) if early is not None else None
+
+    def ready(self, target: str, accept):
+        """The fast lane's question (see StaticFiles.ready), answered by the handler behind
+        for every path of its own, while no forwarding fields need reading."""
+        ready = getattr(self.handler, "ready", None)
+        if ready is None or self.forwarded is not None or target.partition("?")[0] in self.paths:
+            return None
+        return ready(target, accept)
 
     def health_response(self) -> Response:
         if self.server.draining:

@@ -149,8 +149,7 @@ class Server:
         self.rejected = {}              # status -> requests refused with it (limits, framing)
         self.refusal = self.new_protocol().error(
             HTTPError(400, "a plain HTTP request was sent to the HTTPS port"))[0]
-        self.lane = (FastLane(self.loop, self.parser, self.handler, self.recv_buffer)
-                     if config.fast_lane and hasattr(self.handler, "ready") else None)
+        self.lanes = {}   # handler -> its FastLane, made by start() (see _scheme_handlers)
 
     def new_protocol(self) -> Protocol:
         config = self.config
@@ -200,6 +199,9 @@ class Server:
             self.plain_handler = redirect_to_https(self.secure_address[1])
         else:
             self.plain_handler = self.handler
+        self.lanes = {handler: FastLane(self.loop, self.parser, handler, self.recv_buffer)
+                      for handler in (self.plain_handler, self.secure_handler)
+                      if config.fast_lane and hasattr(handler, "ready")}
 
     def serve_forever(self):
         self.start()

@@ -10,7 +10,7 @@ import pytest
 
 from reactor.response import INLINE_BODY
 from reactor.static.files import MAX_CACHED_FILE
-from netutil import connect, exchange
+from netutil import connect, exchange, wait_until
 
 DATE = re.compile(rb"\r\nDate: [^\r]*\r\n")
 MEDIUM = bytes(range(256)) * (INLINE_BODY // 256 + 4)      # cached, but above INLINE_BODY
@@ -40,9 +40,13 @@ def pair(site, server_factory):
     def start(**config):
         lane = server_factory(root=str(site), fast_lane=True, **config)
         full = server_factory(root=str(site), fast_lane=False, **config)
-        assert lane.server.lane is not None and full.server.lane is None
         return lane, full
     return start
+
+
+def lane_of(srv):
+    """The fast lane of a server's plain-HTTP connections, or None."""
+    return srv.server.lanes.get(srv.server.plain_handler)
 
 
 def head(target: bytes, *fields: bytes, method=b"GET", version=b"HTTP/1.1") -> bytes:
@@ -100,10 +104,12 @@ def test_pipelined_sequences_match(pair, name):
 
 
 def test_the_lane_answers_ready_targets(pair):
-    lane, _ = pair()
+    lane, full = pair()
+    replay(full, head(b"/a.txt"))
     replay(lane, head(b"/a.txt"))   # the full path makes the file's answer ready
+    assert lane_of(lane) is not None and lane_of(full) is None
     replay(lane, head(b"/a.txt") + head(b"/a.txt", version=b"HTTP/1.0"))
-    assert set(lane.server.lane.messages) == {b"/a.txt\x07", b"/a.txt\x01"}
+    assert set(lane_of(lane).messages) == {b"/a.txt\x07", b"/a.txt\x01"}
 
 
 def read_response(sock, method=b"GET") -> bytes:
@@ -141,7 +147,7 @@ def test_requests_one_at_a_time_match(pair):
                 (b"GET", head(b"/index.html")), (b"GET", head(b"/a.txt", b"Range: bytes=0-0")),
                 (b"GET", head(b"/medium.bin")), (b"GET", head(b"/a.txt"))]
     assert one_by_one(lane, requests) == one_by_one(full, requests)
-    assert lane.server.lane.messages   # and the lane did answer some of them
+    assert lane_of(lane).messages   # and the lane did answer some of them
 
 
 def test_answers_that_depend_on_accept_encoding(pair):
@@ -160,7 +166,7 @@ def test_answers_that_depend_on_accept_encoding(pair):
         got, want = replay(lane, data), replay(full, data)
         assert got == want and got.count(b"Content-Encoding: gzip") >= 2
     assert any(key.startswith(b"/page.html") and key.endswith(b"gzip")
-               for key in lane.server.lane.messages)
+               for key in lane_of(lane).messages)
 
 
 def test_keepalive_request_limit_is_kept(pair):
@@ -181,7 +187,7 @@ def test_changed_file_is_seen_through_the_lane(pair, site):
     # Revalidation is due within files.VALIDITY plus the second the lane keeps a message.
     for node in lane.server.handler.files._nodes.values():
         node.deadline = 0.0
-    lane.server.lane.expires = 0.0
+    lane_of(lane).expires = 0.0
     assert replay(lane, head(b"/a.txt") * 2).endswith(b"changed")
 
 
@@ -203,3 +209,44 @@ def read_all(sock) -> bytes:
         if not chunk:
             return b"".join(chunks)
         chunks.append(chunk)
+
+
+class Lines:
+    """Stands in for stderr: collects what the access log writes, timestamps masked."""
+
+    def __init__(self):
+        self.lines = []
+
+    def write(self, text):
+        self.lines += re.sub(r"\[[^\]]+\]", "[-]", text).splitlines()
+
+    def flush(self):
+        pass
+
+
+def scrape(srv) -> dict:
+    data = exchange(srv.port, head(b"/metrics", b"Connection: close")).decode()
+    return {name: value for name, value in re.findall(r"^(\w+\{[^}]*\}|\w+) (\S+)$", data, re.M)}
+
+
+def test_access_log_and_metrics_match(pair):
+    lane, full = pair(access_log=True, metrics="/metrics")
+    logs = []
+    for srv in (lane, full):
+        logs.append(Lines())
+        srv.server.access_log.stream = logs[-1]
+    data = (head(b"/a.txt") * 3 + head(b"/a.txt", method=b"HEAD") + head(b"/missing")
+            + head(b"/index.html") * 2 + head(b"/a.txt", b"Connection: close"))
+    requests = [(b"GET", head(b"/a.txt"))] * 3 + [(b"HEAD", head(b"/a.txt", method=b"HEAD"))]
+    for srv in (lane, full):
+        for _ in range(2):
+            replay(srv, data)
+        one_by_one(srv, requests)
+    assert lane_of(lane).messages
+    assert wait_until(lambda: len(logs[0].lines) == len(logs[1].lines) == 2 * 8 + 4)
+    assert logs[0].lines == logs[1].lines
+    got, want = scrape(lane), scrape(full)
+    for name in want:
+        if name.startswith(("http_server_requests_total", "reactor_http_response_body_bytes",
+                            "reactor_cache_hits_total")):
+            assert got[name] == want[name], name
