@@ -67,8 +67,9 @@ SEQUENCES = {
                                 + head(b"/a.txt", b"If-Modified-Since: Sun, 06 Nov 1994 "
                                                   b"08:49:37 GMT"),
     "other methods": head(b"/a.txt") + head(b"/a.txt", method=b"OPTIONS")
-                     + head(b"/a.txt", b"Content-Length: 3", method=b"POST") + b"abc"
                      + head(b"/a.txt", method=b"DELETE") + head(b"/a.txt"),
+    "a body refused from its head": head(b"/a.txt", b"Content-Length: 3", method=b"POST")
+                                    + b"abc" + head(b"/a.txt"),
     "empty bodies": head(b"/a.txt", b"Content-Length: 0")
                     + head(b"/a.txt", b"Expect: 100-continue"),
     "misses and refusals": head(b"/missing") + head(b"/.env") + head(b"/../secret.txt")
