@@ -6,7 +6,9 @@ Builds a fixed tree (1 KiB HTML, 100 KiB image, 10 MiB file, 50 KiB script), sta
 on one core and wrk on the other, and measures requests/s and latency for the small file
 (keep-alive at 50 and 1,000 connections, a new connection per request, 16 pipelined requests),
 throughput for the two larger files, the script with and without Accept-Encoding: gzip (reactor
-against nginx, also with gzip on), and resident memory. Runs are interleaved (each scenario visits every server
+against nginx, also with gzip on), the same over HTTPS (reactor against nginx with ssl, one
+certificate and cipher list for both; 1 KiB keep-alive and per new connection, 100 KiB, 10 MiB),
+and resident memory. Runs are interleaved (each scenario visits every server
 in turn, in a rotated order each round) and repeated, and ratios are the median of per-round
 ratios, so that a noisy shared machine moves all servers together instead of skewing one.
 Missing tools are installed; a server that cannot run is reported, never dropped.
@@ -29,11 +31,12 @@ import servers_load as load
 import servers_setup as setup
 
 ORDER = ("reactor", "reactor-py", "reactor-log", "nginx", "nginx-tuned", "nginx-gzip", "aiohttp",
-         "http.server", "bare-loop")
+         "http.server", "bare-loop", "reactor-tls", "nginx-tls")
 # Fixed per server, so charts from different runs read the same way.
 COLORS = {"reactor": "#2b6cb0", "reactor-py": "#63b3ed", "reactor-log": "#90cdf4",
           "nginx": "#38a169", "nginx-tuned": "#276749", "nginx-gzip": "#9ae6b4",
-          "aiohttp": "#dd6b20", "http.server": "#805ad5", "bare-loop": "#a0aec0"}
+          "aiohttp": "#dd6b20", "http.server": "#805ad5", "bare-loop": "#a0aec0",
+          "reactor-tls": "#1a365d", "nginx-tls": "#22543d"}
 # Ratios, the chart and the targets of the project are all stated against nginx.
 BASELINE = "nginx"
 
@@ -66,11 +69,22 @@ SCENARIOS = (
              "50 KiB JS\nidentity", setup.SCRIPT[0], "keepalive", 50, "rps"),
     Scenario("js50gz", "50 KiB JavaScript, Accept-Encoding: gzip, keep-alive, 50 connections",
              "50 KiB JS\ngzip", setup.SCRIPT[0], "keepalive-gzip", 50, "rps"),
+    Scenario("tls-ka50", "HTTPS 1 KiB, keep-alive, 50 connections", "HTTPS 1 KiB\nkeep-alive 50",
+             setup.SMALL[0], "keepalive", 50, "rps"),
+    Scenario("tls-close", "HTTPS 1 KiB, new TLS connection per request, 50 clients",
+             "HTTPS 1 KiB\nnew conn", setup.SMALL[0], "close", 50, "rps"),
+    Scenario("tls-100k", "HTTPS 100 KiB file, keep-alive, 16 connections", "HTTPS 100 KiB\nMB/s",
+             setup.MEDIUM[0], "keepalive", 16, "mbps"),
+    Scenario("tls-10m", "HTTPS 10 MiB file, keep-alive, 4 connections", "HTTPS 10 MiB\nMB/s",
+             setup.LARGE[0], "keepalive", 4, "mbps"),
 )
 # The compression targets: reactor's gzip answers against its identity ones and against nginx
 # compressing per request.
 COMPRESSED, IDENTITY, PER_REQUEST = "js50gz", "js50", "nginx-gzip"
 TARGETS = {"identity": 0.9, "nginx-gzip": 5.0}
+# HTTPS: keep-alive at least as fast as nginx; a handshake per request and large files (no
+# kTLS on these machines) within a tenth of it.
+TLS_TARGETS = {"tls-ka50": 1.0, "tls-close": 0.9, "tls-10m": 0.9}
 MEMORY_SCENARIO = "ka1000"
 
 FULL = dict(rounds=3, duration=5.0)
@@ -209,7 +223,8 @@ def one_run(args, server, sc, scripts, quiet):
     plan = load.Load(sc.connections, sc.script, args.duration)
     with setup.RssSampler(server.pids) as rss, \
             setup.ForeignLoad(server.pids, (args.server_cpu, args.wrk_cpu)) as other:
-        result = load.run(server.port, sc.path, plan, scripts, args.wrk_cpu)
+        result = load.run(server.port, sc.path, plan, scripts, args.wrk_cpu,
+                          "https" if server.spec.tls else "http")
     result.update(rss_peak_kib=rss.peak_kib, pss_peak_kib=rss.pss_peak_kib,
                   foreign_cores=round(other.cores, 3), load_before_cores=round(before, 3),
                   server_cpu_s=round(other.server_s, 3))
@@ -222,12 +237,13 @@ def measure(args, running, status, scripts):
     runs = []
     names = [n for n in ORDER if n in running]
     for name in names:
+        scheme = "https" if running[name].spec.tls else "http"
         load.run(running[name].port, setup.SMALL[0], load.Load(50, "keepalive", 1), scripts,
-                 args.wrk_cpu)
+                 args.wrk_cpu, scheme)
         # The compressed scenario measures the requests after the first: this one makes the
         # result that reactor keeps.
         load.run(running[name].port, setup.SCRIPT[0], load.Load(1, "keepalive-gzip", 1),
-                 scripts, args.wrk_cpu)
+                 scripts, args.wrk_cpu, scheme)
     chosen = [sc for sc in SCENARIOS if sc.key in args.scenarios]
     total = args.rounds * sum(1 for sc in chosen for n in names
                               if sc.key not in running[n].spec.skip)
@@ -387,7 +403,7 @@ def report(args, status, summary, ratios, meta, runs) -> str:
                 cells.append(_cell(mine / theirs if mine and theirs else None, "{:.2f}"))
             lines.append(f"| {status[n]['label']} | " + " | ".join(cells) + " |")
 
-    for me in ("reactor", "reactor-py"):
+    for me in ("reactor", "reactor-py", "reactor-tls"):
         if not summary.get(me):
             continue
         peers = [n for n in names if n != me and summary.get(n)]
@@ -416,6 +432,7 @@ def report(args, status, summary, ratios, meta, runs) -> str:
         lines.append(f"| {status[n]['label']} | " + " | ".join(cells) + " |")
 
     lines += compression_report(runs, status, summary)
+    lines += tls_report(ratios, status)
 
     notes = []
     for n in names:
@@ -473,11 +490,23 @@ def compression_report(runs, status, summary) -> list:
               (f"reactor gzip ÷ {status.get(PER_REQUEST, {}).get('label', PER_REQUEST)} gzip",
                _pair_ratio(runs, "reactor", COMPRESSED, PER_REQUEST, COMPRESSED),
                TARGETS["nginx-gzip"]))
-    lines.append("")
-    for label, value, target in checks:
-        verdict = "–" if value is None else ("met" if value >= target else "NOT met")
-        lines.append(f"- {label}: {_cell(value, '{:.2f}')} (target ≥ {target:g}: {verdict})")
-    return lines
+    return lines + [""] + _verdicts(checks)
+
+
+def _verdicts(checks) -> list:
+    return [f"- {label}: {_cell(value, '{:.2f}')} (target ≥ {target:g}: "
+            f"{'–' if value is None else 'met' if value >= target else 'NOT met'})"
+            for label, value, target in checks]
+
+
+def tls_report(ratios, status) -> list:
+    """The HTTPS targets: reactor ÷ nginx, both with the same certificate and suites."""
+    mine = ratios.get("reactor-tls", {}).get("nginx-tls")
+    if not mine or all(mine[key] is None for key in TLS_TARGETS):
+        return []
+    titles = {sc.key: sc.title for sc in SCENARIOS}
+    return ["", f"HTTPS targets, reactor ÷ {status['nginx-tls']['label']}:", ""] + _verdicts(
+        (titles[key], mine[key], target) for key, target in TLS_TARGETS.items())
 
 
 def _short(v, metric):

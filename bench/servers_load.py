@@ -59,12 +59,13 @@ def write_scripts(workdir: str) -> dict:
     return paths
 
 
-def run(port: int, path: str, load: Load, scripts: dict, cpu: int) -> dict:
-    """One wrk run pinned to `cpu`; returns its figures, or {'failed': reason}."""
+def run(port: int, path: str, load: Load, scripts: dict, cpu: int, scheme: str = "http") -> dict:
+    """One wrk run pinned to `cpu`; returns its figures, or {'failed': reason}. Over https wrk
+    makes a full handshake for each new connection (it resumes no session)."""
     duration = max(1, round(load.duration_s))
     argv = ["taskset", "-c", str(cpu), "wrk", "-t1", f"-c{load.connections}", f"-d{duration}s",
             f"--timeout={load.timeout_s:g}s", "-s", scripts[load.script],
-            f"http://127.0.0.1:{port}{path}"]
+            f"{scheme}://127.0.0.1:{port}{path}"]
     try:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 60)
     except subprocess.TimeoutExpired:

@@ -15,6 +15,7 @@ import resource
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -158,6 +159,7 @@ class Spec:
     # Scenario keys it sits out, with the reason shown in the table.
     skip: dict = field(default_factory=dict)
     cwd: str = REPO
+    tls: bool = False   # speaks HTTPS, with the certificate of tls_files()
 
 
 def _reactor_argv(port, tree, workdir):
@@ -168,6 +170,23 @@ def _reactor_logging_argv(port, tree, workdir):
     """With the access log on, written (through the server's log) to a file in workdir."""
     return [sys.executable, "-m", "reactor", "--root", tree, "--port", str(port),
             "--bind", "127.0.0.1"]
+
+
+def tls_files(workdir: str) -> tuple:
+    """(certificate, key) that every HTTPS server of the run uses: ECDSA P-256, the kind a
+    public CA issues by default, made once per run."""
+    cert, key = os.path.join(workdir, "tls-cert.pem"), os.path.join(workdir, "tls-key.pem")
+    if not os.path.exists(cert):
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:P-256", "-nodes", "-days", "30", "-subj",
+                        "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+                        "-keyout", key, "-out", cert], check=True, capture_output=True)
+    return cert, key
+
+
+def _reactor_tls_argv(port, tree, workdir):
+    cert, key = tls_files(workdir)
+    return _reactor_argv(port, tree, workdir) + ["--tls-cert", cert, "--tls-key", key]
 
 
 def _http_server_argv(port, tree, workdir):
@@ -204,10 +223,27 @@ NGINX_GZIP = """\
 """
 
 
+def nginx_tls(workdir: str) -> str:
+    """HTTPS as reactor does it: the same certificate, protocols and TLS 1.2 suites (TLS 1.3
+    suites are OpenSSL's defaults in both), and resumption on (a session cache and tickets)."""
+    from reactor.tls import TLS12_CIPHERS
+
+    cert, key = tls_files(workdir)
+    return f"""\
+        ssl_certificate {cert};
+        ssl_certificate_key {key};
+        ssl_protocols TLSv1.2 TLSv1.3;
+        ssl_ciphers {TLS12_CIPHERS};
+        ssl_session_cache shared:SSL:10m;
+        ssl_session_tickets on;
+"""
+
+
 def nginx_config(port: int, tree: str, workdir: str, tuned: bool = False,
-                 gzip: bool = False) -> str:
+                 gzip: bool = False, tls: bool = False) -> str:
     """One worker and no access log, otherwise nginx's own defaults (`tuned`: NGINX_TUNED on
-    top, `gzip`: NGINX_GZIP); every path it writes lies under workdir."""
+    top, `gzip`: NGINX_GZIP, `tls`: HTTPS by nginx_tls); every path it writes lies under
+    workdir."""
     nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     if nofile == resource.RLIM_INFINITY:
         nofile = 65536
@@ -236,18 +272,19 @@ http {{
     }}
     default_type application/octet-stream;
     server {{
-        listen 127.0.0.1:{port} backlog=4096;
+        listen 127.0.0.1:{port}{" ssl" if tls else ""} backlog=4096;
         root {tree};
+{nginx_tls(workdir) if tls else ""}\
     }}
 }}
 """
 
 
-def _nginx_argv(port, tree, workdir, tuned=False, gzip=False):
+def _nginx_argv(port, tree, workdir, tuned=False, gzip=False, tls=False):
     conf = os.path.join(workdir, f"nginx-{port}.conf")
     os.makedirs(os.path.join(workdir, "nginx-temp"), exist_ok=True)
     with open(conf, "w") as f:
-        f.write(nginx_config(port, tree, workdir, tuned, gzip))
+        f.write(nginx_config(port, tree, workdir, tuned, gzip, tls))
     return [which("nginx") or "nginx", "-p", workdir, "-c", conf,
             "-e", os.path.join(workdir, "nginx-error.log")]
 
@@ -260,6 +297,10 @@ def _nginx_gzip_argv(port, tree, workdir):
     return _nginx_argv(port, tree, workdir, gzip=True)
 
 
+def _nginx_tls_argv(port, tree, workdir):
+    return _nginx_argv(port, tree, workdir, tls=True)
+
+
 # The compression scenarios compare reactor with nginx only; the other peers sit them out.
 _NOT_JS = {"js50": "compression is reactor against nginx", "js50gz": "compression is reactor "
            "against nginx"}
@@ -267,6 +308,12 @@ _NOT_JS = {"js50": "compression is reactor against nginx", "js50gz": "compressio
 _ONLY_GZIP = {key: "gzip on matters only to the compressed scenario"
               for key in ("ka50", "ka1000", "close", "pipe16", "100k", "10m", "js50")}
 
+
+# The HTTPS scenarios compare the two HTTPS servers only, which sit out the plain ones.
+TLS_SCENARIOS = ("tls-ka50", "tls-close", "tls-100k", "tls-10m")
+PLAIN_SCENARIOS = ("ka50", "ka1000", "close", "pipe16", "100k", "10m", "js50", "js50gz")
+_NOT_TLS = {key: "HTTPS is reactor against nginx with ssl" for key in TLS_SCENARIOS}
+_ONLY_TLS = {key: "plain HTTP is measured without TLS" for key in PLAIN_SCENARIOS}
 
 SPECS = {
     "reactor": Spec("reactor", "reactor (C parser)", _reactor_argv),
@@ -285,16 +332,27 @@ SPECS = {
     "bare-loop": Spec("bare-loop", "bare selectors loop", _bare_loop_argv, paths=(SMALL[0],),
                       skip={"close": "ignores Connection: close", "100k": "one fixed body",
                             "10m": "one fixed body", **_NOT_JS}),
+    "reactor-tls": Spec("reactor-tls", "reactor HTTPS", _reactor_tls_argv, skip=_ONLY_TLS,
+                        tls=True),
+    "nginx-tls": Spec("nginx-tls", "nginx HTTPS (1 worker, defaults)", _nginx_tls_argv,
+                      skip=_ONLY_TLS, tls=True),
 }
+for _spec in SPECS.values():
+    if not _spec.tls:
+        _spec.skip = {**_spec.skip, **_NOT_TLS}
 
 
 def prerequisite(name: str) -> str:
     """Install what a server needs; return '' when it can be tried, else the reason it cannot."""
-    if name in ("nginx", "nginx-tuned", "nginx-gzip"):
-        return ensure_command("nginx", "nginx-light")
+    if name in ("nginx", "nginx-tuned", "nginx-gzip", "nginx-tls"):
+        reason = ensure_command("nginx", "nginx-light")
+        if reason or name != "nginx-tls":
+            return reason
+    if SPECS[name].tls and not which("openssl"):
+        return "no openssl command to make the certificate"
     if name == "aiohttp":
         return ensure_module("aiohttp", "aiohttp")
-    if name in ("reactor", "reactor-py", "reactor-log"):
+    if name in ("reactor", "reactor-py", "reactor-log", "reactor-tls"):
         backend, reason = _reactor_backend(name)
         if reason:
             return reason
@@ -329,7 +387,7 @@ def _reactor_backend(name: str):
 def version(name: str) -> str:
     """A one-line version string for the report; '' where none can be had."""
     try:
-        if name in ("nginx", "nginx-tuned", "nginx-gzip"):
+        if name in ("nginx", "nginx-tuned", "nginx-gzip", "nginx-tls"):
             out = subprocess.run([which("nginx") or "nginx", "-v"], capture_output=True,
                                  text=True).stderr
             return out.strip().split("/")[-1]
@@ -337,7 +395,7 @@ def version(name: str) -> str:
             probe = "import aiohttp; print(aiohttp.__version__)"
             return subprocess.run([sys.executable, "-c", probe], capture_output=True,
                                   text=True).stdout.strip()
-        if name in ("reactor", "reactor-py", "reactor-log"):
+        if name in ("reactor", "reactor-py", "reactor-log", "reactor-tls"):
             env = dict(os.environ, **SPECS[name].env)
             return subprocess.run([sys.executable, "-m", "reactor", "--version"], cwd=REPO,
                                   env=env, capture_output=True, text=True,
@@ -413,7 +471,7 @@ class Server:
                 raise Unavailable(f"exited with {self.proc.returncode}" +
                                   (f": {tail}" if tail else ""))
             try:
-                status, _, _ = fetch(self.port, self.spec.paths[0])
+                status, _, _ = fetch(self.port, self.spec.paths[0], self.spec.tls)
                 return
             except OSError:
                 time.sleep(0.1)
@@ -422,7 +480,7 @@ class Server:
     def _check(self) -> None:
         for path in self.spec.paths:
             try:
-                status, headers, body = fetch(self.port, path)
+                status, headers, body = fetch(self.port, path, self.spec.tls)
             except OSError as e:
                 raise Unavailable(f"GET {path} failed: {e}") from e
             if status != 200:
@@ -450,8 +508,12 @@ class Server:
         self.proc = None
 
 
-def fetch(port: int, path: str):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+def fetch(port: int, path: str, tls: bool = False):
+    if tls:   # the run's own certificate: checking it would prove nothing here
+        conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=10,
+                                           context=ssl._create_unverified_context())
+    else:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
         conn.request("GET", path)
         resp = conn.getresponse()

@@ -79,7 +79,7 @@ class TLSTransport:
 
     __slots__ = ("sock", "loop", "fd", "client", "recv_into", "send", "sendfile", "shutdown",
                  "reader", "writer", "read_wants_write", "write_wants_read", "chunk",
-                 "refusal", "kernel_tls", "open", "_read", "_write")
+                 "refusal", "kernel_tls", "open", "_read", "_write", "_pending")
 
     def __init__(self, loop, sock, context, refusal: bytes, client, kernel_tls: bool):
         """`refusal` is what a client speaking plain HTTP to this port is sent before the
@@ -106,7 +106,7 @@ class TLSTransport:
         self.reader = reader
         self.writer = writer
         self._register()
-        if reader is not None and self.open and self.sock.pending():
+        if reader is not None and self.open and self._pending():
             self.loop.call_soon(self._deliver_pending)
 
     def _register(self):
@@ -134,7 +134,7 @@ class TLSTransport:
         return BlockingIOError()
 
     def _deliver_pending(self):
-        if self.reader is not None and self.open and self.sock.pending():
+        if self.reader is not None and self.open and self._pending():
             self.reader()
 
     # -- handshake -----------------------------------------------------------------------------
@@ -152,6 +152,7 @@ class TLSTransport:
         sslobj = sock._sslobj
         self._read = sslobj.read
         self._write = sslobj.write
+        self._pending = sslobj.pending
         self.open = True
         self.recv_into = self._recv
         if self.kernel_tls and kernel_tls_active(sock):
@@ -189,7 +190,7 @@ class TLSTransport:
             raise self._read_blocked_on_write() from None
         except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
             return 0   # close_notify, or the peer closed without one
-        if n and self.sock.pending():
+        if n and self._pending():
             self.loop.call_soon(self._deliver_pending)
         return n
 

@@ -464,6 +464,36 @@ def test_sighup_rereads_certificates_and_keeps_them_when_the_new_ones_are_bad(ca
         process.wait(10)
 
 
+def test_rolling_restart_of_workers_rereads_certificates(ca, tmp_path, client_context):
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+
+    def issue(name):
+        leaf = ca.issue_cert(name, "localhost")
+        leaf.cert_chain_pems[0].write_to_path(str(cert))
+        leaf.private_key_pem.write_to_path(str(key))
+
+    issue("first.test")
+    process = reactor_cli("-p", "0", "--workers", "2", "--tls-cert", str(cert), "--tls-key",
+                          str(key))
+    try:
+        port = int(ready(process).split("https://127.0.0.1:")[1].split("/")[0])
+        issue("second.test")
+        process.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 20
+        names = set()
+        while names != {"second.test"}:
+            assert time.monotonic() < deadline, f"still served: {names}"
+            time.sleep(0.2)
+            names = set()
+            for _ in range(6):   # both workers
+                with tls_connect(port, client_context) as sock:
+                    names.update(value for kind, value in sock.getpeercert()["subjectAltName"]
+                                 if value.endswith(".test"))
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
 def test_workers_share_session_tickets(pki, client_context):
     process = reactor_cli("-p", "0", "--workers", "2", "--tls-cert", str(pki / "cert.pem"),
                           "--tls-key", str(pki / "key.pem"))
