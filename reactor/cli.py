@@ -65,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-listing", dest="listing", action="store_false",
                    help="answer 404 for directories without an index file")
     p.add_argument("--hidden", action="store_true", help="serve dotfiles")
+    p.add_argument("--no-symlinks", dest="symlinks", action="store_false",
+                   help="refuse (404) any path with a symlink in it, even one inside the root")
     p.add_argument("--index", action="append", metavar="NAME",
                    help="index file name for directories (repeatable; default index.html)")
     p.add_argument("--cache-control", metavar="VALUE", help="Cache-Control for file responses")
@@ -167,7 +169,7 @@ def config_from_args(args) -> Config:
         root=args.root or default_root(), host=args.bind,
         port=8000 if port is None else port, unix=args.unix, access_log=args.access_log,
         access_log_file=args.access_log_file, log_format=args.log_format,
-        listing=args.listing, hidden=args.hidden, index=tuple(args.index or ("index.html",)),
+        listing=args.listing, hidden=args.hidden, symlinks=args.symlinks, index=tuple(args.index or ("index.html",)),
         cache_control=args.cache_control, precompressed=args.precompressed, app=args.app,
         wsgi=args.wsgi, threads=args.threads, workers=args.workers,
         reuse_port=args.reuse_port, pid_file=args.pid_file, fd=args.fd,

@@ -23,6 +23,7 @@ class Config:
     log_format: str = "common"         # common, combined or json
     listing: bool = True               # directory listing where there is no index file
     hidden: bool = False               # serve dotfiles
+    symlinks: bool = True              # follow symlinks that stay inside the root
     index: tuple = ("index.html",)
     cache_control: str | None = None   # Cache-Control header on file responses
     precompressed: bool = True         # serve name.br / name.gz beside name when accepted

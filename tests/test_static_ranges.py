@@ -60,11 +60,20 @@ def test_overlap_attack_never_exceeds_the_file():
     assert parse(header, 1000) == [(0, 1000)]
 
 
-def test_too_many_ranges_are_ignored():
-    many = b"bytes=" + b",".join(b"%d-%d" % (i * 1000, i * 1000) for i in range(MAX_RANGES + 1))
-    assert parse(many, 10**9) is IGNORE
+def test_many_ranges_count_after_merging():
+    adjacent = b"bytes=" + b",".join(b"%d-%d" % (i, i) for i in range(100))
+    assert parse(adjacent, 10**9) == [(0, 100)]
     exactly = b"bytes=" + b",".join(b"%d-%d" % (i * 1000, i * 1000) for i in range(MAX_RANGES))
     assert len(parse(exactly, 10**9)) == MAX_RANGES
+
+
+def test_too_many_parts_cost_a_refusal_unless_they_cover_most_of_the_file():
+    scattered = b"bytes=" + b",".join(b"%d-%d" % (i * 1000, i * 1000)
+                                      for i in range(MAX_RANGES + 1))
+    assert parse(scattered, 10**9) is UNSATISFIABLE
+    dense = b"bytes=" + b",".join(b"%d-%d" % (i * 1000, i * 1000 + 899)
+                                  for i in range(MAX_RANGES + 1))
+    assert parse(dense, (MAX_RANGES + 1) * 1000) is IGNORE
 
 
 def test_content_range_values():

@@ -6,6 +6,7 @@ of reactor.
 """
 
 import calendar
+import hashlib
 import re
 from email.utils import formatdate, parsedate_tz
 
@@ -24,6 +25,12 @@ def make_etag(mtime_ns: int, size: int, coding: str = "") -> bytes:
     each content-coding of the same file, as RFC 9110 §8.8.3.3 requires."""
     tag = b"%x-%x" % (mtime_ns, size)
     return b'"%s%s"' % (tag, b"-" + coding.encode() if coding else b"")
+
+
+def content_etag(body: bytes) -> bytes:
+    """A strong ETag from the bytes themselves, for what is generated rather than stored (a
+    directory listing): it changes exactly when the page does."""
+    return b'"%s"' % hashlib.blake2b(body, digest_size=8).hexdigest().encode()
 
 
 def http_date(seconds: float) -> str:

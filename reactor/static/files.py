@@ -6,7 +6,9 @@ What it guarantees:
 - Confinement: a path is resolved with realpath and used only if the result lies inside the
   root, so symlinks are followed while their target stays in the tree and refused (as missing)
   when it leaves it. Without `hidden`, a target whose real path passes through a dot-name is
-  refused too, so a symlink cannot publish `.git`. Only regular files and directories exist
+  refused too, so a symlink cannot publish `.git`. With `symlinks` off, a path with a symlink
+  anywhere below the root is missing, wherever it points (nginx's `disable_symlinks on`; the
+  root itself may be a link). Only regular files and directories exist
   here: devices, FIFOs and sockets are missing. A sidecar (name.br, .zst, .gz) counts only when
   it is a regular file beside its file, not a symlink, and not older than the file.
 - One snapshot: a Snapshot's stat fields and bytes come from one open file, checked before and
@@ -170,10 +172,12 @@ def _read(path: str):
 class Files:
     """Lookups of root-relative paths ('a/b.txt', '' for the root itself)."""
 
-    def __init__(self, root: str, *, hidden: bool = False, precompressed: bool = True):
+    def __init__(self, root: str, *, hidden: bool = False, precompressed: bool = True,
+                 symlinks: bool = True):
         self.root = os.path.realpath(root)
         self._prefix = self.root.rstrip(os.sep) + os.sep
         self.hidden = hidden
+        self.symlinks = symlinks
         self.precompressed = precompressed
         self._nodes = {}
         self._bytes = 0
@@ -232,7 +236,8 @@ class Files:
                     continue
                 try:
                     name.encode("utf-8")
-                    if entry.is_symlink() and not self._inside(os.path.realpath(entry.path)):
+                    if entry.is_symlink() and not (self.symlinks and self._inside(
+                            os.path.realpath(entry.path))):
                         continue
                     st = entry.stat()
                 except (OSError, UnicodeEncodeError):
@@ -253,6 +258,9 @@ class Files:
     def _load(self, rel: str, old):
         real = os.path.realpath(os.path.join(self.root, rel)) if rel else self.root
         if not self._inside(real):
+            return Missing()
+        if not self.symlinks and rel and real != self._prefix + rel:
+            # `rel` has no dot segments, so a real path that differs went through a link.
             return Missing()
         try:
             st = os.stat(real)

@@ -73,6 +73,7 @@ CACHE_COUNTS = [0, 0]
 def options_from(config) -> dict:
     """StaticFiles' keyword arguments from a server Config (its static-serving knobs)."""
     return dict(index=config.index, listing=config.listing, hidden=config.hidden,
+                symlinks=config.symlinks,
                 cache_control=config.cache_control, precompressed=config.precompressed,
                 headers=config.headers, cors=config.cors, spa=config.spa,
                 error_pages=dict(config.error_pages) or None, clean_urls=config.clean_urls,
@@ -117,9 +118,9 @@ class StaticFiles:
     """A handler serving the tree under `root`: handler(request) -> Response."""
 
     def __init__(self, root, *, index=("index.html",), listing=True, hidden=False,
-                 cache_control=None, precompressed=True, headers=(), cors=None, spa=None,
+                 symlinks=True, cache_control=None, precompressed=True, headers=(), cors=None, spa=None,
                  error_pages=None, clean_urls=False, compress=True, compress_cache=None):
-        self.files = Files(root, hidden=hidden, precompressed=precompressed)
+        self.files = Files(root, hidden=hidden, precompressed=precompressed, symlinks=symlinks)
         if compress is True:
             compress = Compressor(directory=compress_cache)
         self.compressor = compress or None   # False, or a Compressor of one's own
@@ -328,14 +329,25 @@ class StaticFiles:
         cached = directory.listing
         if cached is None:
             cached = directory.listing = {}
-        response = cached.get(key)
-        if response is None:
+        entry = cached.get(key)
+        if entry is None:
             render, kind = ((listing.render_json, "application/json") if wants_json
                             else (listing.render, "text/html; charset=utf-8"))
             body = render(route.url_path, self.files.listdir(directory), sort, descending)
-            response = cached[key] = Response(200, [
-                ("Content-Type", kind), ("Vary", "Accept"),
-                *self._site_fields(route.url_path)], body)
+            etag = conditional.content_etag(body)
+            validators = [("ETag", etag), ("Vary", "Accept"), *self._site_fields(route.url_path)]
+            entry = cached[key] = (Response(200, [("Content-Type", kind), *validators], body),
+                                   etag, Response(304, validators))
+        response, etag, not_modified = entry
+        if not self._preconditions.isdisjoint(request.fields):
+            # A listing has no modification date, so only the entity-tag fields apply.
+            outcome = conditional.evaluate(request.method, etag, 0,
+                                           if_match=_joined(request, b"if-match"),
+                                           if_none_match=_joined(request, b"if-none-match"))
+            if outcome == conditional.PRECONDITION_FAILED:
+                return self._failed
+            if outcome == conditional.NOT_MODIFIED:
+                return not_modified
         return response
 
     # -- files -----------------------------------------------------------------------------

@@ -3,12 +3,18 @@ the framing of multipart/byteranges.
 
 Pure: imports no I/O and nothing of reactor.
 
-Policy against abusive range sets (§14.1.1 lets a server ignore or coalesce them):
-- more than MAX_RANGES ranges, or any syntax error, or a unit other than bytes: the field is
-  ignored and the whole file is sent with 200;
+Policy against abusive range sets (§14.1.1 lets a server ignore, coalesce or reject them):
+- any syntax error, or a unit other than bytes: the field is ignored and the whole file is
+  sent with 200;
 - satisfiable ranges are sorted and coalesced when they overlap or lie closer than MERGE_GAP
   bytes apart, so parts come in ascending order, never repeat a byte, and never add up to more
   than the file; one range left means a plain 206;
+- however many ranges were asked for, what counts is what is left after merging: up to
+  MAX_RANGES parts are served as multipart/byteranges (seventeen adjacent ranges are one part).
+  More parts than that are an answer whose framing costs more than its bytes are worth: when
+  the parts cover at least half of the file the whole file is sent with 200 (the cost is
+  comparable), else 416, so that 17 single bytes of a large file cost a short refusal rather
+  than the file;
 - no satisfiable range at all: 416 with `Content-Range: bytes */size`. Every range of an empty
   file is unsatisfiable.
 """
@@ -21,8 +27,8 @@ MAX_RANGES = 16
 # than as bytes sent twice over.
 MERGE_GAP = 80
 
-IGNORE = None
-UNSATISFIABLE = ()
+IGNORE = None          # send the whole file with 200
+UNSATISFIABLE = ()     # 416
 
 # Random per process, so no file's content can be crafted to contain it.
 BOUNDARY = secrets.token_hex(16)
@@ -36,7 +42,7 @@ def parse(value: bytes, size: int):
         return IGNORE
     items = [item.strip() for item in spec.split(b",")]
     items = [item for item in items if item]
-    if not items or len(items) > MAX_RANGES:
+    if not items:
         return IGNORE
     ranges = []
     try:
@@ -58,7 +64,13 @@ def parse(value: bytes, size: int):
                 ranges.append((max(size - int(last), 0), size))
     except ValueError:   # more digits than int() accepts: no sane client sends that
         return IGNORE
-    return _coalesce(ranges) if ranges else UNSATISFIABLE
+    if not ranges:
+        return UNSATISFIABLE
+    merged = _coalesce(ranges)
+    if len(merged) <= MAX_RANGES:
+        return merged
+    covered = sum(stop - start for start, stop in merged)
+    return IGNORE if 2 * covered >= size else UNSATISFIABLE
 
 
 def _coalesce(ranges: list) -> list:
