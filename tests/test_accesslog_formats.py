@@ -33,29 +33,35 @@ def lines_of(path) -> list:
         return []
 
 
-def test_combined_format_to_a_file_escapes_what_clients_send(root, tmp_path, server_factory):
+def two_lines(root, tmp_path, server_factory, log_format, first, second) -> list:
+    """The lines a server logging to a file in `log_format` writes for two requests, each
+    (target, method, headers)."""
     log = tmp_path / "access.log"
     srv = server_factory(root=str(root), access_log=True, access_log_file=str(log),
-                         log_format="combined")
-    fetch(srv.port, "/page.html", headers={"Referer": "http://a.test/x",
-                                          "User-Agent": 'evil" "agent\\'})
-    fetch(srv.port, "/missing")
+                         log_format=log_format)
+    for target, method, headers in (first, second):
+        fetch(srv.port, target, method=method, headers=headers)
     assert wait_until(lambda: len(lines_of(log)) == 2)
-    first, second = (COMBINED.match(line).groups() for line in lines_of(log))
+    return lines_of(log)
+
+
+def test_combined_format_to_a_file_escapes_what_clients_send(root, tmp_path, server_factory):
+    lines = two_lines(root, tmp_path, server_factory, "combined",
+                      ("/page.html", "GET", {"Referer": "http://a.test/x",
+                                             "User-Agent": 'evil" "agent\\'}),
+                      ("/missing", "GET", {}))
+    first, second = (COMBINED.match(line).groups() for line in lines)
     assert first == ("GET", "/page.html", "200", "11", "http://a.test/x",
                      "evil\\x22 \\x22agent\\x5C")
     assert second[:3] == ("GET", "/missing", "404") and second[4:] == ("-", "-")
 
 
 def test_json_format(root, tmp_path, server_factory):
-    log = tmp_path / "access.json"
-    srv = server_factory(root=str(root), access_log=True, access_log_file=str(log),
-                         log_format="json")
-    fetch(srv.port, "/page.html?q=%22x", headers={"User-Agent": "tester/1.0",
-                                                 "Referer": "http://a.test/"})
-    fetch(srv.port, "/page.html", method="HEAD")
-    assert wait_until(lambda: len(lines_of(log)) == 2)
-    first, second = map(json.loads, lines_of(log))
+    lines = two_lines(root, tmp_path, server_factory, "json",
+                      ("/page.html?q=%22x", "GET", {"User-Agent": "tester/1.0",
+                                                    "Referer": "http://a.test/"}),
+                      ("/page.html", "HEAD", {}))
+    first, second = map(json.loads, lines)
     assert set(first) == {"time", "client", "method", "path", "protocol", "status", "bytes",
                           "duration_ms", "referer", "user_agent"}
     assert first["client"] == "127.0.0.1" and first["method"] == "GET"

@@ -29,7 +29,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 from .codecs import CODECS
 from .encoding import CODINGS, ORDER
-from .files import MAX_CACHED_FILE, Snapshot, file_key
+from .files import MAX_CACHED_FILE, Snapshot, file_key, read_version
 
 log = logging.getLogger("reactor")
 
@@ -55,29 +55,6 @@ MIN_SAVING = 16
 
 _SUFFIX = dict(CODINGS)
 _ABSENT = object()
-_OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOFOLLOW
-
-
-def _read_version(path: str, key: tuple):
-    """The bytes of the file at `path` if it is still the version `key` describes, else None."""
-    try:
-        fd = os.open(path, _OPEN_FLAGS)
-    except OSError:
-        return None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or file_key(st) != key:
-            return None
-        chunks, offset = [], 0
-        while offset < st.st_size:
-            chunk = os.pread(fd, st.st_size - offset, offset)
-            if not chunk:
-                return None
-            chunks.append(chunk)
-            offset += len(chunk)
-        return b"".join(chunks) if file_key(os.fstat(fd)) == key else None
-    finally:
-        os.close(fd)
 
 
 class Compressor:
@@ -182,7 +159,7 @@ class Compressor:
             except OSError:
                 pass
         if data is None:
-            data = _read_version(path, key)
+            data = read_version(path, key)
             if data is None:
                 return None
         encoded = self.codecs[coding](data)

@@ -144,16 +144,47 @@ def _read_all(fd: int, size: int):
     return b"".join(chunks)
 
 
-def _read(path: str):
-    """A Snapshot of the regular file at `path`, or None."""
+def _open_regular(path: str):
+    """(fd, its fstat) for the regular file at `path`, or None; the caller closes fd."""
     try:
         fd = os.open(path, _OPEN_FLAGS)
     except OSError:
         return None
     try:
         st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
+    except OSError:
+        st = None
+    if st is None or not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        return None
+    return fd, st
+
+
+def read_version(path: str, key: tuple):
+    """The bytes of the file at `path` if it is still the version `key` describes, else None
+    (for reading a large file off the loop, as the compressor does)."""
+    opened = _open_regular(path)
+    if opened is None:
+        return None
+    fd, st = opened
+    try:
+        if file_key(st) != key:
             return None
+        data = _read_all(fd, st.st_size)
+        return data if data is not None and file_key(os.fstat(fd)) == key else None
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def _read(path: str):
+    """A Snapshot of the regular file at `path`, or None."""
+    opened = _open_regular(path)
+    if opened is None:
+        return None
+    fd, st = opened
+    try:
         if st.st_size > MAX_CACHED_FILE:
             return Snapshot(path, st, None)
         for _ in range(_READ_TRIES):
@@ -202,18 +233,10 @@ class Files:
         """(fd, the Snapshot that describes it) for sending `snapshot`'s file, or None when it
         is gone. When the file changed since the snapshot, the second item is a new Snapshot
         made from the descriptor's own fstat, so headers always match the bytes sent."""
-        try:
-            fd = os.open(snapshot.path, _OPEN_FLAGS)
-        except OSError:
+        opened = _open_regular(snapshot.path)
+        if opened is None:
             return None
-        try:
-            st = os.fstat(fd)
-        except OSError:
-            os.close(fd)
-            return None
-        if not stat.S_ISREG(st.st_mode):
-            os.close(fd)
-            return None
+        fd, st = opened
         if file_key(st) == snapshot.key:
             return fd, snapshot
         fresh = Snapshot(snapshot.path, st, None)
