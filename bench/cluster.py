@@ -31,13 +31,18 @@ HAPROXY_CONFIG = """\
 global
     maxconn {maxconn}
     nbthread 1
+    log stdout format raw local0
 
 defaults
     mode http
+    log global
+    option httplog
+    option dontlog-normal      # only what went wrong: a status from HAProxy, a retry, a reset
     timeout connect 2s
     timeout client 30s
     timeout server 30s
     timeout http-keep-alive 10s
+    timeout check 2s           # a busy server answers its check late, not never
     # A request whose connection failed before any byte of a response came back goes to
     # another server: what a balancer in front of restarting backends is configured to do.
     retries 3
@@ -50,6 +55,10 @@ frontend front
 
 backend reactors
     balance roundrobin
+    # Keep a client's requests on the server its connection is open to: with PROXY headers
+    # server connections are private to a client, and balancing each request anew would open
+    # a new one for most requests.
+    option prefer-last-server
     option httpchk GET {health}
     http-check expect status 200
     default-server source {source} send-proxy-v2 check-send-proxy check inter 200ms fall 2 rise 1
