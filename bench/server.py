@@ -30,10 +30,13 @@ import chart
 import servers_load as load
 import servers_setup as setup
 
-ORDER = ("reactor", "reactor-py", "reactor-log", "nginx", "nginx-tuned", "nginx-gzip", "aiohttp",
-         "http.server", "bare-loop", "reactor-tls", "nginx-tls")
+ORDER = ("reactor", "reactor-py", "reactor-log", "reactor-full", "nginx", "nginx-tuned",
+         "nginx-gzip", "aiohttp", "http.server", "bare-loop", "reactor-tls", "nginx-tls")
+# reactor-full (the fast lane off) runs only when asked for: it shows what the lane is worth.
+DEFAULT = tuple(name for name in ORDER if name != "reactor-full")
 # Fixed per server, so charts from different runs read the same way.
 COLORS = {"reactor": "#2b6cb0", "reactor-py": "#63b3ed", "reactor-log": "#90cdf4",
+          "reactor-full": "#2c5282",
           "nginx": "#38a169", "nginx-tuned": "#276749", "nginx-gzip": "#9ae6b4",
           "aiohttp": "#dd6b20", "http.server": "#805ad5", "bare-loop": "#a0aec0",
           "reactor-tls": "#1a365d", "nginx-tls": "#22543d"}
@@ -104,7 +107,7 @@ def parse_args(argv=None):
     ap.add_argument("--quick", action="store_true", help="1 round of short runs (a smoke test)")
     ap.add_argument("--json", metavar="PATH", help="write every raw figure as JSON")
     ap.add_argument("--svg", metavar="PATH", help="write a bar chart normalised to nginx = 1")
-    ap.add_argument("--servers", default=",".join(ORDER),
+    ap.add_argument("--servers", default=",".join(DEFAULT),
                     help=f"comma-separated subset of: {', '.join(ORDER)}")
     ap.add_argument("--scenarios", help="comma-separated subset of: "
                     + ", ".join(sc.key for sc in SCENARIOS))

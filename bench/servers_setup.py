@@ -166,6 +166,10 @@ def _reactor_argv(port, tree, workdir):
     return _reactor_logging_argv(port, tree, workdir) + ["--no-access-log"]
 
 
+def _reactor_full_path_argv(port, tree, workdir):
+    return _reactor_argv(port, tree, workdir) + ["--no-fast-lane"]
+
+
 def _reactor_logging_argv(port, tree, workdir):
     """With the access log on, written (through the server's log) to a file in workdir."""
     return [sys.executable, "-m", "reactor", "--root", tree, "--port", str(port),
@@ -319,6 +323,7 @@ SPECS = {
     "reactor": Spec("reactor", "reactor (C parser)", _reactor_argv),
     "reactor-py": Spec("reactor-py", "reactor (pure-Python parser)", _reactor_argv,
                        env={"REACTOR_NO_EXTENSIONS": "1"}, skip=_NOT_JS),
+    "reactor-full": Spec("reactor-full", "reactor, fast lane off", _reactor_full_path_argv),
     "reactor-log": Spec("reactor-log", "reactor, access log on", _reactor_logging_argv,
                         skip={"ka1000": "log cost shown at 50", "100k": "log cost shown at 1 KiB",
                               "10m": "log cost shown at 1 KiB", **_NOT_JS}),
@@ -352,7 +357,7 @@ def prerequisite(name: str) -> str:
         return "no openssl command to make the certificate"
     if name == "aiohttp":
         return ensure_module("aiohttp", "aiohttp")
-    if name in ("reactor", "reactor-py", "reactor-log", "reactor-tls"):
+    if name in ("reactor", "reactor-py", "reactor-log", "reactor-tls", "reactor-full"):
         backend, reason = _reactor_backend(name)
         if reason:
             return reason
@@ -395,7 +400,7 @@ def version(name: str) -> str:
             probe = "import aiohttp; print(aiohttp.__version__)"
             return subprocess.run([sys.executable, "-c", probe], capture_output=True,
                                   text=True).stdout.strip()
-        if name in ("reactor", "reactor-py", "reactor-log", "reactor-tls"):
+        if name in ("reactor", "reactor-py", "reactor-log", "reactor-tls", "reactor-full"):
             env = dict(os.environ, **SPECS[name].env)
             return subprocess.run([sys.executable, "-m", "reactor", "--version"], cwd=REPO,
                                   env=env, capture_output=True, text=True,

@@ -62,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="append the access log to FILE instead of stderr (reopened on SIGUSR1)")
     p.add_argument("--log-format", choices=("common", "combined", "json"), default="common",
                    help="access log format (default common)")
+    p.add_argument("--no-fast-lane", dest="fast_lane", action="store_false",
+                   help="answer every request through the full path (the same bytes, slower; "
+                        "for comparison)")
     p.add_argument("--no-listing", dest="listing", action="store_false",
                    help="answer 404 for directories without an index file")
     p.add_argument("--hidden", action="store_true", help="serve dotfiles")
@@ -181,7 +184,8 @@ def config_from_args(args) -> Config:
         compress=args.compress, compress_cache=args.compress_cache,
         tls_cert=tuple(args.tls_cert or ()), tls_key=tuple(args.tls_key or ()),
         tls_password_file=args.tls_password_file, tls_port=args.tls_port,
-        redirect_https=args.redirect_https, hsts=args.hsts, **overrides,
+        redirect_https=args.redirect_https, hsts=args.hsts, fast_lane=args.fast_lane,
+        **overrides,
     ).checked()
     _check_site_rules(config)
     return config

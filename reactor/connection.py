@@ -161,41 +161,52 @@ class Connection:
             end = lane.plain_start(count)
         protocol.served += count
         lane.hits[0] += count
-        server = self.server
-        counted = server.access_log is not None or server.metrics is not None
-        if keys[count - 1] in lane.closing:
+        closes = keys[count - 1] in lane.closing
+        if closes:
             protocol.finish()
             self._closing()
-        elif count == 1 and end == n:
-            message = answers[0]
-            try:
-                sent = self.transport.send(message)
-            except (BlockingIOError, InterruptedError):
-                sent = 0
-            except OSError:
-                self.close()
-                return None
-            if sent == len(message):
-                # Nothing was pending, so `written` and `ended_at` can both stay where they are.
-                self.deadline = self.loop.now + server.config.keepalive_timeout
-                if counted:
-                    request, status, head = lane.logged[keys[0]]
-                    server.response_ended(self, self._plain_request(request), status,
-                                          len(message) - head, self.loop.now)
-                return None
-            self.written += sent
-            self.output += (memoryview(message)[sent:], self._plain_end(lane, keys[0], counted))
+        server = self.server
+        counted = server.access_log is not None or server.metrics is not None
+        if counted:
+            self._plain_ends(lane, keys, answers)
+        data = answers[0] if count == 1 else b"".join(answers)
+        try:
+            sent = self.transport.send(data)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError:
+            self.close()
+            return None
+        # Nothing was queued before, so `ended_at` is `written`: uncounted, a complete send
+        # can leave both as they are.
+        if counted:
+            self._written(sent)   # the ends in `ending` that this send completes
+        if sent < len(data):
+            self.output.append(memoryview(data)[sent:])
+            if not counted:
+                self.written += sent
+                self.output.append(ResponseEnd(None, 200, 0))
             self.state = State.WRITING
             self._block()
-            return None
-        output = self.output
-        for i in range(count):
-            output += (answers[i], self._plain_end(lane, keys[i], counted))
-        self.state = State.WRITING
-        if end == n:
+        elif closes:
             self.advance()
             return None
-        return end
+        elif end == n:
+            self.deadline = self.loop.now + server.config.keepalive_timeout
+            server.reclaimable[self] = None   # idle again, as _note_input would say
+            return None
+        return end if end < n else None
+
+    def _plain_ends(self, lane, keys, answers):
+        """Where each answer will end, in `ending`, for the access log and the metrics."""
+        offset = self.written
+        now = self.loop.now
+        for key, message in zip(keys, answers):
+            template, status, head = lane.logged[key]
+            offset += len(message)
+            end = ResponseEnd(self._plain_request(template), status, head, now)
+            end.end = offset
+            self.ending.append(end)
 
     def _plain_request(self, template):
         """A request of its own for the access log and metrics, like the full path's."""
@@ -203,11 +214,6 @@ class Connection:
                           template.keep_alive, False)
         request.client = self.client
         return request
-
-    def _plain_end(self, lane, key, counted):
-        request, status, head = lane.logged[key]
-        return ResponseEnd(self._plain_request(request) if counted else None, status, head,
-                           self.loop.now)
 
     def on_eof(self):
         if self.pending or self.output or self.waiting is not None:

@@ -251,3 +251,17 @@ def test_access_log_and_metrics_match(pair):
         if name.startswith(("http_server_requests_total", "reactor_http_response_body_bytes",
                             "reactor_cache_hits_total")):
             assert got[name] == want[name], name
+
+
+def test_a_connection_left_idle_by_the_lane_can_make_room(pair):
+    lane, full = pair(max_connections=1)
+    for srv in (lane, full):
+        replay(srv, head(b"/a.txt"))
+        with connect(srv.port) as idle:
+            for _ in range(2):
+                idle.sendall(head(b"/a.txt"))
+                assert read_response(idle).endswith(b"0123456789abcdef")
+            with connect(srv.port) as newcomer:   # at the limit: the idle one makes room
+                newcomer.sendall(head(b"/a.txt"))
+                assert read_response(newcomer).startswith(b"HTTP/1.1 200 ")
+            assert idle.recv(1) == b""
