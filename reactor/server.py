@@ -18,7 +18,7 @@ from .accesslog import AccessLog
 from .connection import Connection
 from .errors import ConfigError, HTTPError
 from .fastlane import FastLane
-from .https import https_handler, redirect_to_https
+from .https import HTTPSHandler, redirect_to_https
 from .loop import Loop
 from .parser import ChunkedDecoder, RequestParser
 from .protocol import Protocol
@@ -194,7 +194,7 @@ class Server:
         """The handler each kind of listener calls, wrapped around `handler` as it is now
         (layers above may have put theirs in front after __init__)."""
         config = self.config
-        self.secure_handler = https_handler(self.handler, config.hsts)
+        self.secure_handler = HTTPSHandler(self.handler, config.hsts)
         if config.redirect_https and self.secure_listeners:
             self.plain_handler = redirect_to_https(self.secure_address[1])
         else:

@@ -536,3 +536,24 @@ def test_kernel_tls_is_reported_and_serves_files(https, client_context, site):
     assert https.server.tls.ktls
     response, body = get(https.port, client_context, "/big.bin")
     assert body == (site / "big.bin").read_bytes()
+
+
+@pytest.mark.parametrize("hsts", [0, 600])
+def test_fast_lane_over_tls_answers_as_the_full_path(server_factory, certificates, site,
+                                                     client_context, hsts):
+    answers = []
+    for fast_lane in (True, False):
+        https = server_factory(tls=certificates, root=str(site), hsts=hsts, fast_lane=fast_lane)
+        with tls_connect(https.port, client_context) as sock:
+            for _ in range(3):   # the first fills the static cache, the others may take the lane
+                sock.sendall(REQUEST)
+                data = b""
+                while not data.endswith(b"<h1>hello over TLS</h1>"):
+                    data += sock.recv(65536)
+        lane = https.server.lanes.get(https.server.secure_handler)
+        answers.append((data.split(b"\r\n", 2)[2], lane is not None and bool(lane.messages)))
+    (fast, used), (full, _) = answers
+    assert used, "the fast lane answered nothing over TLS"
+    strip = [line for line in fast.split(b"\r\n") if not line.startswith(b"Date:")]
+    assert strip == [line for line in full.split(b"\r\n") if not line.startswith(b"Date:")]
+    assert (b"Strict-Transport-Security: max-age=600" in fast) == bool(hsts)
