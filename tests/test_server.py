@@ -251,6 +251,21 @@ def test_at_the_limit_the_oldest_idle_connection_makes_room(server_factory):
         sock.close()
 
 
+def test_idle_connections_of_small_cached_files_make_room_too(server_factory, tmp_path):
+    (tmp_path / "index.html").write_bytes(b"home")
+    srv = server_factory(root=str(tmp_path), max_connections=2)
+    held = [connect(srv.port) for _ in range(2)]
+    for _ in range(2):   # the second round is answered from the cache
+        for sock in held:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert sock.recv(65536).endswith(b"\r\n\r\nhome")
+    fresh = exchange(srv.port, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert fresh.startswith(b"HTTP/1.1 200 ")
+    assert held[0].recv(65536) == b""
+    for sock in held:
+        sock.close()
+
+
 def test_at_the_limit_with_only_heads_pending_a_client_gets_503_and_heads_are_hurried(
         server_factory):
     srv = server_factory(handler=echo, max_connections=2, header_timeout=30)
