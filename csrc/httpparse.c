@@ -484,6 +484,7 @@ long hp_scan_plain(const struct hp_batch *b, const char *buf, size_t len, size_t
 
 enum {
     SIZE0, SIZE, EXT_NAME0, EXT_NAME, EXT_VALUE0, EXT_TOKEN, EXT_QUOTED, EXT_PAIR, EXT_QEND,
+    EXT_WS, EXT_NAME_WS, /* BWS (RFC 9112 7.1.1): after a size or value / after a name */
     SIZE_LF, DATA, DATA_CR, DATA_LF, TR_LINE0, TR_NAME, TR_VALUE, TR_LF, TR_END_LF, DONE
 };
 
@@ -495,7 +496,7 @@ static int hexval(uchar c)
 /* One framing byte: the next state, or -1 for a 400. Mirrors ChunkedDecoder._step. */
 static int chunk_step(struct hp_chunked *d, int s, uchar c)
 {
-    if (s <= EXT_QEND) {
+    if (s <= EXT_NAME_WS) {
         int ends_ext = s == SIZE || s == EXT_NAME || s == EXT_TOKEN || s == EXT_QEND;
         if (s == SIZE0) {
             d->size = 0;
@@ -515,11 +516,19 @@ static int chunk_step(struct hp_chunked *d, int s, uchar c)
             return -1;
         if (c == '\r' && ends_ext)
             return SIZE_LF;
-        if (c == ';' && ends_ext)
+        if (c == ';' && (ends_ext || s == EXT_WS || s == EXT_NAME_WS))
             return EXT_NAME0;
+        if (c == ' ' || c == '\t') {
+            if (s == SIZE || s == EXT_TOKEN || s == EXT_QEND || s == EXT_WS)
+                return EXT_WS;
+            if (s == EXT_NAME || s == EXT_NAME_WS)
+                return EXT_NAME_WS;
+            if (s == EXT_NAME0 || s == EXT_VALUE0)
+                return s;
+        }
         if ((s == EXT_NAME0 || s == EXT_NAME) && (cls[c] & C_TCHAR))
             return EXT_NAME;
-        if (s == EXT_NAME && c == '=')
+        if ((s == EXT_NAME || s == EXT_NAME_WS) && c == '=')
             return EXT_VALUE0;
         if ((s == EXT_VALUE0 || s == EXT_TOKEN) && (cls[c] & C_TCHAR))
             return EXT_TOKEN;

@@ -136,6 +136,9 @@ static void test_chunked(void)
         {"0x5\r\n", NULL, 0},
         {"-5\r\n", NULL, 0},
         {"5 \r\n", NULL, 0},
+        {"3 ; a = \"x\" ;\tb\r\nabc\r\n0\r\n\r\n", "abc", 1}, /* BWS, RFC 9112 7.1.1 */
+        {"5;a \r\n", NULL, 0},
+        {"5 a\r\n", NULL, 0},
         {"8000000000000000\r\n", NULL, 0},
         {"00000000000000001\r\n", NULL, 0},
         {"5\nhello", NULL, 0},

@@ -281,10 +281,13 @@ def _framing(version, fields):
 # nothing reactor uses, so a long one is only a way to make the server scan.
 MAX_CHUNK_LINE = 4096
 
-# Decoder states; the C decoder has the same machine.
+# Decoder states; the C decoder has the same machine. _EXT_WS is whitespace (BWS, RFC 9112
+# §7.1.1) after the size or a value, where only more of it or ';' may follow; _EXT_NAME_WS is
+# whitespace after a name, where '=' may follow too. BWS after ';' and '=' stays in
+# _EXT_NAME0 / _EXT_VALUE0. Whitespace before the line's CRLF is still refused.
 (_SIZE0, _SIZE, _EXT_NAME0, _EXT_NAME, _EXT_VALUE0, _EXT_TOKEN, _EXT_QUOTED, _EXT_PAIR,
- _EXT_QEND, _SIZE_LF, _DATA, _DATA_CR, _DATA_LF, _TR_LINE0, _TR_NAME, _TR_VALUE, _TR_LF,
- _TR_END_LF, _DONE) = range(19)
+ _EXT_QEND, _EXT_WS, _EXT_NAME_WS, _SIZE_LF, _DATA, _DATA_CR, _DATA_LF, _TR_LINE0, _TR_NAME,
+ _TR_VALUE, _TR_LF, _TR_END_LF, _DONE) = range(21)
 
 _CHUNK_LINE = re.compile(rb"([0-9A-Fa-f]{1,16})\r\n")
 _HEX = frozenset(b"0123456789abcdefABCDEF")
@@ -343,7 +346,7 @@ class ChunkedDecoder:
     def _step(self, state, c):
         """The state after byte c: the slow path for chunk-size lines with extensions or split
         across reads, CRLFs after data, and trailers."""
-        if state <= _EXT_QEND:
+        if state <= _EXT_NAME_WS:
             if state == _SIZE0:
                 self._size = self._digits = self._line = 0
             self._line += 1
@@ -359,11 +362,19 @@ class ChunkedDecoder:
                 raise ParseError(400, "invalid chunk size")
             if c == 13 and state in (_SIZE, _EXT_NAME, _EXT_TOKEN, _EXT_QEND):
                 return _SIZE_LF
-            if c == 59 and state in (_SIZE, _EXT_NAME, _EXT_TOKEN, _EXT_QEND):   # ';'
+            if c == 59 and state in (_SIZE, _EXT_NAME, _EXT_TOKEN, _EXT_QEND, _EXT_WS,
+                                     _EXT_NAME_WS):                                # ';'
                 return _EXT_NAME0
+            if c == 32 or c == 9:                                                 # BWS
+                if state in (_SIZE, _EXT_TOKEN, _EXT_QEND, _EXT_WS):
+                    return _EXT_WS
+                if state in (_EXT_NAME, _EXT_NAME_WS):
+                    return _EXT_NAME_WS
+                if state in (_EXT_NAME0, _EXT_VALUE0):
+                    return state
             if state in (_EXT_NAME0, _EXT_NAME) and c in _TCHARS:
                 return _EXT_NAME
-            if state == _EXT_NAME and c == 61:                                    # '='
+            if state in (_EXT_NAME, _EXT_NAME_WS) and c == 61:                    # '='
                 return _EXT_VALUE0
             if state in (_EXT_VALUE0, _EXT_TOKEN) and c in _TCHARS:
                 return _EXT_TOKEN

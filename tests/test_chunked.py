@@ -17,6 +17,10 @@ OK = [
     (b"3;ext\r\nabc\r\n0\r\n\r\n", b"abc", b""),
     (b"3;a=b;c=\"q \\\" d\"\r\nabc\r\n0;last\r\n\r\n", b"abc", b""),
     (b"3;a=\"\"\r\nabc\r\n0\r\n\r\n", b"abc", b""),
+    # BWS around ';' and '=' (RFC 9112 §7.1.1), spaces and tabs alike
+    (b"3 ;a\r\nabc\r\n0\r\n\r\n", b"abc", b""),
+    (b"3; a = b ;\tc\t=\t\"q\" ; d\r\nabc\r\n0 \t; last\r\n\r\n", b"abc", b""),
+    (b"3;a =\"x\"  ;b\r\nabc\r\n0\r\n\r\n", b"abc", b""),
     (b"2\r\n\r\n\r\n0\r\n\r\n", b"\r\n", b""),
     (b"0\r\nX-Trailer: v\r\nOther:\r\n\r\nnext", b"", b"next"),
     (b"0\r\nChecksum: \x80\xff\t v\r\n\r\n", b"", b""),
@@ -45,7 +49,16 @@ BAD = [
     b"5;=x\r\n",
     b"5;a=\r\n",
     b"5;a b\r\n",
-    b"5 ;a\r\n",
+    b"5 ;\r\n",                  # BWS, then no name
+    b"5; \r\n",
+    b"5;a \r\n",                 # whitespace before the CRLF is not BWS
+    b"5;a= \r\n",
+    b"5;a=b \r\n",
+    b"5;a=\"x\" \r\n",
+    b"5 a\r\n",                  # whitespace not followed by ';'
+    b"5;a b=c\r\n",
+    b"5;a=b c\r\n",
+    b"5 \x0b;a\r\n",             # only SP and HTAB are whitespace
     b"5;a=\"x\r\n",               # CR inside a quoted string
     b"5;a=\"x\"y\r\n",
     b"5;a=\"\x01\"\r\n",
