@@ -1,11 +1,13 @@
 """Fault and load test of reactor on loopback, bounded in time and count.
 
-    python bench/stress.py [--quick] [--only keepalive,idle,hostile,ulimit,soak,workers]
+    python bench/stress.py [--quick] [--only keepalive,idle,hostile,slowbody,limit,ulimit,soak,workers]
 
 Starts `python -m reactor` itself and measures it from outside: 1,000 keep-alive clients with
 wrk; 10,000 idle keep-alive connections, the resident memory they cost and how fast a fresh
 client is answered meanwhile; a well-behaved client's p99 latency alone and under a mix of
-hostile clients (resets mid-response, never reading, trickled heads, garbage); a server whose
+hostile clients (resets mid-response, never reading, trickled heads, garbage), and under a
+slow-body attack (slowhttptest -B: bodies announced and sent a few bytes at a time); fresh
+clients at the connection limit, with 10,000 idle connections and a slowloris held; a server whose
 open-file limit is far below the connections offered, then whether it still serves normally; a
 memory soak at full load; throughput with 1 and 2 workers. Prints each figure with its target
 and exits 1 when one is missed. Only ever aims at 127.0.0.1.
@@ -53,6 +55,10 @@ class Plan:
     keepalive_seconds: float = 30
     idle_connections: int = 10_000
     probe_seconds: float = 8        # the good client's latency, alone and under attack
+    slow_bodies: int = 1000         # slow-body connections, renewed at slow_body_rate a second
+    slow_body_rate: float = 200
+    limit_connections: int = 10_000  # the connection-limit scenario: the default limit, held
+    limit_slowloris: int = 1000      # by idle keep-alive connections, plus trickled heads
     hostile: dict = field(default_factory=lambda: dict(reset=20, stall=50, trickle=50,
                                                        garbage=20))
     low_nofile: int = 128
@@ -66,6 +72,7 @@ class Plan:
 FULL = Plan()
 QUICK = replace(FULL, keepalive_clients=200, keepalive_seconds=3, idle_connections=1000,
                 probe_seconds=2, hostile=dict(reset=5, stall=10, trickle=10, garbage=5),
+                slow_bodies=200, slow_body_rate=100, limit_connections=1000, limit_slowloris=100,
                 offered=300, soak_seconds=12, soak_early=3, throughput_seconds=3,
                 throughput_clients=50)
 
@@ -233,6 +240,24 @@ def probe(port, seconds, interval=0.002) -> tuple:
     return latencies, errors
 
 
+def fresh_probe(port, seconds, interval=0.01) -> tuple:
+    """A client that opens a new connection for every request, one every `interval`.
+    Returns (latencies in seconds of the answered ones, errors)."""
+    latencies, errors = [], 0
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        try:
+            status, took = fetch(port, timeout=5)
+            if status == 200:
+                latencies.append(took)
+            else:
+                errors += 1
+        except OSError:
+            errors += 1
+        time.sleep(interval)
+    return latencies, errors
+
+
 def percentile(values, p) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(len(ordered) * p / 100))] if ordered else float("nan")
@@ -314,20 +339,24 @@ class Hostile:
     """A fixed number of misbehaving connections of each kind, replaced as they end:
     reset: asks for a large file, reads a little, closes with RST (SO_LINGER 0);
     stall: asks for a large file several times over and never reads;
+    slowbody: announces an 8 KiB POST body and sends it 10 bytes every 2 s (slowhttptest -B);
+    a connection ends when the server answers or closes, and is renewed `pauses[kind]` later;
     trickle: sends a head one byte at a time, slower than any header timeout allows;
     garbage: sends bytes that are not HTTP (or break its limits) and reads the answer (a 4xx;
     a TLS hello gets none: the plain port closes it quietly)."""
 
-    def __init__(self, port, counts, pause=0.05, trickle_interval=0.1):
+    def __init__(self, port, counts, pause=0.05, trickle_interval=0.1, pauses=None):
         self.port = port
         self.counts = counts
         self.pause = pause
+        self.pauses = pauses or {}
         self.trickle_interval = trickle_interval
         self.selector = selectors.DefaultSelector()
         self.timers = []
         self.sequence = 0
         self.stats = dict(resets=0, stalled=0, trickled=0, trickle_408=0, garbage=0,
-                          garbage_refused=0, connect_errors=0)
+                          garbage_refused=0, slow_bodies=0, slow_bodies_refused=0,
+                          connect_errors=0)
         self.open = set()
 
     def run(self, seconds):
@@ -376,7 +405,7 @@ class Hostile:
 
     def _again(self, sock, kind):
         self._close(sock)
-        self._later(self.pause, self._connect, kind)
+        self._later(self.pauses.get(kind, self.pause), self._connect, kind)
 
     def _send(self, sock, data) -> bool:
         try:
@@ -427,6 +456,27 @@ class Hostile:
         self.selector.register(sock, selectors.EVENT_READ, readable)
         drip()
 
+    def _start_slowbody(self, sock):
+        head = b"POST / HTTP/1.1\r\nHost: stress\r\nContent-Length: 8192\r\n\r\n"
+        if not self._send(sock, head):
+            return self._again(sock, "slowbody")
+
+        def drip():
+            if sock in self.open and self._send(sock, b"x" * 10):
+                self._later(2.0, drip)
+
+        def readable():
+            try:
+                data = sock.recv(4096)
+            except OSError:
+                data = b""
+            self.stats["slow_bodies"] += 1
+            self.stats["slow_bodies_refused"] += data[9:10] == b"4"
+            self._again(sock, "slowbody")
+
+        self.selector.register(sock, selectors.EVENT_READ, readable)
+        self._later(2.0, drip)
+
     def _start_garbage(self, sock):
         payload = GARBAGE[self.sequence % len(GARBAGE)]()
         if not self._send(sock, payload):
@@ -456,8 +506,8 @@ class HostileMix:
     """The Hostile clients in a process of their own (`stress.py --hostile ...`) for `seconds`;
     `.stats()` waits for them and returns their counters."""
 
-    def __init__(self, port, counts, seconds, cpu=None):
-        spec = json.dumps(dict(port=port, counts=counts, seconds=seconds))
+    def __init__(self, port, counts, seconds, cpu=None, pauses=None):
+        spec = json.dumps(dict(port=port, counts=counts, seconds=seconds, pauses=pauses))
         argv = pinned([sys.executable, __file__, "--hostile", spec], cpu)
         self.process = subprocess.Popen(argv, stdout=subprocess.PIPE)
 
@@ -473,7 +523,8 @@ class HostileMix:
 def _run_hostile(spec: str):
     raise_own_limit()
     spec = json.loads(spec)
-    print(json.dumps(Hostile(spec["port"], spec["counts"]).run(spec["seconds"])))
+    hostile = Hostile(spec["port"], spec["counts"], pauses=spec.get("pauses"))
+    print(json.dumps(hostile.run(spec["seconds"])))
 
 
 # -- the phases --------------------------------------------------------------------------------
@@ -561,6 +612,75 @@ def phase_hostile(plan, root, report, scripts):
     report.figure("server after the attack", "serving" if alive else "NOT serving", alive)
 
 
+def _ordinary_client(report, calm, calm_errors, loaded, loaded_errors, within=None):
+    """Report an ordinary client's figures alone and during an attack; the targets are every
+    request answered and a p99 within 10x of the calm one (and under `within` seconds)."""
+    p99_calm, p99_loaded = percentile(calm, 99) * 1000, percentile(loaded, 99) * 1000
+    success = len(loaded) / max(len(loaded) + loaded_errors, 1) * 100
+    report.figure("ordinary client alone", f"p50 {statistics.median(calm) * 1000:.2f} ms, "
+                  f"p99 {p99_calm:.2f} ms, {len(calm)} requests, {calm_errors} errors")
+    ok = loaded_errors == 0 and p99_loaded <= 10 * p99_calm
+    target = "100%, p99 within 10x"
+    if within is not None:
+        ok = ok and p99_loaded <= within * 1000
+        target += f" and under {within * 1000:g} ms"
+    report.figure("ordinary client during it", f"{success:.1f}% answered, p50 "
+                  f"{statistics.median(loaded) * 1000:.2f} ms, p99 {p99_loaded:.2f} ms "
+                  f"({p99_loaded / p99_calm:.1f}x), {len(loaded)} requests", ok, target)
+
+
+def phase_slowbody(plan, root, report, scripts):
+    count, rate = plan.slow_bodies, plan.slow_body_rate
+    print(f"slow bodies: {count} connections announcing 8 KiB bodies sent 10 bytes every 2 s, "
+          f"renewed at {rate:g}/s, beside a client that connects for every request")
+    with Reactor(root, cpus=SERVER_CPU) as server:
+        calm, calm_errors = fresh_probe(server.port, plan.probe_seconds / 2)
+        mix = HostileMix(server.port, dict(slowbody=count), plan.probe_seconds + 3,
+                         cpu=CLIENT_CPU, pauses=dict(slowbody=count / rate))
+        time.sleep(1.5)
+        loaded, loaded_errors = fresh_probe(server.port, plan.probe_seconds)
+        stats = mix.stats()
+        alive = server.alive() and fetch(server.port)[0] == 200
+    _ordinary_client(report, calm, calm_errors, loaded, loaded_errors)
+    report.figure("slow bodies", f"{stats.get('slow_bodies', 0)} answered, "
+                  f"{stats.get('slow_bodies_refused', 0)} with a 4xx before their body",
+                  stats.get("slow_bodies_refused", 0) == stats.get("slow_bodies", -1) > 0,
+                  "all, at once")
+    report.figure("server after the attack", "serving" if alive else "NOT serving", alive)
+
+
+def phase_limit(plan, root, report, scripts):
+    count, loris = plan.limit_connections, plan.limit_slowloris
+    print(f"connection limit: {count} idle keep-alive connections at --max-connections {count}, "
+          f"then {loris} trickled heads, beside a client that connects for every request")
+    # Idle connections kept for the whole phase (not 15 s), so that the limit stays reached.
+    flags = ("--max-connections", str(count), "--keepalive-timeout", "300")
+    with Reactor(root, *flags, cpus=SERVER_CPU) as server:
+        calm, calm_errors = fresh_probe(server.port, plan.probe_seconds / 2)
+        held, errors = hold_idle(server.port, count)
+        mix = HostileMix(server.port, dict(trickle=loris), plan.probe_seconds + 3,
+                         cpu=CLIENT_CPU)
+        time.sleep(1.5)
+        loaded, loaded_errors = fresh_probe(server.port, plan.probe_seconds)
+        stats = mix.stats()
+        reclaimed = 0
+        for sock in held:
+            sock.setblocking(False)
+            try:
+                reclaimed += sock.recv(1) == b""
+            except (BlockingIOError, OSError):
+                pass
+            sock.close()
+        alive = server.alive() and fetch(server.port)[0] == 200
+    report.figure("idle connections held", f"{len(held)} ({errors} failed); {reclaimed} "
+                  f"closed by the server to make room", len(held) == count, str(count))
+    _ordinary_client(report, calm, calm_errors, loaded, loaded_errors, within=0.1)
+    report.figure("slowloris", f"{stats.get('trickled', 0)} ended, "
+                  f"{stats.get('trickle_408', 0)} with 408, "
+                  f"{stats.get('connect_errors', 0)} connect errors")
+    report.figure("server afterwards", "serving" if alive else "NOT serving", alive)
+
+
 def phase_ulimit(plan, root, report, scripts):
     print(f"low open-file limit: ulimit -n {plan.low_nofile}, {plan.offered} connections offered")
     with Reactor(root, nofile=plan.low_nofile, cpus=SERVER_CPU) as server:
@@ -622,7 +742,7 @@ def phase_workers(plan, root, report, scripts):
 
 
 PHASES = dict(keepalive=phase_keepalive, idle=phase_idle, hostile=phase_hostile,
-              ulimit=phase_ulimit, soak=phase_soak, workers=phase_workers)
+              slowbody=phase_slowbody, limit=phase_limit, ulimit=phase_ulimit, soak=phase_soak, workers=phase_workers)
 
 
 def main(argv=None) -> int:
@@ -642,8 +762,8 @@ def main(argv=None) -> int:
         parser.error("wrk is needed (apt-get install -y wrk)")
     plan = QUICK if args.quick else FULL
     limit = raise_own_limit()
-    if plan.idle_connections + 200 > limit:
-        parser.error(f"the open-file limit {limit} is too low for {plan.idle_connections} "
+    if max(plan.idle_connections, plan.limit_connections) + 200 > limit:
+        parser.error(f"the open-file limit {limit} is too low for {plan.limit_connections} "
                      f"connections")
     if len(os.sched_getaffinity(0)) > 1:
         os.sched_setaffinity(0, {int(CLIENT_CPU)})

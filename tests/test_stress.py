@@ -60,3 +60,29 @@ def test_many_idle_connections_and_a_fresh_client(server_factory, site):
         for sock in held:
             sock.close()
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_slow_bodies_are_refused_at_once_and_cost_a_fresh_client_nothing(server_factory, site):
+    srv = server_factory(root=site)
+    mix = stress.HostileMix(srv.port, dict(slowbody=20), 3.0, pauses=dict(slowbody=0.2))
+    time.sleep(0.5)
+    latencies, errors = stress.fresh_probe(srv.port, 2.0)
+    stats = mix.stats()
+    assert errors == 0 and latencies
+    assert stats["slow_bodies"] > 20 and stats["slow_bodies_refused"] == stats["slow_bodies"]
+
+
+def test_at_the_connection_limit_fresh_clients_are_still_answered(server_factory, site):
+    srv = server_factory(root=site, max_connections=100, keepalive_timeout=60)
+    held, errors = stress.hold_idle(srv.port, 100)
+    try:
+        assert errors == 0 and len(srv.server.connections) == 100
+        mix = stress.HostileMix(srv.port, dict(trickle=20), 3.0)
+        time.sleep(0.5)
+        latencies, errors = stress.fresh_probe(srv.port, 2.0)
+        mix.stats()
+        assert errors == 0 and latencies
+        assert len(srv.server.connections) <= 100
+    finally:
+        for sock in held:
+            sock.close()
