@@ -111,6 +111,10 @@ def test_cors_policy_text():
         b"Access-Control-Allow-Origin: https://a.test\r\n")
 
 
+def varies(response) -> set:
+    return {name.strip() for name in (response.getheader("Vary") or "").split(",")}
+
+
 def test_spa_answers_navigations_only(site, server_factory):
     srv = server_factory(root=str(site), spa="index.html")
     index = (site / "index.html").read_bytes()
@@ -118,6 +122,13 @@ def test_spa_answers_navigations_only(site, server_factory):
         response, body = fetch(srv.port, path, headers=NAV)
         assert response.status == 200 and body == index, path
         assert response.getheader("Content-Type") == "text/html; charset=utf-8"
+        assert "Accept" in varies(response), path
+    tag = response.getheader("ETag")
+    again, body = fetch(srv.port, "/settings", headers={**NAV, "If-None-Match": tag})
+    assert again.status == 304 and body == b"" and "Accept" in varies(again)
+    direct, _ = fetch(srv.port, "/index.html", headers=NAV)
+    assert "Accept" not in varies(direct)
+    assert "Accept" in varies(fetch(srv.port, "/settings", headers={"Accept": "*/*"})[0])
     head, body = fetch(srv.port, "/settings", "HEAD", headers=NAV)
     assert head.status == 200 and body == b"" and int(head.getheader("Content-Length")) == len(index)
     for path, headers in (("/assets/app.deadbeef.js", NAV), ("/logo.png", NAV),

@@ -80,6 +80,16 @@ def options_from(config) -> dict:
                 compress=config.compress, compress_cache=config.compress_cache)
 
 
+_VARY_ACCEPT = b"Vary: Accept\r\n"
+
+
+def _with_fields(response, fields: bytes) -> Response:
+    """A copy of `response` with rendered `fields` after its own."""
+    copy = response.with_body(response.body)
+    copy.fields = response.fields + fields
+    return copy
+
+
 def _hot_variant(snapshot, accept):
     """The cached answer for `snapshot` in the coding the Accept-Encoding value `accept` (None:
     no such field) asks for, when that answer is ready in memory; else None (the full path
@@ -138,6 +148,7 @@ class StaticFiles:
         self._hot = {}
         self._site = {}
         self._pages = {}
+        self._spa_answers = {}   # id(answer) -> (answer, the same with Vary: Accept)
         # Fields that can change the answer for a file beyond its path (Accept-Encoding aside:
         # the hot path negotiates it among the encoded variants that are ready in memory).
         self._preconditions = PRECONDITION_FIELDS | ({b"origin"} if self.cors and self.cors.echoes
@@ -190,11 +201,7 @@ class StaticFiles:
 
     def _echo_origin(self, request, response) -> Response:
         extra = self.cors.echo_fields(request.header(b"origin"))
-        if not extra:
-            return response
-        echoed = response.with_body(response.body)
-        echoed.fields = response.fields + extra
-        return echoed
+        return _with_fields(response, extra) if extra else response
 
     def _site_fields(self, path: str) -> list:
         """The `--header` fields for `path` and the CORS fields every answer carries."""
@@ -265,20 +272,36 @@ class StaticFiles:
             if self.spa is not None and "." not in last and _navigation(request):
                 found = self.files.lookup(self.spa)
                 if found.__class__ is Snapshot:
-                    return self._file(request, found, None)
+                    return self._varies_by_accept(self._file(request, found, None))
         return self._error_page(404, route)
+
+    def _varies_by_accept(self, response) -> Response:
+        """`response` saying `Vary: Accept`, as an SPA's answer for a path depends on it (the
+        shell for a page load, 404 for anything else). Kept per cached answer."""
+        if response.body.__class__ is not bytes:
+            return _with_fields(response, _VARY_ACCEPT)
+        kept = self._spa_answers.get(id(response))
+        if kept is None or kept[0] is not response:
+            if len(self._spa_answers) >= MAX_SITE_PATHS:
+                self._spa_answers.clear()
+            kept = self._spa_answers[id(response)] = (response,
+                                                      _with_fields(response, _VARY_ACCEPT))
+        return kept[1]
 
     def _error_page(self, status: int, route) -> Response:
         """`status` with the site's page for it as the body, or the plain text one."""
         path = route.url_path if route is not None else "/"
         rel = self.error_pages.get(status)
         page = self.files.lookup(rel) if rel else None
+        site = self._site_fields(path)
+        if self.spa is not None:
+            site = [*site, ("Vary", "Accept")]   # a page load of the same path gets the shell
         if page.__class__ is not Snapshot:
-            return error_response(status, headers=self._site_fields(path))
+            return error_response(status, headers=site)
         cached = self._pages.get((status, path))
         if cached is not None and cached[0] is page:
             return cached[1]
-        fields = [("Content-Type", mime.content_type(page.name)), *self._site_fields(path)]
+        fields = [("Content-Type", mime.content_type(page.name)), *site]
         if page.data is not None:
             response = Response(status, fields, page.data)
             if len(self._pages) >= MAX_SITE_PATHS:
@@ -287,7 +310,7 @@ class StaticFiles:
             return response
         opened = self.files.open_file(page)
         if opened is None:
-            return error_response(status, headers=self._site_fields(path))
+            return error_response(status, headers=site)
         fd, current = opened
         return Response(status, fields, FileSlice(fd, 0, current.size))
 
