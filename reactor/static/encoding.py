@@ -4,9 +4,10 @@ Pure: imports no I/O and nothing of reactor. Which sidecars exist is the file la
 and which codecs exist is codecs'; this module only picks among the codings it is told are
 available.
 
-Rule: the available coding with the highest q-value wins, ties going to the server's order in
-CODINGS (brotli first: smallest for the same content, then zstd, then gzip); q=0 means "not this one"; `*` weighs every
-coding the field does not name. The winner is served unless the client named `identity` with a
+Rule: the available coding with the highest q-value wins, ties going to the order `available`
+is given in (the server's preference: CODINGS's order, brotli first as the smallest for the
+same content, then zstd, then gzip); q=0 means "not this one"; `*` weighs every coding the
+field does not name. The winner is served unless the client named `identity` with a
 strictly higher weight. A field that refuses everything, identity included, still gets the
 identity bytes: a 406 for a static file helps nobody.
 """

@@ -59,7 +59,8 @@ class Snapshot:
     """One version of one regular file.
 
     `rel` is the root-relative path it was looked up by and `name` that path's last segment (a
-    symlink's own name, not its target's). `data` holds its bytes when it is small and was read consistently, else None.
+    symlink's own name, not its target's). `data` holds its bytes when it is small and was
+    read consistently, else None.
     `variants` maps a content-coding to the Snapshot of its sidecar; `encoded` (None until
     used) is the compressor's, for the codings it makes itself; `codings` (None until the
     handler asks) the handler's, all the codings it may send. `response` and `not_modified`

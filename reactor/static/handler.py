@@ -20,12 +20,17 @@ Policies, besides those of paths, ranges and encoding:
   as its body when there is one.
 - Site fields (`--header` rules for the path, CORS) are on every answer; those that depend on
   the request's Origin are added per request, the rest are rendered into the cached answers.
+- Content-coding: the client's q-values choose among the file's sidecars and, for a
+  compressible file, the compressor's codings (sidecars first on a tie). A coding not made
+  yet is asked of the compressor and the best one ready (or identity) is sent meanwhile, so
+  no request waits on a compression. Every answer for such a file says Vary: Accept-Encoding.
 
 The hot path: a small file's 200 Response is rendered once per snapshot and, for targets that
 name the file (or a directory whose first index file it is), kept in `_hot` by raw target. A
 request whose target is there, whose snapshot was checked less than VALIDITY ago, and which
 carries no precondition or Range field gets that Response back with no system call and no
-parsing.
+parsing; for a file that can be encoded, the answer in the negotiated coding when that one is
+ready in memory.
 """
 
 import os
@@ -128,8 +133,9 @@ class StaticFiles:
     """A handler serving the tree under `root`: handler(request) -> Response."""
 
     def __init__(self, root, *, index=("index.html",), listing=True, hidden=False,
-                 symlinks=True, cache_control=None, precompressed=True, headers=(), cors=None, spa=None,
-                 error_pages=None, clean_urls=False, compress=True, compress_cache=None):
+                 symlinks=True, cache_control=None, precompressed=True, headers=(), cors=None,
+                 spa=None, error_pages=None, clean_urls=False, compress=True,
+                 compress_cache=None):
         self.files = Files(root, hidden=hidden, precompressed=precompressed, symlinks=symlinks)
         if compress is True:
             compress = Compressor(directory=compress_cache)
@@ -151,8 +157,8 @@ class StaticFiles:
         self._spa_answers = {}   # id(answer) -> (answer, the same with Vary: Accept)
         # Fields that can change the answer for a file beyond its path (Accept-Encoding aside:
         # the hot path negotiates it among the encoded variants that are ready in memory).
-        self._preconditions = PRECONDITION_FIELDS | ({b"origin"} if self.cors and self.cors.echoes
-                                                else set())
+        echoes = self.cors is not None and self.cors.echoes
+        self._preconditions = PRECONDITION_FIELDS | ({b"origin"} if echoes else set())
         self._options = Response(204, [("Allow", ALLOW), *self._site_fields("/")])
         self._not_allowed = error_response(405, headers=[("Allow", ALLOW),
                                                          *self._site_fields("/")])

@@ -25,8 +25,9 @@ from ..errors import ConfigError
 _RESERVED = frozenset(("content-length", "transfer-encoding", "connection", "keep-alive",
                        "upgrade", "trailer", "date", "server", "te"))
 
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
-_TOKEN_LIST = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+(?:[ \t]*,[ \t]*[!#$%&'*+\-.^_`|~0-9A-Za-z]+)*\Z")
+_TCHARS = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
+_TOKEN = re.compile(_TCHARS + r"\Z")
+_TOKEN_LIST = re.compile((_TCHARS + r"(?:[ \t]*,[ \t]*" + _TCHARS + r")*\Z").encode())
 _ORIGIN = re.compile(r"https?://[^/\s?#]+\Z")
 
 PREFLIGHT_MAX_AGE = "7200"
