@@ -235,3 +235,24 @@ def test_compression_never_holds_up_the_loop(site, server_factory):
         release.set()
     encoded(srv, "/app.js")
     handler.close()
+
+
+def test_work_for_versions_that_changed_does_not_use_up_the_queue(site, monkeypatch):
+    from reactor.static import compressed
+
+    monkeypatch.setattr(compressed, "MAX_PENDING", 2)
+    handler = StaticFiles(str(site))
+    try:
+        for version in range(4):
+            # Each version is asked for once and replaced before its result is picked up.
+            (site / "app.js").write_bytes(script(20 * 1024, seed=version))
+            later = time.time() + 10 + version
+            os.utime(site / "app.js", (later, later))
+            for node in handler.files._nodes.values():
+                node.deadline = 0.0
+            handler(request("/app.js", accept_encoding="gzip"))
+            assert wait_until(handler.files._nodes["app.js"].encoded["gzip"].done)
+        assert wait_until(lambda: b"Content-Encoding: gzip" in handler(
+            request("/app.js", accept_encoding="gzip")).fields)
+    finally:
+        handler.close()

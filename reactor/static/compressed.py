@@ -67,7 +67,7 @@ class Compressor:
         self._temporary = None
         self._lock = threading.Lock()   # the cache directory, between threads and close()
         self._pool = None
-        self._pending = 0
+        self._pending = set()   # futures submitted, whether or not anyone installs them
         self._closed = False
         self._memory = _Budget(MEMORY_BUDGET)
         self._disk = _Budget(DISK_BUDGET)
@@ -104,16 +104,21 @@ class Compressor:
     # -- the loop's side -------------------------------------------------------------------
 
     def _start(self, source, coding, encoded):
-        if self._closed or self._pending >= MAX_PENDING:
+        pending = self._pending
+        if len(pending) >= MAX_PENDING:
+            # A result whose source changed meanwhile is never installed: count only the
+            # work still under way.
+            pending.difference_update([future for future in pending if future.done()])
+        if self._closed or len(pending) >= MAX_PENDING:
             return
         if self._pool is None:
             self._pool = ThreadPoolExecutor(THREADS, thread_name_prefix="reactor-compress")
-        encoded[coding] = self._pool.submit(self._make, source.path, source.key,
-                                            source.mtime_ns, source.data, coding)
-        self._pending += 1
+        future = encoded[coding] = self._pool.submit(self._make, source.path, source.key,
+                                                     source.mtime_ns, source.data, coding)
+        pending.add(future)
 
     def _install(self, source, coding, future):
-        self._pending -= 1
+        self._pending.discard(future)
         try:
             made = future.result()
         except Exception:
