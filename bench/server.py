@@ -325,11 +325,12 @@ def summarise(runs, status):
     return summary
 
 
-def ratio(runs, a, b, key):
-    """Median over rounds of a's figure divided by b's figure in the same round."""
-    metric = next(sc.metric for sc in SCENARIOS if sc.key == key)
-    mine = {r["round"]: r[metric] for r in _ok(runs, a, key)}
-    theirs = {r["round"]: r[metric] for r in _ok(runs, b, key)}
+def ratio(runs, a, b, key, metric=None):
+    """Median over rounds of a's figure divided by b's figure in the same round (`metric`:
+    the scenario's own unless named)."""
+    metric = metric or next(sc.metric for sc in SCENARIOS if sc.key == key)
+    mine = {r["round"]: r[metric] for r in _ok(runs, a, key) if metric in r}
+    theirs = {r["round"]: r[metric] for r in _ok(runs, b, key) if metric in r}
     pairs = [mine[k] / theirs[k] for k in mine if k in theirs and theirs[k] > 0]
     return statistics.median(pairs) if pairs else None
 
@@ -417,6 +418,14 @@ def report(args, status, summary, ratios, meta, runs) -> str:
         for p in peers:
             cells = ["n/a" if sc.key in setup.SPECS[p].skip else
                      _cell(ratios[me][p][sc.key], "{:.2f}") for sc in SCENARIOS]
+            lines.append(f"| {status[p]['label']} | " + " | ".join(cells) + " |")
+        # The same comparison in CPU time per request, which a busy machine disturbs far less.
+        lines += ["", f"Each peer's CPU time per request ÷ {status[me]['label']}'s (median of "
+                  "per-round ratios; above 1: reactor spends less).", "",
+                  "| peer | " + " | ".join(_heading()) + " |", "|" + "---|" * (len(head) - 2)]
+        for p in peers:
+            cells = ["n/a" if sc.key in setup.SPECS[p].skip else
+                     _cell(ratio(runs, p, me, sc.key, "cpu_us"), "{:.2f}") for sc in SCENARIOS]
             lines.append(f"| {status[p]['label']} | " + " | ".join(cells) + " |")
 
     # wrk's percentiles come out inconsistent under pipelining (p99 below p50), so the
