@@ -293,9 +293,13 @@ class Server:
 
     def admit_secure(self, sock, client):
         """Start serving an accepted socket over TLS, from the handshake on."""
-        self.handled += 1
         tls = self.tls
-        transport = TLSTransport(self.loop, sock, tls.context, self.refusal, client, tls.ktls)
+        try:
+            transport = TLSTransport(self.loop, sock, tls.context, self.refusal, client, tls.ktls)
+        except OSError:   # the peer is gone already
+            sock.close()
+            return
+        self.handled += 1
         connection = Connection(self, transport, client, self.secure_handler)
         connection.deadline = self.loop.now + self.config.handshake_timeout
         self.connections.add(connection)

@@ -1,0 +1,82 @@
+"""Memory of idle HTTPS connections: N clients that each made one request and then wait.
+
+    python bench/tls_idle.py [--connections 1000] [--target-mib 64]
+
+Starts `python -m reactor` over TLS on 127.0.0.1 (a throwaway certificate made with openssl),
+opens the connections (full handshake, one 1 KiB request each, then silence), and prints the
+server's resident memory before and with them held, per connection, and against the target
+for the whole process. Exits 1 when the target is missed. Only ever aims at 127.0.0.1.
+"""
+
+import argparse
+import os
+import resource
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+
+from tls_grade import REPO, make_certificates
+
+REQUEST = b"GET /index.html HTTP/1.1\r\nHost: localhost\r\n\r\n"
+
+
+def rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        return int(status.read().split("VmRSS:")[1].split()[0])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--connections", type=int, default=1000)
+    parser.add_argument("--target-mib", type=float, default=64.0)
+    args = parser.parse_args()
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    with tempfile.TemporaryDirectory() as folder:
+        paths = make_certificates(folder, rsa=False)
+        with open(os.path.join(folder, "index.html"), "wb") as page:
+            page.write(b"x" * 1024)
+        server = subprocess.Popen(
+            [sys.executable, "-m", "reactor", "--bind", "127.0.0.1", "-p", "0", "--no-access-log",
+             "--tls-cert", paths["cert"], "--tls-key", paths["key"], "-d", folder,
+             "--keepalive-timeout", "600"],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=REPO)
+        held = []
+        try:
+            port = int(server.stdout.readline().split("https://127.0.0.1:")[1].split("/")[0])
+            context = ssl.create_default_context(cafile=paths["ca"])
+            held.append(open_one(context, port))   # the first request warms the caches
+            time.sleep(0.5)
+            before = rss_kib(server.pid)
+            for _ in range(args.connections):
+                held.append(open_one(context, port))
+            time.sleep(1.0)
+            after = rss_kib(server.pid)
+        finally:
+            for sock in held:
+                sock.close()
+            server.terminate()
+            server.wait(10)
+    per = (after - before) / args.connections
+    met = after / 1024 <= args.target_mib
+    print(f"reactor over TLS: {before / 1024:.1f} MiB before, {after / 1024:.1f} MiB with "
+          f"{args.connections:,} idle TLS connections ({per:.1f} KiB each); target: the whole "
+          f"process within {args.target_mib:g} MiB: {'met' if met else 'NOT met'}")
+    return 0 if met else 1
+
+
+def open_one(context, port):
+    sock = context.wrap_socket(socket.create_connection(("127.0.0.1", port)),
+                               server_hostname="localhost")
+    sock.sendall(REQUEST)
+    answer = b""
+    while not answer.endswith(b"x" * 64):
+        answer += sock.recv(65536)
+    return sock
+
+
+if __name__ == "__main__":
+    sys.exit(main())
