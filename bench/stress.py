@@ -361,8 +361,9 @@ class Hostile:
 
     def run(self, seconds):
         for kind, count in self.counts.items():
-            for _ in range(count):
-                self._later(0, self._connect, kind)
+            spread = self.pauses.get(kind, 0) / count   # a kind with a pause opens as it renews
+            for i in range(count):
+                self._later(i * spread, self._connect, kind)
         end = time.monotonic() + seconds
         while time.monotonic() < end:
             timeout = min(end - time.monotonic(), 0.05)
