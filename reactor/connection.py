@@ -277,6 +277,7 @@ class Connection:
             if event.__class__ is Request:
                 self._serve(event)
             elif event.__class__ is EarlyAnswer:
+                self.protocol.stop_after_next()   # its body was not read: framing ends here
                 self._respond(event.request, event.response, self.loop.now)
             elif isinstance(event, HTTPError):
                 self.server.note_rejection(event.status)

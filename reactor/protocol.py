@@ -175,8 +175,10 @@ class Protocol:
             # Asked before any 100 Continue: a refusal goes out instead of inviting the body.
             response = self.judge(request)
             if response is not None:
+                # No more input; the requests queued before it still keep the connection,
+                # and the answer itself says close (the connection sees to that).
                 events.append(EarlyAnswer(request, response))
-                self.finish()
+                self.state = State.CLOSED
                 return
         self._body_request = request
         self._body_parts = []

@@ -57,6 +57,16 @@ def test_static_refuses_a_post_from_its_head_and_closes_after_a_short_drain(site
     assert closed < LINGER_TIME + 2  # the client never finished its body nor closed
 
 
+def test_requests_pipelined_before_a_refused_body_are_answered_in_order(site):
+    get = b"GET /index.html HTTP/1.1\r\nHost: x\r\n\r\n"
+    with connect(site.port) as sock:
+        sock.sendall(get + get + HEAD_ONLY % (b"/index.html", b"") + b"abcd" + get)
+        responses = parse_responses(read_until_close(sock))
+    assert [r.status for r in responses] == [200, 200, 405]
+    assert [r.getheader("Connection") for r in responses] == [None, None, "close"]
+    assert responses[0].body == responses[1].body == b"<h1>home</h1>"
+
+
 def test_expect_continue_gets_the_refusal_instead_of_100(site):
     first, _, data, _ = answer_from_head(site.port, b"/index.html",
                                          b"Expect: 100-continue\r\n", body=b"")
