@@ -71,10 +71,11 @@ DRAIN_IDLE = 1.0
 # others of the loop (nginx's sendfile_max_chunk has the same purpose).
 SENDFILE_CHUNK = 1024 * 1024
 
-# File bytes read per TLS write when the kernel does not encrypt (no kTLS): four 16 KiB
-# records, so a large file costs few Python calls, and the buffer a sending connection holds
-# stays small.
-TLS_FILE_CHUNK = 64 * 1024
+# File bytes read per TLS write when the kernel does not encrypt (no kTLS): sixteen 16 KiB
+# records. Measured on a 10 MiB file over 4 connections, 256 KiB gave about 1.7x the
+# throughput of 64 KiB (fewer reads and wake-ups per file); the buffer exists only while a
+# connection is sending a file.
+TLS_FILE_CHUNK = 256 * 1024
 
 # Seconds a client has to complete its TLS handshake; one that stalls in it is closed.
 HANDSHAKE_TIMEOUT = 10.0
