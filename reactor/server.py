@@ -276,6 +276,12 @@ class Server:
         """Full, and nothing to reclaim: a 503 at once beats a wait in the kernel's backlog.
         (A TLS client could not read it: it is only closed.)"""
         self.note_rejection(503)
+        try:
+            # What the client sent already is read first: closing on unread bytes would reset
+            # the connection, and a reset can discard the 503 before the client reads it.
+            sock.recv_into(self.recv_buffer)
+        except OSError:
+            pass
         if not secure:
             busy = error_response(503, "connection limit reached",
                                   [("Retry-After", str(limits.RETRY_AFTER))])

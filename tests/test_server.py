@@ -278,6 +278,8 @@ def test_at_the_limit_with_only_heads_pending_a_client_gets_503_and_heads_are_hu
     assert time.monotonic() - started < 1.0      # refused at once, not left in the backlog
     (response,) = parse_responses(busy)
     assert response.status == 503 and response.getheader("Retry-After") == "1"
+    with_request = exchange(srv.port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", half_close=False)
+    assert with_request.startswith(b"HTTP/1.1 503 ")
     # The slow heads now have about a second left instead of 30.
     for sock in slow:
         sock.settimeout(5)
