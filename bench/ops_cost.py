@@ -29,11 +29,15 @@ def main(argv=None) -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--quick", action="store_true", help="3 rounds of 3 s")
+    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS),
+                        help="which to run (plain always runs: it is the reference)")
     parser.add_argument("--server-cpu", type=int, default=0)
     parser.add_argument("--wrk-cpu", type=int, default=1)
     args = parser.parse_args(argv)
     if args.quick:
         args.rounds, args.duration = 3, 3.0
+    variants = {name: VARIANTS[name] for name in VARIANTS
+                if name == "plain" or name in args.variants}
     setup.ensure_command("wrk", "wrk")
     with tempfile.TemporaryDirectory() as workdir:
         tree = f"{workdir}/tree"
@@ -41,15 +45,15 @@ def main(argv=None) -> int:
         digests = setup.build_tree(tree)
         scripts = load.write_scripts(workdir)
         servers = {}
-        for name, flags in VARIANTS.items():
+        for name, flags in variants.items():
             spec = setup.Spec(name, name, lambda port, tree, work, flags=flags:
                               setup._reactor_argv(port, tree, work) + flags)
             servers[name] = setup.Server(spec, tree, workdir, args.server_cpu, digests)
             servers[name].start()
         try:
-            results = {name: [] for name in VARIANTS}
+            results = {name: [] for name in variants}
             for rnd in range(args.rounds):
-                names = list(VARIANTS)
+                names = list(variants)
                 names = names[rnd % len(names):] + names[:rnd % len(names)]
                 for name in names:
                     server = servers[name]

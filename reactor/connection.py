@@ -166,9 +166,13 @@ class Connection:
             protocol.finish()
             self._closing()
         server = self.server
-        counted = server.access_log is not None or server.metrics is not None
+        counted = server.access_log is not None
         if counted:
-            self._plain_ends(lane, keys, answers)
+            self._plain_ends(lane, keys, answers)   # the log (and the metrics) when written
+        elif server.metrics is not None:
+            # The metrics alone need no request per answer: counted as queued (a ready
+            # message is small and rarely not written in full).
+            server.metrics.count_ready(lane.logged, keys, answers, self.loop.now)
         data = answers[0] if count == 1 else b"".join(answers)
         try:
             sent = self.transport.send(data)

@@ -120,6 +120,24 @@ class Metrics:
         if length:
             local[_BODY_BYTES] += length
 
+    def count_ready(self, logged, keys, answers, started: float):
+        """The fast lane's answers to one read: `logged[key]` is (request, status, head
+        length) of each, `answers` their messages. One call and one clock reading for all of
+        them, as they go out together: this is the cheapest path, and counted as such."""
+        local = self.local
+        elapsed = self._clock() - started
+        if elapsed <= 0.0001:
+            bucket = 0 if elapsed <= 0.00005 else 1
+        else:
+            bucket = bisect.bisect_left(BUCKETS, elapsed)
+        for key, message in zip(keys, answers):
+            request, status, head = logged[key]
+            m = _METHOD.get(request.method, _OTHER)
+            local[m * 5 + status // 100 - 1] += 1.0
+            local[_DURATION + m * _WIDTH + bucket] += 1.0
+            local[_DURATION_SUM + m] += elapsed
+            local[_BODY_BYTES] += len(message) - head
+
     def publish(self):
         """Copy the counters, and the gauges read now, to this worker's shared region."""
         local = self.local

@@ -61,6 +61,9 @@ def test_one_server_counts_requests_durations_bytes_rejections_and_connections(
     assert samples["reactor_cache_hits_total"] + samples["reactor_cache_misses_total"] >= 5
     again = scrape(running.port)
     assert again[get_2xx] == 4 and "/metrics" not in str(again)  # the scrape; no path label
+    # Pipelined on one connection: answered by the fast lane once the answer is ready.
+    exchange(running.port, b"GET / HTTP/1.1\r\nHost: t\r\n\r\n" * 5)
+    assert scrape(running.port)[get_2xx] == 10
 
 
 def test_metrics_are_only_for_allowed_clients(server_factory, site):
