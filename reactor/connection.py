@@ -72,7 +72,7 @@ class ResponseEnd:
 class Connection:
     __slots__ = ("server", "loop", "transport", "client", "protocol", "handler", "lane", "pending",
                  "output", "waiting", "state", "deadline", "closing", "reading", "blocked",
-                 "lingered", "written", "ended_at", "ending", "body_started")
+                 "lingered", "written", "ended_at", "ending", "body_started", "client_done")
 
     def __init__(self, server, transport, client, handler):
         self.server = server
@@ -93,6 +93,9 @@ class Connection:
         self.reading = True      # registered for readability
         self.blocked = False     # registered for writability: the client is not reading
         self.lingered = 0
+        # The client will send nothing more (it asked to close, or half-closed, and nothing
+        # past that request arrived): once written, close at once instead of lingering.
+        self.client_done = False
         self.written = 0         # bytes written to the socket, all responses together
         self.ended_at = 0        # `written` where the last ended response ended
         self.ending = []         # ResponseEnds whose bytes were joined into one send
@@ -134,7 +137,9 @@ class Connection:
             self.advance()
         elif start:
             self.advance()   # what the fast lane queued
-        elif not (self.pending or self.output or self.closing or self.waiting is not None):
+        elif self.closing:
+            self.client_done = False   # input after the last request: linger on it
+        elif not (self.pending or self.output or self.waiting is not None):
             self._note_input()
 
     def _answer_plain(self, lane, keys, end, n):
@@ -163,6 +168,8 @@ class Connection:
         lane.hits[0] += count
         closes = keys[count - 1] in lane.closing
         if closes:
+            # The client asked to close; it sent nothing after, unless more is in the buffer.
+            self.client_done = count == total and end == n
             protocol.finish()
             self._closing()
         server = self.server
@@ -222,7 +229,7 @@ class Connection:
     def on_eof(self):
         if self.pending or self.output or self.waiting is not None:
             # Half-closed: answer what was received, then close.
-            self.closing = True
+            self.closing = self.client_done = True
             self.protocol.finish()
             self._watch(False, self.blocked)
         else:
@@ -266,7 +273,10 @@ class Connection:
         if self.waiting is not None or self.state is State.CLOSED:
             return
         if self.closing:
-            self._close_gracefully()
+            if self.client_done:
+                self.close()
+            else:
+                self._close_gracefully()
             return
         if self.blocked or not self.reading:
             self._watch(True, False)
@@ -283,6 +293,7 @@ class Connection:
             elif event.__class__ is EarlyAnswer:
                 self.protocol.stop_after_next()   # its body was not read: framing ends here
                 self._respond(event.request, event.response, self.loop.now)
+                self.client_done = False   # the body it refused may still be on its way
             elif isinstance(event, HTTPError):
                 self.server.note_rejection(event.status)
                 output.extend(self.protocol.error(event))
@@ -342,6 +353,9 @@ class Connection:
         output.extend(pieces)
         output.append(ResponseEnd(request, response.status, head, started))
         if not keep_alive:
+            # A close the client asked for, with nothing sent after it, needs no lingering.
+            self.client_done = self.client_done or not (request.keep_alive or self.pending
+                                                        or self.protocol.holds_input)
             self._closing()
 
     def _ended(self, end):

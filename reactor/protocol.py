@@ -118,6 +118,11 @@ class Protocol:
         """Bytes held for an incomplete head or body."""
         return len(self._buffer)
 
+    @property
+    def holds_input(self) -> bool:
+        """Whether bytes past the last complete request arrived: part of a head or a body."""
+        return bool(self._buffer) or self._body_request is not None
+
     def receive(self, data) -> list:
         """Feed bytes; returns the events they complete, in order: Request (body read),
         CONTINUE (bytes to send before the body), EarlyAnswer or HTTPError (after either the
