@@ -74,13 +74,16 @@ def serve(config, ready=print, argv=None):
     note = connection_limit_note(config, raise_open_files_limit())
     if note:
         log.warning("%s", note)
+    upgrade_fd = _upgrade_fd()
+    inherited = inherited_listeners(config, upgrade=upgrade_fd is not None)
     tls, tls_listeners = None, []
     if config.tls:
         tls = load_certificates(config)   # before the fork: every worker shares its ticket keys
         if config.tls_port is not None:
-            tls_listeners.append(open_listener(config, config.tls_port))
-    upgrade_fd = _upgrade_fd()
-    inherited = inherited_listeners(config, upgrade=upgrade_fd is not None)
+            # A predecessor passes its HTTPS socket last: the port stays open across the exec.
+            handed = upgrade_fd is not None and len(inherited) > 1
+            tls_listeners.append(inherited.pop() if handed
+                                 else open_listener(config, config.tls_port))
     main_pid = os.getpid()
     owns_socket_file = config.unix and not inherited
     try:
@@ -496,7 +499,7 @@ class Supervisor:
         """In the forked child: put the listeners at fds 3.. as systemd would, and exec."""
         try:
             # Out of the way first: the numbers 3.. may be held by the very sockets we move.
-            moved = [os.dup(sock.fileno()) for sock in self.shared]
+            moved = [os.dup(sock.fileno()) for sock in self.shared + self.tls_listeners]
             pipe = os.dup(ready_w)
             for number, fd in enumerate(moved, SD_LISTEN_FDS_START):
                 os.dup2(fd, number)           # dup2 makes the copy inheritable

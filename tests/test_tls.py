@@ -557,3 +557,25 @@ def test_fast_lane_over_tls_answers_as_the_full_path(server_factory, certificate
     strip = [line for line in fast.split(b"\r\n") if not line.startswith(b"Date:")]
     assert strip == [line for line in full.split(b"\r\n") if not line.startswith(b"Date:")]
     assert (b"Strict-Transport-Security: max-age=600" in fast) == bool(hsts)
+
+
+def test_sigusr2_hands_the_https_port_to_the_new_supervisor(pki, tmp_path, client_context):
+    pid_file = tmp_path / "reactor.pid"
+    process = reactor_cli("-p", "0", "--tls-port", "0", "--workers", "2", "--pid-file",
+                          str(pid_file), "--tls-cert", str(pki / "cert.pem"), "--tls-key",
+                          str(pki / "key.pem"), cwd=tmp_path)
+    successor = None
+    try:
+        port = int(ready(process).split("https://127.0.0.1:")[1].split("/")[0])
+        assert get(port, client_context)[0].status in (200, 404)
+        process.send_signal(signal.SIGUSR2)
+        assert process.wait(20) == 0   # the old supervisor handed over, drained and left
+        successor = int(pid_file.read_text())
+        assert successor != process.pid
+        assert f"https://127.0.0.1:{port}/" in process.stdout.readline()   # its ready line
+        assert get(port, client_context)[0].status in (200, 404)
+    finally:
+        if successor is not None:
+            os.kill(successor, signal.SIGTERM)
+        process.kill()
+        process.wait(10)
