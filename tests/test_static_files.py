@@ -208,3 +208,45 @@ def test_listdir_shows_only_what_can_be_served(root, tmp_path):
     assert names == {"a.txt": (False, 5), "sub": (True, 0), "in-link": (False, 5)}
     hidden = Files(str(root), hidden=True)
     assert ".secret" in {entry[0] for entry in hidden.listdir(hidden.lookup(""))}
+
+
+def is_open(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True
+
+
+def test_large_file_descriptor_is_kept_and_shared_until_retired_and_released(root):
+    big = b"B" * (MAX_CACHED_FILE + 1)
+    (root / "big.bin").write_bytes(big)
+    files = Files(str(root))
+    snapshot = files.lookup("big.bin")
+    first, second = files.shared_file(snapshot), files.shared_file(snapshot)
+    assert first.fd == second.fd and (first.offset, first.count) == (0, len(big))
+    assert os.pread(first.fd, 4, len(big) - 4) == b"BBBB"
+    first.close()
+    snapshot.retire()                 # a newer version was found, say: one slice still sends
+    assert is_open(second.fd) and files.shared_file(snapshot) is None
+    second.close()
+    assert not is_open(second.fd)
+
+
+def test_large_file_rewritten_in_place_is_not_sent_from_the_kept_descriptor(root):
+    big = b"B" * (MAX_CACHED_FILE + 1)
+    (root / "big.bin").write_bytes(big)
+    files = Files(str(root))
+    snapshot = files.lookup("big.bin")
+    files.shared_file(snapshot).close()
+    (root / "big.bin").write_bytes(big + b"more")   # same inode, another version
+    assert files.shared_file(snapshot) is None       # open_file describes what it opens
+
+
+def test_kept_descriptors_are_bounded(root, monkeypatch):
+    monkeypatch.setattr(files_module, "MAX_KEPT", 1)
+    for name in ("one.bin", "two.bin"):
+        (root / name).write_bytes(b"x" * (MAX_CACHED_FILE + 1))
+    files = Files(str(root))
+    assert files.shared_file(files.lookup("one.bin")) is not None
+    assert files.shared_file(files.lookup("two.bin")) is None

@@ -25,6 +25,7 @@ import os
 import stat
 import time
 
+from ..response import FileSlice
 from .encoding import CODINGS
 
 # Seconds a lookup is trusted; the same trade as nginx's open_file_cache_valid, shorter because
@@ -40,6 +41,10 @@ CACHE_BUDGET = 8 * 1024 * 1024
 
 # Lookups remembered (files, directories, misses), whatever their size.
 MAX_NODES = 4096
+
+# Descriptors kept open at once for large files (nginx's open_file_cache keeps 1,000 too): the
+# rest are opened per response, so the connections' share of the descriptor limit stays.
+MAX_KEPT = 1000
 
 # Tries at reading a small file whose stat changes while it is read.
 _READ_TRIES = 3
@@ -66,10 +71,13 @@ class Snapshot:
     handler asks) the handler's, all the codings it may send. `response` and `not_modified`
     belong to the handler, which renders them once per snapshot. `deadline`
     (monotonic) is when the lookup that found it must be checked again.
+    `fd` is a descriptor of this version kept for sending it (Files.shared_file), `users` the
+    slices of it not yet sent; it is closed once the snapshot is retired and none is left.
     """
 
     __slots__ = ("path", "rel", "name", "key", "size", "mtime_ns", "data", "variants", "encoded",
-                 "codings", "signature", "deadline", "response", "not_modified")
+                 "codings", "signature", "deadline", "response", "not_modified", "fd", "users",
+                 "kept", "retired")
 
     def __init__(self, path: str, st, data):
         self.path = path
@@ -85,6 +93,22 @@ class Snapshot:
         self.deadline = 0.0
         self.response = None
         self.not_modified = None
+        self.fd = None
+        self.users = 0
+        self.kept = None      # the Files' count of kept descriptors, while this one is kept
+        self.retired = False
+
+    def release(self, fd: int):
+        """A slice of the kept descriptor is sent or abandoned."""
+        self.users -= 1
+        if self.retired and not self.users:
+            self._close_kept()
+
+    def _close_kept(self):
+        fd, self.fd = self.fd, None
+        if fd is not None:
+            self.kept[0] -= 1
+            os.close(fd)
 
     @property
     def weight(self) -> int:
@@ -94,6 +118,9 @@ class Snapshot:
     def retire(self):
         self.deadline = 0.0
         self.data = self.response = self.not_modified = None
+        self.retired = True
+        if not self.users:
+            self._close_kept()
         for variant in self.variants.values():
             variant.retire()
         encoded, self.encoded = self.encoded, None
@@ -213,6 +240,7 @@ class Files:
         self.precompressed = precompressed
         self._nodes = {}
         self._bytes = 0
+        self._kept = [0]   # descriptors kept by snapshots (shared_file)
 
     def lookup(self, rel: str):
         """The Snapshot, Directory or Missing at `rel`, checked within the last VALIDITY s."""
@@ -243,6 +271,38 @@ class Files:
         fresh = Snapshot(snapshot.path, st, None)
         fresh.rel, fresh.name = snapshot.rel, snapshot.name
         return fd, fresh
+
+    def shared_file(self, snapshot: Snapshot):
+        """A FileSlice of all of `snapshot`'s file, from a descriptor kept with the snapshot
+        (sendfile at an explicit offset moves no shared file position, so any number of
+        connections can send from it at once); or None when the file is no longer that
+        version, the snapshot is retired, or too many are kept (open_file then).
+        The descriptor is checked on every call: a file rewritten in place keeps its inode,
+        and the headers must still describe the bytes sent."""
+        if snapshot.retired:
+            return None
+        fd = snapshot.fd
+        if fd is not None:
+            try:
+                if file_key(os.fstat(fd)) != snapshot.key:
+                    return None
+            except OSError:
+                return None
+        else:
+            if self._kept[0] >= MAX_KEPT:
+                return None
+            opened = _open_regular(snapshot.path)
+            if opened is None:
+                return None
+            fd, st = opened
+            if file_key(st) != snapshot.key:
+                os.close(fd)
+                return None
+            snapshot.fd = fd
+            snapshot.kept = self._kept
+            self._kept[0] += 1
+        snapshot.users += 1
+        return FileSlice(fd, 0, snapshot.size, snapshot.release)
 
     def listdir(self, directory: Directory) -> list:
         """(name, is_dir, size, mtime) for what the directory may show: no dotfiles unless

@@ -392,6 +392,11 @@ class StaticFiles:
                 snapshot, coding = self._choose(node, accept, codings)
         fd = None
         if snapshot.data is None:
+            if (self._preconditions.isdisjoint(request.fields)
+                    and (snapshot is node or snapshot is node.variants.get(coding))):
+                body = self.files.shared_file(snapshot)   # revalidated with the lookup
+                if body is not None:
+                    return self._whole(node, snapshot, coding, None).with_body(body)
             opened = self.files.open_file(snapshot)
             if snapshot is not node and snapshot is not node.variants.get(coding):
                 if opened is None or opened[1] is not snapshot:
