@@ -226,6 +226,8 @@ class Server:
         connections = self.connections
         limit = self.config.max_connections
         secure = listener in self.secure_listeners
+        # An accepted socket is of its listener's family; asking each one costs an enum.
+        unix = listener.family == socket.AF_UNIX
         for _ in range(ACCEPT_BATCH):
             try:
                 sock, address = listener.accept()
@@ -243,7 +245,7 @@ class Server:
                 raise
             self.accepted += 1
             sock.setblocking(False)
-            if sock.family != socket.AF_UNIX:
+            if not unix:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 client = address[:2]
             else:
