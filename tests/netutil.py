@@ -31,13 +31,18 @@ def assert_answered_promptly(port, path, expected: bytes):
     assert time.monotonic() - started < 1.0
 
 
-def read_until_close(sock: socket.socket, limit: int = 64 * 1024 * 1024) -> bytes:
+def read_until_close(sock: socket.socket, limit: int = 64 * 1024 * 1024,
+                     reset_ok: bool = True) -> bytes:
+    """Everything until the server's FIN (or `limit` bytes); with reset_ok False, a reset
+    before the FIN raises instead of ending the read."""
     chunks = []
     size = 0
     while size < limit:
         try:
             data = sock.recv(65536)
         except ConnectionResetError:
+            if not reset_ok:
+                raise
             break
         if not data:
             break

@@ -26,16 +26,6 @@ def get(target: bytes, *fields: bytes, version=b"HTTP/1.1") -> bytes:
             + b"".join(f + b"\r\n" for f in fields) + b"\r\n")
 
 
-def read_to_eof(sock) -> bytes:
-    """Everything until the server's FIN; a reset before it fails the test."""
-    chunks = []
-    while True:
-        data = sock.recv(65536)
-        if not data:
-            return b"".join(chunks)
-        chunks.append(data)
-
-
 def is_closed(sock) -> bool:
     """After the server's FIN: True when the server's socket is gone (bytes sent to it are
     answered with a reset), False when it still reads and discards them (it lingers)."""
@@ -62,7 +52,7 @@ def test_a_client_that_asked_to_close_gets_its_whole_answer_then_an_immediate_cl
     srv = server_factory(root=root, fast_lane=fast_lane)
     with connect(srv.port) as sock:
         sock.sendall(request_.replace(b"%s", target))
-        (response,) = parse_responses(read_to_eof(sock))
+        (response,) = parse_responses(read_until_close(sock, reset_ok=False))
         assert response.status == 200 and response.body == body
         assert response.getheader("Connection") == "close" or response.version == 10
         assert is_closed(sock)
@@ -74,7 +64,7 @@ def test_a_client_that_sent_more_after_asking_to_close_is_lingered_on(server_fac
     srv = server_factory(root=root, fast_lane=fast_lane)
     with connect(srv.port) as sock:
         sock.sendall(get(b"/index.html", b"Connection: close") + get(b"/index.html"))
-        (response,) = parse_responses(read_to_eof(sock))
+        (response,) = parse_responses(read_until_close(sock, reset_ok=False))
         assert response.body == SMALL
         assert not is_closed(sock)
 
@@ -83,7 +73,7 @@ def test_a_close_the_server_decides_lingers(server_factory, root):
     srv = server_factory(root=root, max_keepalive_requests=1)
     with connect(srv.port) as sock:
         sock.sendall(get(b"/index.html"))
-        (response,) = parse_responses(read_to_eof(sock))
+        (response,) = parse_responses(read_until_close(sock, reset_ok=False))
         assert response.getheader("Connection") == "close" and response.body == SMALL
         assert not is_closed(sock)
 
@@ -94,7 +84,7 @@ def test_a_refused_body_is_lingered_on_even_when_the_client_asked_to_close(serve
     with connect(srv.port) as sock:
         sock.sendall(b"POST /index.html HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
                      b"Content-Length: 100000\r\n\r\nabcd")
-        (response,) = parse_responses(read_to_eof(sock))
+        (response,) = parse_responses(read_until_close(sock, reset_ok=False))
         assert response.status == 405
         assert not is_closed(sock)
 

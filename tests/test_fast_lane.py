@@ -10,7 +10,7 @@ import pytest
 
 from reactor.response import INLINE_BODY
 from reactor.static.files import MAX_CACHED_FILE
-from netutil import connect, exchange, wait_until
+from netutil import connect, exchange, read_until_close, wait_until
 
 DATE = re.compile(rb"\r\nDate: [^\r]*\r\n")
 MEDIUM = bytes(range(256)) * (INLINE_BODY // 256 + 4)      # cached, but above INLINE_BODY
@@ -200,16 +200,8 @@ def test_half_close_after_plain_requests(pair):
         for sock in (a, b):
             sock.sendall(head(b"/a.txt") * 2)
             sock.shutdown(socket.SHUT_WR)
-        assert normalised(read_all(a)) == normalised(read_all(b))
-
-
-def read_all(sock) -> bytes:
-    chunks = []
-    while True:
-        chunk = sock.recv(65536)
-        if not chunk:
-            return b"".join(chunks)
-        chunks.append(chunk)
+        assert normalised(read_until_close(a, reset_ok=False)) == normalised(
+            read_until_close(b, reset_ok=False))
 
 
 class Lines:
