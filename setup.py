@@ -1,3 +1,3 @@
 from setuptools import setup
 
-setup(cffi_modules=["csrc/build_cparser.py:ffibuilder"])
+setup(cffi_modules=["csrc/build_native.py:ffibuilder"])

@@ -29,8 +29,8 @@ import time
 from chart import grouped_bars  # bench/ is sys.path[0] when run as a script
 
 try:
-    from reactor import _pyparser
-    from reactor.request import Request
+    from reactor.http import _pyparser
+    from reactor.http.request import Request
 except ImportError:
     raise SystemExit("bench/parser.py: reactor is not installed "
                      "(from the checkout: pip install -e '.[bench]')") from None
@@ -182,7 +182,7 @@ def parsers(bufs, python_only):
     found = {}
     if not python_only:
         try:
-            from reactor import _cparser
+            from reactor.http import _cparser
         except ImportError as error:
             raise SystemExit(f"bench/parser.py: the C parser of the reactor in "
                              f"{os.path.dirname(_pyparser.__file__)} cannot be loaded ({error}); "

@@ -230,7 +230,7 @@ NGINX_GZIP = """\
 def nginx_tls(workdir: str) -> str:
     """HTTPS as reactor does it: the same certificate, protocols and TLS 1.2 suites (TLS 1.3
     suites are OpenSSL's defaults in both), and resumption on (a session cache and tickets)."""
-    from reactor.tls import TLS12_CIPHERS
+    from reactor.net.tls import TLS12_CIPHERS
 
     cert, key = tls_files(workdir)
     return f"""\

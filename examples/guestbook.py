@@ -16,7 +16,7 @@ import sys
 from contextlib import closing
 from datetime import datetime, timezone
 
-from reactor.app import App, form, html as html_response, redirect
+from reactor import App, form, html as html_response, redirect
 
 MAX_NAME = 100
 MAX_MESSAGE = 2000

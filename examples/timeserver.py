@@ -12,8 +12,7 @@ import json
 import sys
 from datetime import datetime
 
-from reactor.app import App
-from reactor.response import Response
+from reactor import App, Response
 
 app = App()
 

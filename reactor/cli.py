@@ -12,7 +12,7 @@ from pathlib import Path
 
 from . import __version__
 from .config import Config
-from .errors import ConfigError
+from .http.errors import ConfigError
 from .static.site import Cors, HeaderRule
 
 
@@ -203,13 +203,13 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     if args.version:
-        from .parser import BACKEND
+        from .http.parser import BACKEND
         print(f"reactor {__version__} (parser: {BACKEND}, Python {sys.version.split()[0]})")
         return 0
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     try:
         config = config_from_args(args)
-        from .supervisor import serve
+        from .ops.supervisor import serve
         serve(config, ready=lambda line: print(line, flush=True), argv=argv)
     except ConfigError as error:
         print(f"reactor: {error}", file=sys.stderr)

@@ -8,8 +8,8 @@ import ipaddress
 import os
 from dataclasses import dataclass
 
-from . import limits
-from .errors import ConfigError
+from .http import limits
+from .http.errors import ConfigError
 
 
 @dataclass(frozen=True)

@@ -3,11 +3,11 @@
 `server_factory(handler=None, tls=None, **config_kwargs)` starts a Server for
 `Config(**config_kwargs)` (host 127.0.0.1, port 0 and no access log unless given) with
 `handler` or the one the Config asks for (static files from `root`, `app="module:attr"`,
-`wsgi="module:attr"`); with `tls` (a reactor.tls.Certificates) its port speaks HTTPS. The
+`wsgi="module:attr"`); with `tls` (a reactor.net.tls.Certificates) its port speaks HTTPS. The
 handle has `.port`, `.url` (http:// or https://127.0.0.1:PORT), `.server` and `.stop()`; every
 server is stopped at the end of the test.
 
-`backend` runs a test once per parser backend module (reactor._pyparser, reactor._cparser).
+`backend` runs a test once per parser backend module (reactor.http._pyparser, reactor.http._cparser).
 
 `cli(*args)` starts `python -m reactor` on 127.0.0.1, port 0, serving a site of `index.html`
 ("hello") and `big.bin` (BIG_SIZE bytes) without access log; every process it started is
@@ -21,9 +21,10 @@ import threading
 import pytest
 
 from processes import Cli
-from reactor import _pyparser, ops
+from reactor.http import _pyparser
+from reactor.ops import wiring as ops
 from reactor.config import Config
-from reactor.server import Server, open_listener
+from reactor.net.server import Server, open_listener
 
 
 BIG_SIZE = 8 * 1024 * 1024
@@ -70,7 +71,7 @@ def server_factory():
 def _parser_backends():
     params = [pytest.param(_pyparser, id="python")]
     try:
-        cparser = importlib.import_module("reactor._cparser")
+        cparser = importlib.import_module("reactor.http._cparser")
     except ImportError as error:
         params.append(pytest.param(None, id="c", marks=pytest.mark.skip(
             reason=f"C extension not built: {error}")))

@@ -2,12 +2,12 @@
 
 Each Case is raw bytes, the requests expected (as keyword dicts for Request), and the error
 status expected after them (or None). Cases may set small limits so that limit edges stay
-cheap to test at every split point. Imports only reactor.limits; the tests import this.
+cheap to test at every split point. Imports only reactor.http.limits; the tests import this.
 """
 
 from dataclasses import dataclass, field
 
-from reactor import limits
+from reactor.http import limits
 
 
 def req(method="GET", target="/", version=11, fields=(b"host", b"a"), content_length=None,

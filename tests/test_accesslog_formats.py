@@ -11,8 +11,8 @@ import pytest
 
 from netutil import fetch, wait_until
 from processes import Cli, get
-from reactor import accesslog
-from reactor.accesslog import AccessLog
+from reactor.ops import accesslog
+from reactor.ops.accesslog import AccessLog
 
 COMBINED = re.compile(r'^127\.0\.0\.1 - - \[[^\]]+\] "(\S+) (\S+) HTTP/1\.1" (\d{3}) (\d+) '
                       r'"([^"]*)" "([^"]*)"$')

@@ -7,10 +7,10 @@ from concurrent.futures import Future
 import pytest
 
 from netutil import exchange
-from reactor.app import App, compile_pattern, form, load_app, to_response
-from reactor.errors import HTTPError
-from reactor.request import Request
-from reactor.response import Response
+from reactor.apps.app import App, compile_pattern, form, load_app, to_response
+from reactor.http.errors import HTTPError
+from reactor.http.request import Request
+from reactor.http.response import Response
 from netutil import assert_answered_promptly, fetch
 
 
@@ -254,7 +254,7 @@ def test_form_of_get_reads_the_query():
 
 def test_load_app_configures_static_mount(tmp_path, monkeypatch):
     module = tmp_path / "someapp_for_test.py"
-    module.write_text("from reactor.app import App\napp = App()\n"
+    module.write_text("from reactor.apps.app import App\napp = App()\n"
                       "app.get('/hi')(lambda request: 'hi')\n"
                       "def plain(request):\n    return 'plain'\n")
     monkeypatch.syspath_prepend(str(tmp_path))

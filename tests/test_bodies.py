@@ -8,8 +8,8 @@ import time
 import pytest
 
 from netutil import connect, parse_responses, read_until_close
-from reactor.app import App
-from reactor.connection import LINGER_TIME
+from reactor.apps.app import App
+from reactor.net.connection import LINGER_TIME
 
 HEAD_ONLY = b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n%s\r\n"
 

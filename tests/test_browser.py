@@ -167,7 +167,7 @@ def https_site(tmp_path, server_factory):
     from cryptography import x509
     from cryptography.hazmat.primitives import serialization
 
-    from reactor.tls import Certificates
+    from reactor.net.tls import Certificates
 
     root = tmp_path / "site"
     shutil.copytree(REPO / "static", root)

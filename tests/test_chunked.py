@@ -3,7 +3,7 @@ split point (the caller keeping the unconsumed rest, as the protocol does) and b
 
 import pytest
 
-from reactor.errors import ParseError
+from reactor.http.errors import ParseError
 
 OK = [
     # (raw, decoded payload, bytes left over after the body)

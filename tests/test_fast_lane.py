@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from reactor.response import INLINE_BODY
+from reactor.http.response import INLINE_BODY
 from reactor.static.files import MAX_CACHED_FILE
 from netutil import connect, exchange, read_until_close, wait_until
 

@@ -10,7 +10,7 @@ import pytest
 
 from netutil import exchange, fetch, wait_until
 from processes import get
-from reactor.metrics import _ACCEPTED as ACCEPTED, BUCKETS, SIZE, Shared
+from reactor.ops.metrics import _ACCEPTED as ACCEPTED, BUCKETS, SIZE, Shared
 
 
 def scrape(port) -> dict:

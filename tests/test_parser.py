@@ -3,8 +3,8 @@ split point, plus the API details the server relies on (buffer types, start, end
 
 import pytest
 
-from reactor.errors import ParseError
-from reactor.request import Request
+from reactor.http.errors import ParseError
+from reactor.http.request import Request
 from tests.parser_cases import CASES, H, get, req
 
 
@@ -106,7 +106,7 @@ def test_methods_are_interned_strings(backend):
 
 
 def test_facade_picks_a_backend():
-    from reactor import parser
+    from reactor.http import parser
     assert parser.BACKEND in ("c", "python")
-    assert parser.RequestParser.__module__ == ("reactor._cparser" if parser.BACKEND == "c"
-                                              else "reactor._pyparser")
+    assert parser.RequestParser.__module__ == ("reactor.http._cparser" if parser.BACKEND == "c"
+                                              else "reactor.http._pyparser")

@@ -5,11 +5,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reactor import _pyparser
-from reactor.errors import ParseError
-from reactor.request import split_plain_key
+from reactor.http import _pyparser
+from reactor.http.errors import ParseError
+from reactor.http.request import split_plain_key
 
-cparser = pytest.importorskip("reactor._cparser", reason="C extension not built")
+cparser = pytest.importorskip("reactor.http._cparser", reason="C extension not built")
 
 SETTINGS = settings(max_examples=400, deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.too_slow])

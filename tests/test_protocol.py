@@ -2,11 +2,11 @@
 
 import pytest
 
-from reactor.errors import HTTPError
-from reactor.parser import ChunkedDecoder, RequestParser
-from reactor.protocol import CONTINUE, Protocol, State, Stream
-from reactor.request import Request
-from reactor.response import FileSlice, Response
+from reactor.http.errors import HTTPError
+from reactor.http.parser import ChunkedDecoder, RequestParser
+from reactor.http.protocol import CONTINUE, Protocol, State, Stream
+from reactor.http.request import Request
+from reactor.http.response import FileSlice, Response
 
 
 def make(max_body=1000, max_requests=100):

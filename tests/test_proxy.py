@@ -11,13 +11,13 @@ import time
 import pytest
 
 from netutil import connect, exchange, fetch, read_until_close, wait_until
-from reactor.accesslog import AccessLog
+from reactor.ops.accesslog import AccessLog
 from reactor.config import Config
-from reactor.errors import ConfigError
-from reactor.forwarded import ForwardedRules
-from reactor.proxy import MAX_HEADER, V2_SIGNATURE, HeaderError, Networks, parse_header
-from reactor.request import Request
-from reactor.response import Response
+from reactor.http.errors import ConfigError
+from reactor.ops.forwarded import ForwardedRules
+from reactor.ops.proxy import MAX_HEADER, V2_SIGNATURE, HeaderError, Networks, parse_header
+from reactor.http.request import Request
+from reactor.http.response import Response
 
 GET = b"GET / HTTP/1.1\r\nHost: t\r\n\r\n"
 

@@ -17,7 +17,7 @@ from processes import REPO, Load
 # the import fail, as a bad deploy would.
 VERSIONED_APP = """
 from pathlib import Path
-from reactor.app import App
+from reactor.apps.app import App
 
 VERSION = Path(__file__).with_name("version.txt").read_text().strip()
 if VERSION == "broken":

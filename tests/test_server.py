@@ -10,7 +10,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import pytest
 
-from reactor.response import FileSlice, Response
+from reactor.http.response import FileSlice, Response
 from netutil import connect, exchange, parse_responses, read_until_close, wait_until
 
 

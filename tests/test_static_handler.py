@@ -4,8 +4,8 @@ import os
 
 import pytest
 
-from reactor.request import Request
-from reactor.response import FileSlice, Response
+from reactor.http.request import Request
+from reactor.http.response import FileSlice, Response
 from reactor.static import StaticFiles
 from reactor.static.files import MAX_CACHED_FILE
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from reactor.errors import HTTPError
+from reactor.http.errors import HTTPError
 from reactor.static.paths import resolve
 
 

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from reactor.static.site import Cors, HeaderRule
-from reactor.errors import ConfigError
+from reactor.http.errors import ConfigError
 from netutil import fetch
 
 NAV = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}

@@ -20,9 +20,9 @@ import trustme
 
 from netutil import connect, read_until_close
 from reactor.config import Config
-from reactor.response import FileSlice, Response
-from reactor.server import Server, open_listener
-from reactor.tls import Certificates, kernel_tls_available
+from reactor.http.response import FileSlice, Response
+from reactor.net.server import Server, open_listener
+from reactor.net.tls import Certificates, kernel_tls_available
 
 OPENSSL = shutil.which("openssl")
 CURL = shutil.which("curl")
@@ -159,7 +159,7 @@ def test_request_scheme_and_hsts(server_factory, certificates, client_context):
 
 
 def test_wsgi_sees_https(server_factory, certificates, client_context):
-    from reactor.wsgi import WSGIHandler
+    from reactor.apps.wsgi import WSGIHandler
 
     def app(environ, start_response):
         start_response("200 OK", [("Content-Type", "text/plain")])

@@ -12,7 +12,7 @@ import pytest
 from conftest import BIG_SIZE
 from netutil import wait_until
 from processes import REPO, Cli, get
-from reactor import supervisor
+from reactor.ops import supervisor
 
 # Replaces itself (same pid) with reactor after putting the socket it was given at fd 3 and
 # naming its own pid in LISTEN_PID, as systemd does.

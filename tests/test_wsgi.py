@@ -10,10 +10,10 @@ from wsgiref.validate import WSGIWarning, validator
 
 import pytest
 
-from reactor.app import App
-from reactor.request import Request
-from reactor.response import FileSlice
-from reactor.wsgi import FileWrapper, WSGIHandler
+from reactor.apps.app import App
+from reactor.http.request import Request
+from reactor.http.response import FileSlice
+from reactor.apps.wsgi import FileWrapper, WSGIHandler
 from netutil import assert_answered_promptly, fetch
 
 

@@ -25,7 +25,7 @@ import os
 import stat
 import time
 
-from ..response import FileSlice
+from ..http.response import FileSlice
 from .encoding import CODINGS
 
 # Seconds a lookup is trusted; the same trade as nginx's open_file_cache_valid, shorter because

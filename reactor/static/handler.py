@@ -37,9 +37,9 @@ import os
 import time
 from urllib.parse import parse_qs
 
-from ..errors import HTTPError
-from ..request import PRECONDITION_FIELDS
-from ..response import FileSlice, Response, error_response
+from ..http.errors import HTTPError
+from ..http.request import PRECONDITION_FIELDS
+from ..http.response import FileSlice, Response, error_response
 from . import conditional, encoding, listing, mime, paths, ranges
 from .compressed import MAX_SOURCE, Compressor
 from .files import Directory, Files, Snapshot

@@ -18,7 +18,7 @@ Policy:
 import re
 from urllib.parse import quote, unquote_to_bytes
 
-from ..errors import HTTPError
+from ..http.errors import HTTPError
 
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 

@@ -19,7 +19,7 @@ nothing of reactor beyond errors, and no I/O.
 import re
 from fnmatch import fnmatchcase
 
-from ..errors import ConfigError
+from ..http.errors import ConfigError
 
 # Fields the server itself frames or stamps (Response's contract), so no rule may set them.
 _RESERVED = frozenset(("content-length", "transfer-encoding", "connection", "keep-alive",

@@ -11,18 +11,16 @@ import logging
 import os
 import socket
 import stat
-import sys
 
-from . import limits
-from .accesslog import AccessLog
+from ..http import limits
 from .connection import Connection
-from .errors import ConfigError, HTTPError
+from ..http.errors import ConfigError, HTTPError
 from .fastlane import FastLane
-from .https import HTTPSHandler, redirect_to_https
+from ..http.https import HTTPSHandler, redirect_to_https
 from .loop import Loop
-from .parser import ChunkedDecoder, RequestParser
-from .protocol import Protocol
-from .response import error_response, render_head
+from ..http.parser import ChunkedDecoder, RequestParser
+from ..http.protocol import Protocol
+from ..http.response import error_response, render_head
 from .transport import PlainTransport, TLSTransport
 
 log = logging.getLogger("reactor")
@@ -48,25 +46,13 @@ _OUT_OF_RESOURCES = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 def build_handler(config):
     """The handler a Config asks for: an App, a WSGI application, or static files."""
     if config.app:
-        from .app import load_app
+        from ..apps.app import load_app
         return load_app(config.app, config)
     if config.wsgi:
-        from .wsgi import load_wsgi
+        from ..apps.wsgi import load_wsgi
         return load_wsgi(config.wsgi, config)
-    from .static import StaticFiles, options_from
+    from ..static import StaticFiles, options_from
     return StaticFiles(config.root, **options_from(config))
-
-
-def open_access_log(config, schedule):
-    """The AccessLog a Config asks for, or None; raises ConfigError when its file cannot be
-    opened."""
-    if not config.access_log:
-        return None
-    try:
-        return AccessLog(sys.stderr, schedule, config.log_format, config.access_log_file)
-    except OSError as error:
-        raise ConfigError(f"cannot open the access log {config.access_log_file}: "
-                          f"{error.strerror}") from None
 
 
 def open_listener(config, port=None) -> socket.socket:
@@ -138,12 +124,13 @@ class Server:
         self.accepting = False
         self.draining = False
         self._drain_deadline = 0.0
-        self.access_log = open_access_log(config, self.loop.call_soon)
         # Set by the layers above when they need it: a callable(sock, client, admit) that
         # sees each accepted socket first (the PROXY protocol header is read there) and
         # calls admit(sock, client) when it is to be served.
         self.accept_filter = None
         self.metrics = None             # an object with count(method, status, length, started)
+        self.access_log = None          # an object with log(client, request, status, sent,
+                                        # started), reopen() and close()
         self.accepted = 0               # connections accepted, and those admitted to be served
         self.handled = 0
         self.rejected = {}              # status -> requests refused with it (limits, framing)
@@ -383,7 +370,7 @@ class Server:
 
 def ready_line(config, listener, tls=None, tls_listeners=()) -> str:
     """What the server serves, where (plain and HTTPS URLs), and how: parser, workers, kTLS."""
-    from .parser import BACKEND
+    from ..http.parser import BACKEND
 
     secure = config.tls and config.tls_port is None
     if config.unix:

@@ -15,7 +15,7 @@ import logging
 import socket
 import ssl
 
-from .errors import ConfigError
+from ..http.errors import ConfigError
 
 log = logging.getLogger("reactor")
 

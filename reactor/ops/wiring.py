@@ -1,16 +1,22 @@
 """What a server needs to run behind a balancer and be watched: the client's address from a
-PROXY header or forwarding fields, the health path a balancer polls, and the metrics.
+PROXY header or forwarding fields, the health path a balancer polls, the metrics and the
+access log.
 
 `install(server, config, shared, region)` wires what the Config asks for into one Server,
-above it: the PROXY header reader as the server's accept filter, the metrics counter (and its
-once-a-second publication to `shared`'s `region`), and `Front` around the server's handler.
+above it: the access log, the PROXY header reader as the server's accept filter, the metrics
+counter (and its once-a-second publication to `shared`'s `region`), and `Front` around the
+server's handler.
 With none of it asked for, nothing is wired and nothing costs. The server imports nothing here.
 """
 
+import sys
+
+from ..http.errors import ConfigError
+from .accesslog import AccessLog
 from .forwarded import ForwardedRules
 from .metrics import Metrics, Shared
 from .proxy import HeaderReader, Networks
-from .response import Response
+from ..http.response import Response
 
 _NO_STORE = [("Content-Type", "text/plain; charset=utf-8"), ("Cache-Control", "no-store")]
 _PROMETHEUS = [("Content-Type", "text/plain; version=0.0.4; charset=utf-8"),
@@ -21,6 +27,8 @@ PUBLISH_INTERVAL = 1.0
 
 
 def install(server, config, shared=None, region=None):
+    """Raises ConfigError (one line) when the access log file cannot be opened."""
+    server.access_log = open_access_log(config, server.loop.call_soon)
     if config.proxy_protocol:
         server.accept_filter = HeaderReader(server.loop, config.proxy_protocol,
                                             Networks(config.trusted_proxies),
@@ -35,6 +43,17 @@ def install(server, config, shared=None, region=None):
         server.loop.call_later(PUBLISH_INTERVAL, publish)
     if config.forwarded_allow_ips or config.health or config.metrics:
         server.handler = Front(server.handler, server, config)
+
+
+def open_access_log(config, schedule):
+    """The AccessLog a Config asks for, or None."""
+    if not config.access_log:
+        return None
+    try:
+        return AccessLog(sys.stderr, schedule, config.log_format, config.access_log_file)
+    except OSError as error:
+        raise ConfigError(f"cannot open the access log {config.access_log_file}: "
+                          f"{error.strerror}") from None
 
 
 class Front:

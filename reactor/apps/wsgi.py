@@ -23,9 +23,9 @@ from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import unquote_to_bytes
 
 from .app import import_object, request_path
-from .config import Config
-from .request import Request
-from .response import FileSlice, Response, error_response
+from ..config import Config
+from ..http.request import Request
+from ..http.response import FileSlice, Response, error_response
 
 log = logging.getLogger("reactor.wsgi")
 

@@ -1,13 +1,14 @@
 """The C request parser and chunked decoder (csrc/httpparse.c) behind the Python API.
 
-The only module that touches reactor._httpparse's ffi/lib. One C call parses every pipelined
+The only module that calls the parser in reactor._native. One C call parses every pipelined
 head in the buffer; C writes method, target and lower-cased names/values NUL-separated into a
 buffer owned by the parser, so Python makes its objects with one bytes.split. Imports
-reactor.errors, reactor.request and reactor.limits; never reactor._pyparser.
+reactor.http.errors, reactor.http.request and reactor.http.limits; never
+reactor.http._pyparser.
 """
 
 from . import limits
-from ._httpparse import ffi, lib
+from .._native import ffi, lib
 from .errors import ParseError
 from .request import Request
 
@@ -103,7 +104,7 @@ class RequestParser:
         """(keys, end) for the plain requests at the start of buf[:length]: complete, valid
         heads of GET or HEAD with no body and no precondition or Range field, stopping after
         one that does not keep the connection alive and after MAX_PLAIN_BATCH. `keys` are
-        reactor.request plain keys and `end` the offset past the last of them; anything else
+        reactor.http.request plain keys and `end` the offset past the last of them; anything else
         (errors included) is left for parse()."""
         if buf is not self._scanned:
             self._scanned_c = buf if type(buf) is bytes else _from_buffer(buf)

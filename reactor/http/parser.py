@@ -1,9 +1,9 @@
 """The request parser the server uses: picks the C backend or its pure-Python twin.
 
 Exposes RequestParser, ChunkedDecoder and BACKEND ("c" or "python"). The C backend
-(reactor._cparser, the only module that touches cffi) is used unless REACTOR_NO_EXTENSIONS=1
+(reactor.http._cparser, the only module that touches cffi) is used unless REACTOR_NO_EXTENSIONS=1
 is set or the compiled extension is missing; then a one-line warning says so and
-reactor._pyparser is used. Imports nothing else from reactor.
+reactor.http._pyparser is used. Imports nothing else from reactor.
 
     p = RequestParser(max_request_line=..., max_head=..., max_headers=...)
     requests, end, error = p.parse(buf, start=0)

@@ -1,9 +1,9 @@
-"""cffi API-mode builder of reactor._httpparse, the compiled C request parser.
+"""cffi API-mode builder of reactor._native: the C units that need nothing but libc.
 
-setup.py names it in cffi_modules; it is the only file that imports cffi at build time and it
-is not part of the installed package. The extension is optional: if REACTOR_NO_EXTENSIONS=1 is
-set or the compiler fails, setuptools warns and the install goes on, and reactor.parser falls
-back to the pure-Python parser.
+setup.py names it in cffi_modules; it is not part of the installed package. The extension is
+optional: if REACTOR_NO_EXTENSIONS=1 is set or the compiler fails, setuptools warns and the
+install goes on, and reactor.http.parser falls back to the pure-Python parser. csrc/README.md
+says how a unit joins it (and why a unit that links a library gets an extension of its own).
 """
 
 import os
@@ -11,6 +11,9 @@ import os
 from cffi import FFI
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+
+# Each unit is csrc/<unit>.c with the declarations in csrc/<unit>.h.
+UNITS = ["httpparse"]
 
 ffibuilder = FFI()
 ffibuilder.cdef("""
@@ -48,14 +51,14 @@ int hp_chunked_done(const struct hp_chunked *d);
 
 if os.environ.get("REACTOR_NO_EXTENSIONS") == "1":
     # Asked not to build: make the (optional) extension fail at once with a clear message.
-    _source = '#error "REACTOR_NO_EXTENSIONS=1: the C parser is not built"'
+    _source = '#error "REACTOR_NO_EXTENSIONS=1: the C extension is not built"'
 else:
-    _source = '#include "httpparse.h"'
+    _source = "".join(f'#include "{unit}.h"\n' for unit in UNITS)
 
 ffibuilder.set_source(
-    "reactor._httpparse",
+    "reactor._native",
     _source,
-    sources=[os.path.relpath(os.path.join(HERE, "httpparse.c"))],
+    sources=[os.path.relpath(os.path.join(HERE, f"{unit}.c")) for unit in UNITS],
     include_dirs=[os.path.relpath(HERE)],
     extra_compile_args=["-O2"],
     optional=True,

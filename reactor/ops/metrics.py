@@ -144,7 +144,7 @@ class Metrics:
         server = self.server
         local[_ACCEPTED] = server.accepted
         local[_HANDLED] = server.handled
-        from .static.handler import CACHE_COUNTS
+        from ..static.handler import CACHE_COUNTS
         local[_CACHE_HITS], local[_CACHE_MISSES] = CACHE_COUNTS
         for status, count in server.rejected.items():
             index = _REJECTION.get(status)

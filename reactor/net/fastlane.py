@@ -16,8 +16,8 @@ Knows keys and messages, not sockets or files: imports only protocol and request
 
 import time
 
-from .protocol import plain_message
-from .request import Request, split_plain_key
+from ..http.protocol import plain_message
+from ..http.request import Request, split_plain_key
 
 # Ready messages held at once; each is a cached file's message (below INLINE_BODY) for one
 # variant of its key, and all of them are dropped every second.

@@ -5,7 +5,7 @@ error order (see reactor/parser.py for the rules). Complete, valid heads go thro
 whole-head regex passes; anything else (an incomplete head, an error) goes through an exact
 left-to-right scan that finds the first offending byte, so both backends report the same status.
 
-Imports only reactor.errors, reactor.request and reactor.limits; never cffi or reactor._cparser.
+Imports only reactor.http.errors, reactor.http.request and reactor.http.limits; never cffi or reactor.http._cparser.
 """
 
 import re

@@ -12,11 +12,11 @@ import logging
 import socket
 from concurrent.futures import Future
 
-from .errors import HTTPError
-from .protocol import EarlyAnswer, Stream, State as InputState, discard_body
-from .request import Request
-from .response import NO_CONTENT, FileSlice, error_response
-from . import limits
+from ..http.errors import HTTPError
+from ..http.protocol import EarlyAnswer, Stream, State as InputState, discard_body
+from ..http.request import Request
+from ..http.response import NO_CONTENT, FileSlice, error_response
+from ..http import limits
 
 log = logging.getLogger("reactor")
 

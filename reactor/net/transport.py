@@ -17,7 +17,7 @@ import os
 import socket
 import ssl
 
-from . import limits
+from ..http import limits
 from .tls import kernel_tls_active
 
 log = logging.getLogger("reactor")

@@ -14,10 +14,10 @@ import sys
 from concurrent.futures import Future, ThreadPoolExecutor
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from .config import Config
-from .errors import HTTPError
-from .request import Request
-from .response import Response, error_response
+from ..config import Config
+from ..http.errors import HTTPError
+from ..http.request import Request
+from ..http.response import Response, error_response
 
 log = logging.getLogger("reactor.app")
 
@@ -200,7 +200,7 @@ class App:
     def configure(self, config: Config) -> "App":
         """Build the static mounts from the server's Config; the CLI calls it once at start."""
         for prefix, root, options in self._statics:
-            from .static import StaticFiles, options_from  # only Apps that serve files
+            from ..static import StaticFiles, options_from  # only Apps that serve files
             settings = options_from(config)
             settings.update(options)
             self.mount(prefix, StaticFiles(root if root is not None else config.root, **settings))

@@ -23,11 +23,11 @@ import sys
 import time
 import traceback
 
-from . import ops
-from .errors import ConfigError
+from . import wiring
+from ..http.errors import ConfigError
 from .metrics import Shared
-from .server import Server, open_listener, ready_line, remove_stale_socket
-from .tls import load_certificates
+from ..net.server import Server, open_listener, ready_line, remove_stale_socket
+from ..net.tls import load_certificates
 
 log = logging.getLogger("reactor")
 
@@ -725,7 +725,7 @@ def run_worker(config, listeners, started, parent=None, metrics=(None, None), tl
     parent) re-reads its certificates on SIGHUP."""
     listeners = listeners or [open_listener(config)]
     server = Server(config, tls=tls)
-    ops.install(server, config, *metrics)
+    wiring.install(server, config, *metrics)
     for sock in listeners:
         server.add_listener(sock, secure=config.tls and config.tls_port is None)
     for sock in tls_listeners:
