@@ -95,6 +95,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--app", metavar="MODULE:ATTR", help="serve a reactor App")
     p.add_argument("--wsgi", metavar="MODULE:ATTR", help="serve a WSGI application")
     p.add_argument("--threads", type=int, default=8, help="WSGI worker threads (default 8)")
+    p.add_argument("--asgi", metavar="MODULE:ATTR",
+                   help="serve an ASGI 3 application (FastAPI, Starlette, ...); with --root, "
+                        "files there are served first and the application gets the rest")
+    p.add_argument("--factory", action="store_true",
+                   help="--asgi names a function that returns the application")
+    p.add_argument("--loop", dest="asgi_loop", choices=("auto", "asyncio", "uvloop"),
+                   default="auto", help="the asyncio loop of --asgi (default: uvloop when "
+                                        "installed)")
+    p.add_argument("--lifespan", choices=("auto", "on", "off"), default="auto",
+                   help="the ASGI lifespan protocol (default auto: used when the app speaks it)")
+    p.add_argument("--root-path", default="", metavar="PATH",
+                   help="the ASGI root_path: the prefix a proxy mounts the application under")
+    p.add_argument("--ws-max-size", type=int, metavar="BYTES",
+                   help="largest WebSocket message (default 16 MiB; larger ones close with 1009)")
+    p.add_argument("--ws-ping-interval", type=float, metavar="SECONDS",
+                   help="ping idle WebSockets this often, closing those that miss a pong "
+                        "(default 20; 0: never)")
     p.add_argument("--workers", type=_workers, default=1, metavar="N|auto",
                    help="worker processes sharing the listening socket (default 1)")
     p.add_argument("--reuse-port", action="store_true",
@@ -156,7 +173,7 @@ def default_root() -> str:
 
 _LIMIT_FLAGS = ("max_connections", "max_body", "max_keepalive_requests", "header_timeout",
                 "body_timeout", "body_min_rate", "keepalive_timeout", "send_timeout",
-                "handshake_timeout")
+                "handshake_timeout", "ws_max_size", "ws_ping_interval")
 
 
 def _given(name, values) -> dict:
@@ -174,7 +191,9 @@ def config_from_args(args) -> Config:
         access_log_file=args.access_log_file, log_format=args.log_format,
         listing=args.listing, hidden=args.hidden, symlinks=args.symlinks, index=tuple(args.index or ("index.html",)),
         cache_control=args.cache_control, precompressed=args.precompressed, app=args.app,
-        wsgi=args.wsgi, threads=args.threads, workers=args.workers,
+        wsgi=args.wsgi, threads=args.threads, asgi=args.asgi, asgi_factory=args.factory,
+        asgi_files=bool(args.asgi and args.root), asgi_loop=args.asgi_loop,
+        lifespan=args.lifespan, root_path=args.root_path, workers=args.workers,
         reuse_port=args.reuse_port, pid_file=args.pid_file, fd=args.fd,
         proxy_protocol=args.proxy_protocol, trusted_proxies=tuple(args.trusted_proxy or ()),
         forwarded_allow_ips=tuple(args.forwarded_allow_ips or ()), health=args.health,

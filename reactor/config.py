@@ -37,6 +37,14 @@ class Config:
     app: str | None = None             # "module:attr" of an App to serve
     wsgi: str | None = None            # "module:attr" of a WSGI application
     threads: int = 8                   # WSGI worker threads
+    asgi: str | None = None            # "module:attr" of an ASGI application
+    asgi_factory: bool = False         # call that attribute to get the application
+    asgi_files: bool = False           # with asgi: files under `root` first, the app for the rest
+    asgi_loop: str = "auto"            # asyncio loop for ASGI: auto (uvloop if installed), asyncio, uvloop
+    lifespan: str = "auto"             # ASGI lifespan: auto (used if the app speaks it), on, off
+    root_path: str = ""                # ASGI root_path: the prefix the app is mounted under
+    ws_max_size: int = limits.WS_MAX_SIZE
+    ws_ping_interval: float = limits.WS_PING_INTERVAL   # 0: no pings
     workers: int = 1
     reuse_port: bool = False           # a SO_REUSEPORT socket per worker instead of one shared
     pid_file: str | None = None
@@ -78,7 +86,8 @@ class Config:
         """Self, after the checks that need no network; raises ConfigError with one line."""
         if not self.unix and not 0 <= self.port <= 65535:
             raise ConfigError(f"port {self.port} is not between 0 and 65535")
-        if not (self.app or self.wsgi) and not os.path.isdir(self.root):
+        if (not (self.app or self.wsgi or self.asgi) or self.asgi_files) \
+                and not os.path.isdir(self.root):
             what = "does not exist" if not os.path.exists(self.root) else "is not a directory"
             raise ConfigError(f"root {self.root!r} {what}")
         for what, rel in ((("--spa", self.spa),) if self.spa else ()) + tuple(
@@ -103,6 +112,16 @@ class Config:
             raise ConfigError("--workers must be at least 1")
         if self.threads < 1:
             raise ConfigError("--threads must be at least 1")
+        if sum(map(bool, (self.app, self.wsgi, self.asgi))) > 1:
+            raise ConfigError("choose one of --app, --wsgi and --asgi")
+        if self.asgi_loop not in ("auto", "asyncio", "uvloop"):
+            raise ConfigError(f"--loop {self.asgi_loop!r}: choose auto, asyncio or uvloop")
+        if self.lifespan not in ("auto", "on", "off"):
+            raise ConfigError(f"--lifespan {self.lifespan!r}: choose auto, on or off")
+        if self.root_path and (not self.root_path.startswith("/") or self.root_path.endswith("/")):
+            raise ConfigError(f"--root-path {self.root_path!r} must start with / and not end with it")
+        if self.ws_max_size < 1 or self.ws_ping_interval < 0:
+            raise ConfigError("--ws-max-size must be at least 1 and --ws-ping-interval 0 or more")
         for name in ("max_request_line", "max_head", "max_headers", "max_connections",
                      "max_pipeline", "max_keepalive_requests", "body_min_rate"):
             if getattr(self, name) < 1:

@@ -71,6 +71,7 @@ def with_target(request: Request, target: str) -> Request:
     copy.body = request.body
     copy.client = request.client
     copy.scheme = request.scheme
+    copy.stream = request.stream
     return copy
 
 

@@ -25,16 +25,9 @@ from urllib.parse import unquote_to_bytes
 from .app import import_object, request_path
 from ..config import Config
 from ..http.request import Request
-from ..http.response import FileSlice, Response, error_response
+from ..http.response import SERVER_OWNED, FileSlice, Response, error_response
 
 log = logging.getLogger("reactor.wsgi")
-
-# Headers the server owns (framing, connection management, Date/Server): an application's
-# values would contradict the ones the server writes, so they are dropped.
-SERVER_OWNED = frozenset({
-    b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization", b"te",
-    b"trailer", b"transfer-encoding", b"upgrade", b"date", b"server", b"content-length",
-})
 
 # Fields the environ carries under their CGI names rather than as HTTP_*.
 _CGI_FIELDS = {b"content-type": "CONTENT_TYPE", b"content-length": "CONTENT_LENGTH"}

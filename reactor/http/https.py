@@ -21,6 +21,7 @@ class HTTPSHandler:
 
     def __init__(self, handler, hsts_seconds: int = 0):
         self.handler = handler
+        self.streams_bodies = getattr(handler, "streams_bodies", False)
         self.hsts = b"Strict-Transport-Security: max-age=%d\r\n" % hsts_seconds \
             if hsts_seconds else None
         if hasattr(handler, "ready"):

@@ -80,5 +80,23 @@ TLS_FILE_CHUNK = 256 * 1024
 # Seconds a client has to complete its TLS handshake; one that stalls in it is closed.
 HANDSHAKE_TIMEOUT = 10.0
 
+# Bytes of a request body that may wait for a handler reading it as it arrives (an ASGI
+# application's receive()); past it the connection stops reading until the handler takes
+# them, so a slow consumer holds the client back instead of filling memory.
+BODY_BUFFER = 64 * 1024
+
+# Bytes an application may have handed over for sending (a streamed response, WebSocket
+# messages) before its next send waits for the client to read them.
+SEND_BUFFER = 64 * 1024
+
+# A WebSocket message larger than this closes the connection with 1009 (uvicorn's default
+# too: well above chat and JSON traffic, small enough that one client cannot pin much).
+WS_MAX_SIZE = 16 * 1024 * 1024
+
+# Seconds between the server's pings on an idle WebSocket; a pong must come back before
+# the next one, else the connection is closed with 1011. Below the usual idle timeouts of
+# balancers (60 s), so they do not cut a quiet connection.
+WS_PING_INTERVAL = 20.0
+
 # Size of the reusable receive buffer. A whole pipelined burst of browser requests fits.
 RECV_SIZE = 64 * 1024

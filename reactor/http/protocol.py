@@ -8,6 +8,7 @@ order, keep-alive and the input state. Must not import sockets, the loop or any 
 
 import enum
 
+from . import limits
 from .errors import HTTPError, ParseError
 from .response import (INLINE_BODY, NO_CONTENT, FileSlice, error_response, render_head,
                        render_message)
@@ -60,6 +61,77 @@ class Stream:
             close()
 
 
+class BodyStream:
+    """A request body delivered as it arrives, for a handler that reads it itself.
+
+    The protocol feeds it; the reader takes what has arrived with read() and learns of
+    anything new through `listener()`. `complete` says the whole body arrived; `lost` that
+    it never will, or that the client is gone (then the connection is closing). Past
+    BODY_BUFFER unread bytes `full` is true: the connection stops reading, and sets `resume`
+    for read() to call once the reader has caught up. Once the request is answered the rest
+    of the body is only read past (discard()).
+    """
+
+    __slots__ = ("chunks", "size", "complete", "lost", "listener", "resume", "discarding")
+
+    def __init__(self, complete: bool = False):
+        self.chunks = []
+        self.size = 0
+        self.complete = complete
+        self.lost = False
+        self.listener = None
+        self.resume = None
+        self.discarding = False
+
+    @property
+    def full(self) -> bool:
+        return self.size >= limits.BODY_BUFFER
+
+    def feed(self, data: bytes):
+        if self.discarding:
+            return
+        self.chunks.append(data)
+        self.size += len(data)
+        self._tell()
+
+    def end(self):
+        self.complete = True
+        self._tell()
+
+    def lose(self):
+        """The client is gone, or the body broke: no more of it will come."""
+        if not self.complete:
+            self.lost = True
+        self.resume = None
+        self._tell()
+
+    def read(self) -> bytes:
+        """Every byte that arrived and was not read yet."""
+        chunks = self.chunks
+        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        self.chunks = []
+        self.size = 0
+        self._resume()
+        return data
+
+    def discard(self):
+        """The request is answered: drop what is buffered and whatever else arrives."""
+        self.discarding = True
+        self.chunks = []
+        self.size = 0
+        self.listener = None
+        self._resume()
+
+    def _resume(self):
+        resume, self.resume = self.resume, None
+        if resume is not None:
+            resume()
+
+    def _tell(self):
+        if self.listener is not None:
+            self.listener()
+
+
 def plain_message(response, version: int, keep_alive: bool, head: bool):
     """What respond() writes for a GET (or HEAD) of `response`, when that is a single buffer
     of a bytes body below INLINE_BODY; else None."""
@@ -88,8 +160,8 @@ class Protocol:
     """One connection's HTTP state. Create with a RequestParser and the limits it enforces."""
 
     __slots__ = ("parser", "decoder_factory", "max_body", "max_requests", "judge", "state",
-                 "served", "persist", "_buffer", "_body_request", "_body_parts", "_body_size",
-                 "_body_left", "_decoder")
+                 "served", "persist", "stream_bodies", "_buffer", "_body_request",
+                 "_body_parts", "_body_size", "_body_left", "_decoder")
 
     def __init__(self, parser, decoder_factory, max_body: int, max_requests: int, judge=None):
         self.parser = parser
@@ -101,6 +173,9 @@ class Protocol:
         self.state = State.IDLE
         self.served = 0
         self.persist = True   # whether the connection may outlive the next response
+        # Hand each request over at its head, its body following into request.stream
+        # (a BodyStream), instead of once the body is read whole.
+        self.stream_bodies = False
         self._buffer = b""
         self._body_request = None
 
@@ -117,6 +192,19 @@ class Protocol:
     def buffered(self) -> int:
         """Bytes held for an incomplete head or body."""
         return len(self._buffer)
+
+    @property
+    def streaming(self):
+        """The BodyStream being fed now, or None."""
+        request = self._body_request
+        return None if request is None else request.stream
+
+    def take_buffered(self) -> bytes:
+        """What arrived past the last request and was not parsed: after a 101 it belongs to
+        the protocol switched to. No more HTTP is read afterwards."""
+        rest, self._buffer = self._buffer, b""
+        self.state = State.CLOSED
+        return rest
 
     @property
     def holds_input(self) -> bool:
@@ -142,6 +230,9 @@ class Protocol:
                 continue
             requests, pos, error = parse(data, pos)
             if requests:
+                if self.stream_bodies:
+                    for request in requests:
+                        request.stream = BodyStream(complete=True)
                 last = requests[-1]
                 if last.chunked or last.content_length:
                     requests.pop()
@@ -195,12 +286,19 @@ class Protocol:
             self._body_left = length
         if request.expect_continue and pos >= len(data):
             events.append(CONTINUE)
+        if self.stream_bodies:
+            request.stream.complete = False
+            events.append(request)   # its body follows into the stream
 
     def _read_body(self, data, pos, events) -> int:
         if self._decoder is None:
             take = min(self._body_left, len(data) - pos)
             if take:
-                self._body_parts.append(bytes(data[pos:pos + take]))
+                stream = self._body_request.stream
+                if stream is None:
+                    self._body_parts.append(bytes(data[pos:pos + take]))
+                else:
+                    stream.feed(bytes(data[pos:pos + take]))
                 self._body_left -= take
                 pos += take
             done = self._body_left == 0
@@ -217,16 +315,27 @@ class Protocol:
                 if self._body_size > self.max_body:
                     return self._fail_body(
                         HTTPError(413, f"request body over {self.max_body} bytes"), events)
-                self._body_parts.append(chunk)
+                if self._body_request.stream is None:
+                    self._body_parts.append(chunk)
+                else:
+                    self._body_request.stream.feed(chunk)
         if done:
             request = self._body_request
-            request.body = b"".join(self._body_parts)
+            parts = self._body_parts
             self._body_request = None
             self._body_parts = None
-            events.append(request)
+            if request.stream is None:
+                request.body = b"".join(parts)
+                events.append(request)
+            else:
+                request.stream.end()   # the request itself went out with its head
         return pos
 
     def _fail_body(self, error, events) -> int:
+        """The body broke: an error response follows (after the handler's answer, when the
+        handler already has the request and its stream) and the connection closes."""
+        if self._body_request.stream is not None:
+            self._body_request.stream.lose()
         events.append(error)
         self._body_request = None
         self.state = State.CLOSED
@@ -243,6 +352,9 @@ class Protocol:
         if not keep_alive:
             self.finish()
         version = request.version
+        if response.status == 101:
+            self.finish()   # no HTTP after it: the connection goes on in another protocol
+            return [render_head(response, version, True)], True
         if request.method == "HEAD" or response.status in NO_CONTENT:
             discard_body(body)
             return [render_head(response, version, keep_alive)], keep_alive
@@ -253,7 +365,8 @@ class Protocol:
             return [head, body], keep_alive
         if isinstance(body, (list, tuple)):
             return [head, *body], keep_alive
-        return [head, Stream(body, chunked=version >= 11)], keep_alive
+        # An iterable with a declared length (response.length set) is framed by it.
+        return [head, Stream(body, chunked=streamed and version >= 11)], keep_alive
 
     def stop_after_next(self):
         """The next response is the last: it says Connection: close."""

@@ -57,10 +57,12 @@ class Request:
     - client: (host, port) of the client, filled in by the connection: the peer's, or the
       one a trusted proxy named (PROXY protocol, forwarding fields).
     - scheme: "http" or "https" as the client sees it (the same sources may say https).
+    - stream: for handlers that read bodies as they arrive, the BodyStream (protocol.py)
+      the body is delivered into instead of `body`; else None.
     """
 
     __slots__ = ("method", "target", "version", "fields", "content_length", "chunked",
-                 "keep_alive", "expect_continue", "body", "client", "scheme")
+                 "keep_alive", "expect_continue", "body", "client", "scheme", "stream")
 
     def __init__(self, method, target, version, fields, content_length, chunked,
                  keep_alive, expect_continue):
@@ -75,6 +77,7 @@ class Request:
         self.body = b""
         self.client = None
         self.scheme = "http"
+        self.stream = None
 
     def header(self, name: bytes, default=None):
         """The first value of the field `name` (lower-case bytes), or `default`."""

@@ -25,6 +25,13 @@ INLINE_BODY = 16 * 1024
 # Statuses whose responses never carry content (RFC 9110 §6.4.1, §15.3.5, §15.4.5).
 NO_CONTENT = frozenset({100, 101, 102, 103, 204, 304})
 
+# Header fields the server owns (framing, connection management, Date/Server): an
+# application's values would contradict the ones the server writes, so adapters drop them.
+SERVER_OWNED = frozenset({
+    b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization", b"te",
+    b"trailer", b"transfer-encoding", b"upgrade", b"date", b"server", b"content-length",
+})
+
 
 class FileSlice:
     """`count` bytes of an open file from `offset`: sent with sendfile, never read into memory.
@@ -97,7 +104,7 @@ class Response:
 
     def with_body(self, body) -> "Response":
         """The same status and fields with another body (a cached head, a fresh file slice)."""
-        clone = Response.__new__(Response)
+        clone = self.__class__.__new__(self.__class__)
         clone.status = self.status
         clone.fields = self.fields
         clone.body = body
@@ -113,6 +120,30 @@ class Response:
 
     def __repr__(self):
         return f"Response({self.status}, length={self.length})"
+
+
+class Upgrade(Response):
+    """101 Switching Protocols: once its head is written the connection carries another
+    protocol, `tunnel`'s (a WebSocket). The fields must say `Connection: Upgrade` and
+    `Upgrade: ...` themselves.
+
+    The connection calls tunnel.attach(channel) after the head, then tunnel.received(bytes)
+    for what arrives, tunnel.writable() when what it wrote has gone out, tunnel.drain() when
+    the server shuts down, and tunnel.lost() once the connection is closed. The channel
+    offers write(bytes), backlog (bytes not yet written), end() (close once written),
+    close(), pause_reading() and resume_reading().
+    """
+
+    __slots__ = ("tunnel",)
+
+    def __init__(self, headers, tunnel):
+        super().__init__(101, headers)
+        self.tunnel = tunnel
+
+    def with_body(self, body) -> "Upgrade":
+        clone = super().with_body(body)
+        clone.tunnel = self.tunnel
+        return clone
 
 
 _date_stamp = 0
@@ -145,7 +176,9 @@ def render_head(response: Response, version: int, keep_alive: bool) -> bytes:
         framing = b"Transfer-Encoding: chunked\r\n"
     else:
         framing = b""
-    if not keep_alive:
+    if status == 101:
+        connection = b""   # the fields say Connection: Upgrade; the connection goes on
+    elif not keep_alive:
         connection = b"Connection: close\r\n"
     elif version < 11:
         connection = b"Connection: keep-alive\r\n"

@@ -9,13 +9,14 @@ move through a transport (transport.py), plain or TLS; which one is never asked 
 
 import enum
 import logging
+import math
 import socket
 from concurrent.futures import Future
 
 from ..http.errors import HTTPError
 from ..http.protocol import EarlyAnswer, Stream, State as InputState, discard_body
 from ..http.request import Request
-from ..http.response import NO_CONTENT, FileSlice, error_response
+from ..http.response import NO_CONTENT, FileSlice, Upgrade, error_response
 from ..http import limits
 
 log = logging.getLogger("reactor")
@@ -43,6 +44,7 @@ class State(enum.Enum):
     READING_BODY = "reading body"  # a body is arriving
     WRITING = "writing"            # a response is being produced or written
     CLOSING = "closing"            # last response written, draining input before close
+    TUNNEL = "tunnel"              # after a 101: the bytes belong to another protocol
     CLOSED = "closed"
 
 
@@ -69,10 +71,24 @@ class ResponseEnd:
         self.started = started    # loop time the request arrived
 
 
+class Switch:
+    """In the output after a 101 head: once written, the connection becomes `tunnel`'s."""
+
+    __slots__ = ("tunnel",)
+
+    def __init__(self, tunnel):
+        self.tunnel = tunnel
+
+    def close(self):
+        """Dropped unwritten (the connection closed first): the tunnel never opens."""
+        self.tunnel.lost()
+
+
 class Connection:
     __slots__ = ("server", "loop", "transport", "client", "protocol", "handler", "lane", "pending",
                  "output", "waiting", "state", "deadline", "closing", "reading", "blocked",
-                 "lingered", "written", "ended_at", "ending", "body_started", "client_done")
+                 "lingered", "written", "ended_at", "ending", "body_started", "client_done",
+                 "inflight", "tunnel")
 
     def __init__(self, server, transport, client, handler):
         self.server = server
@@ -84,6 +100,10 @@ class Connection:
         self.lane = server.lanes.get(handler)   # the fast lane of this handler, if it has one
         if getattr(handler, "early_response", None) is not None:
             self.protocol.judge = self._early_response
+        # A handler that reads bodies as they arrive gets each request at its head.
+        self.protocol.stream_bodies = getattr(handler, "streams_bodies", False)
+        self.inflight = None     # the request last handed to the handler
+        self.tunnel = None       # after a 101: the protocol the connection carries now
         # Lists, not deques: they stay short, and an empty list is a tenth of an empty deque's
         # size, which counts with thousands of idle connections.
         self.pending = []   # events received, not yet answered
@@ -129,6 +149,8 @@ class Connection:
                 if start is None:
                     return
         events = self.protocol.receive(server.recv_view[start:n]) if start < n else None
+        if self.protocol.stream_bodies:
+            self._hold_body()
         if events:
             pending = self.pending
             pending.extend(events)
@@ -208,6 +230,25 @@ class Connection:
             return None
         return end if end < n else None
 
+    def _hold_body(self):
+        """Stop reading while the body being streamed has BODY_BUFFER bytes its handler has
+        not taken: the client waits, instead of the server buffering without bound."""
+        stream = self.protocol.streaming
+        if stream is not None and stream.full and stream.resume is None and self.reading:
+            stream.resume = self._resume_body
+            self._watch(False, self.blocked)
+
+    def _resume_body(self):
+        if (self.state is not State.CLOSED and not self.reading and not self.closing
+                and len(self.pending) < self.server.config.max_pipeline):
+            self._watch(True, self.blocked)
+
+    def _lose_inflight(self):
+        """Tell the request under way that its client sent all it will (EOF) or is gone."""
+        request = self.inflight
+        if request is not None and request.stream is not None:
+            request.stream.lose()
+
     def _plain_ends(self, lane, keys, answers):
         """Where each answer will end, in `ending`, for the access log and the metrics."""
         offset = self.written
@@ -227,6 +268,7 @@ class Connection:
         return request
 
     def on_eof(self):
+        self._lose_inflight()
         if self.pending or self.output or self.waiting is not None:
             # Half-closed: answer what was received, then close.
             self.closing = self.client_done = True
@@ -279,7 +321,8 @@ class Connection:
                 self._close_gracefully()
             return
         if self.blocked or not self.reading:
-            self._watch(True, False)
+            stream = self.protocol.streaming
+            self._watch(stream is None or stream.resume is None, False)
         self._note_input()
 
     def _answer_pending(self):
@@ -307,6 +350,7 @@ class Connection:
 
     def _serve(self, request):
         request.client = self.client
+        self.inflight = request
         started = self.loop.now
         try:
             response = self.handler(request)
@@ -352,6 +396,8 @@ class Connection:
         output = self.output
         output.extend(pieces)
         output.append(ResponseEnd(request, response.status, head, started))
+        if response.__class__ is Upgrade:
+            output.append(Switch(response.tunnel))
         if not keep_alive:
             # A close the client asked for, with nothing sent after it, needs no lingering.
             self.client_done = self.client_done or not (request.keep_alive or self.pending
@@ -362,6 +408,8 @@ class Connection:
         """The response that `end` closes is written, or the connection lost it part way."""
         started, self.ended_at = self.ended_at, end.end
         if end.request is not None:
+            if end.request.stream is not None:
+                end.request.stream.discard()   # answered: the rest of its body is read past
             sent = end.end - started - end.head
             self.server.response_ended(self, end.request, end.status, sent if sent > 0 else 0,
                                        end.started)
@@ -416,6 +464,10 @@ class Connection:
                 output.pop(0)
                 piece.end = self.written
                 self._ended(piece)
+            elif piece.__class__ is Switch:
+                output.pop(0)
+                self._switch(piece.tunnel)
+                return False
             else:
                 output[0] = memoryview(piece)   # bytearray and other buffers
         return True
@@ -522,6 +574,106 @@ class Connection:
         self.deadline = self.loop.now + self.server.config.send_timeout
         self.advance()
 
+    # -- after a 101: the channel a tunnel writes through -------------------------------------
+
+    def _switch(self, tunnel):
+        self.state = State.TUNNEL
+        self.tunnel = tunnel
+        self.deadline = math.inf   # the tunnel keeps its own time (pings)
+        self.server.reclaimable.pop(self, None)
+        self.pending.clear()
+        rest = self.protocol.take_buffered()
+        self.reading = True
+        self.blocked = False
+        self.transport.watch(self._tunnel_readable, None)
+        tunnel.attach(self)
+        if rest:
+            tunnel.received(rest)
+
+    def _tunnel_readable(self):
+        try:
+            n = self.transport.recv_into(self.server.recv_buffer)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            n = 0
+        if n == 0:
+            self.close()
+            return
+        self.tunnel.received(bytes(self.server.recv_view[:n]))
+
+    @property
+    def backlog(self) -> int:
+        """Bytes the tunnel wrote that the client has not taken yet."""
+        return sum(len(piece) for piece in self.output)
+
+    def write(self, data):
+        if self.state is not State.TUNNEL:
+            return
+        if self.output:
+            self.output.append(data)
+            return
+        try:
+            sent = self.transport.send(data)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError:
+            self.close()
+            return
+        self.written += sent
+        if sent < len(data):
+            self.output.append(memoryview(data)[sent:])
+            self.blocked = True
+            self._tunnel_watch()
+
+    def _tunnel_writable(self):
+        output = self.output
+        while output:
+            piece = output[0]
+            try:
+                sent = self.transport.send(piece)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                self.close()
+                return
+            self.written += sent
+            self.deadline = self.loop.now + self.server.config.send_timeout
+            if sent < len(piece):
+                output[0] = memoryview(piece)[sent:]
+                return
+            output.pop(0)
+        if self.closing:
+            self.close()
+            return
+        self.blocked = False
+        self._tunnel_watch()
+        self.tunnel.writable()
+
+    def _tunnel_watch(self):
+        if self.state is State.TUNNEL:
+            # A client that stops reading gets send_timeout; otherwise the tunnel has no
+            # deadline of ours.
+            self.deadline = (self.loop.now + self.server.config.send_timeout if self.blocked
+                             else math.inf)
+            self.transport.watch(self._tunnel_readable if self.reading else None,
+                                 self._tunnel_writable if self.blocked else None)
+
+    def pause_reading(self):
+        self.reading = False
+        self._tunnel_watch()
+
+    def resume_reading(self):
+        self.reading = True
+        self._tunnel_watch()
+
+    def end(self):
+        """Close once what was written has gone out."""
+        if self.output:
+            self.closing = True
+        else:
+            self.close()
+
     # -- closing -------------------------------------------------------------------------------
 
     def on_timeout(self):
@@ -571,7 +723,9 @@ class Connection:
         then close. A connection between requests may still send one (a keep-alive client
         may have sent it already, and closing on it would reset it unanswered); that request
         is the last, and one that does not come within DRAIN_IDLE closes the connection."""
-        if self.state is State.WRITING:
+        if self.state is State.TUNNEL:
+            self.tunnel.drain()
+        elif self.state is State.WRITING:
             self.protocol.finish()   # the answer under way says Connection: close
         elif self.state is not State.CLOSING:
             self.protocol.stop_after_next()
@@ -585,6 +739,9 @@ class Connection:
         self.state = State.CLOSED
         self.waiting = None
         self.transport.close()
+        self._lose_inflight()
+        if self.tunnel is not None:
+            self.tunnel.lost()
         for piece in self.output:
             if piece.__class__ is ResponseEnd:
                 self.ending.append(piece)

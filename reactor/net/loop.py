@@ -6,6 +6,7 @@ HTTP: it must not import anything else from reactor.
 
 import heapq
 import selectors
+import signal
 import socket
 import time
 from collections import deque
@@ -109,6 +110,10 @@ class Loop:
             self._wake_w.send(b"\0")
         except (BlockingIOError, OSError):
             pass  # the pipe is full, so the loop is already due to wake
+
+    def on_signal(self, signum, callback):
+        """Call `callback()` on the loop when `signum` arrives (main thread only)."""
+        signal.signal(signum, lambda signum, frame: self.call_soon_threadsafe(callback))
 
     def _drain_wakeups(self):
         try:

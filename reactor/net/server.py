@@ -17,6 +17,7 @@ from .connection import Connection
 from ..http.errors import ConfigError, HTTPError
 from .fastlane import FastLane
 from ..http.https import HTTPSHandler, redirect_to_https
+from .aioloop import AsyncioLoop
 from .loop import Loop
 from ..http.parser import ChunkedDecoder, RequestParser
 from ..http.protocol import Protocol
@@ -44,7 +45,10 @@ _OUT_OF_RESOURCES = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 
 
 def build_handler(config):
-    """The handler a Config asks for: an App, a WSGI application, or static files."""
+    """The handler a Config asks for: an App, a WSGI or ASGI application, or static files."""
+    if config.asgi:
+        from ..apps.asgi import load_asgi
+        return load_asgi(config)
     if config.app:
         from ..apps.app import load_app
         return load_app(config.app, config)
@@ -103,8 +107,16 @@ class Server:
         """`tls`: the Certificates for listeners added as secure (loaded from the Config when
         it names certificates and none are given)."""
         self.config = config
-        self.loop = loop or Loop()
         self.handler = handler if handler is not None else build_handler(config)
+        # The handler as built, before the layers above put theirs in front: its start-up
+        # and shutdown hooks are called on the loop.
+        self.application = self.handler
+        if loop is None:
+            # A handler whose work is coroutines names the asyncio loop it runs on, and the
+            # connections run on that loop too (aioloop.py).
+            kind = getattr(self.handler, "event_loop", None)
+            loop = Loop() if kind is None else AsyncioLoop(kind)
+        self.loop = loop
         if tls is None and config.tls:
             from .tls import load_certificates
             tls = load_certificates(config)
@@ -168,11 +180,20 @@ class Server:
         return next(sock for sock in self.listeners if sock in self.secure_listeners).getsockname()
 
     def start(self):
+        """Listen, and run the application's start-up hook (`startup(loop, address)`, which
+        raises ConfigError to refuse to start; the server is closed then)."""
         if not self.listeners:
             config = self.config
             self.add_listener(open_listener(config), secure=config.tls and config.tls_port is None)
             if config.tls_port is not None:
                 self.add_listener(open_listener(config, config.tls_port), secure=True)
+        startup = getattr(self.application, "startup", None)
+        if startup is not None:
+            try:
+                startup(self.loop, self.address)
+            except BaseException:
+                self.close()
+                raise
         self._scheme_handlers()
         self._accept_on()
         self.loop.call_later(SWEEP_INTERVAL, self._sweep)
@@ -190,12 +211,16 @@ class Server:
                       for handler in (self.plain_handler, self.secure_handler)
                       if config.fast_lane and hasattr(handler, "ready")}
 
-    def serve_forever(self):
-        self.start()
+    def run(self):
+        """Serve until stopped (shutdown() and its drain), then close."""
         try:
             self.loop.run()
         finally:
             self.close()
+
+    def serve_forever(self):
+        self.start()
+        self.run()
 
     def _accept_on(self):
         if not self.accepting and not self.draining:
@@ -360,6 +385,12 @@ class Server:
             self.loop.forget(sock.fileno())
             sock.close()
         self.listeners.clear()
+        shutdown = getattr(self.application, "shutdown", None)
+        if shutdown is not None:
+            shutdown(self.loop)   # the application's own shutdown, on its loop, after the drain
+        shutdown = getattr(self.application, "shutdown", None)
+        if shutdown is not None:
+            shutdown(self.loop)   # the application's own shutdown, on its loop, after the drain
         if self.access_log is not None:
             self.access_log.close()
         close_handler = getattr(self.handler, "close", None)
@@ -379,7 +410,7 @@ def ready_line(config, listener, tls=None, tls_listeners=()) -> str:
         where = _url(listener, "https" if secure else "http")
     for sock in tls_listeners:
         where += " and " + _url(sock, "https")
-    what = config.app or config.wsgi or os.path.abspath(config.root)
+    what = config.asgi or config.app or config.wsgi or os.path.abspath(config.root)
     notes = [f"parser: {BACKEND}", "1 worker" if config.workers == 1 else f"{config.workers} workers"]
     if tls is not None:
         notes.append("kTLS on" if tls.ktls else "kTLS off")

@@ -731,29 +731,24 @@ def run_worker(config, listeners, started, parent=None, metrics=(None, None), tl
     for sock in tls_listeners:
         server.add_listener(sock, secure=True)
 
-    def stop(signum, frame):
-        server.loop.call_soon_threadsafe(server.shutdown)
-
-    def reopen_logs(signum, frame):
-        server.loop.call_soon_threadsafe(server.reopen_logs)
-
     def check_parent():
         if os.getppid() != parent:
             server.shutdown()
         else:
             server.loop.call_later(PARENT_CHECK, check_parent)
 
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGUSR1, reopen_logs)
+    loop = server.loop
+    loop.on_signal(signal.SIGINT, server.shutdown)
+    loop.on_signal(signal.SIGTERM, server.shutdown)
+    loop.on_signal(signal.SIGUSR1, server.reopen_logs)
     if parent is None and server.tls is not None:
-        signal.signal(signal.SIGHUP, lambda signum, frame: server.loop.call_soon_threadsafe(
-            server.reload_certificates))
+        loop.on_signal(signal.SIGHUP, server.reload_certificates)
     if parent is not None:
         server.loop.call_later(PARENT_CHECK, check_parent)
+    server.start()   # an application's start-up runs here, and may refuse to start
     started()
     try:
-        server.serve_forever()
+        server.run()
     finally:
         if server.metrics is not None:
             server.metrics.publish()   # the last counts, for the supervisor to fold in

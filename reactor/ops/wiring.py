@@ -70,6 +70,7 @@ class Front:
         self.forwarded = (ForwardedRules(Networks(config.forwarded_allow_ips))
                           if config.forwarded_allow_ips else None)
         self.ready_hits = getattr(handler, "ready_hits", None)
+        self.streams_bodies = getattr(handler, "streams_bodies", False)
 
     def __call__(self, request):
         if self.forwarded is not None:

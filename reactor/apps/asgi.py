@@ -1,0 +1,438 @@
+"""The ASGI 3.0 adapter: an ASGI application's `http`, `lifespan` and `websocket` scopes as a
+handler of the server.
+
+The application's coroutines run on the server's own loop (the handler names an asyncio loop
+as `event_loop`, and the server then runs its connections on it: net/aioloop.py), so a request
+costs a task, not a hand-over between threads. A request reaches the handler at its head
+(`streams_bodies`); its body follows into request.stream, which receive() reads, and the
+connection stops reading while BODY_BUFFER bytes wait there. The response goes back as a
+Response once the application has said enough: whole when the first body message is the last,
+else streamed from an iterator whose items are the bytes sent or Futures of them, while send()
+waits once SEND_BUFFER bytes are queued. A WebSocket is websocket.py's.
+
+Content-Length from the application is not passed on: the server frames the body itself, by
+the declared length for a streamed body that declares one (ending short closes the connection).
+Must not import sockets, the loop or the connection.
+"""
+
+import asyncio
+import logging
+import os
+import sys
+from collections import deque
+from concurrent.futures import Future
+from urllib.parse import unquote
+
+from .app import import_object, request_path
+from ..config import Config
+from ..http import limits
+from ..http.errors import ConfigError
+from ..http.protocol import discard_body
+from ..http.response import SERVER_OWNED, FileSlice, Response, error_response
+
+log = logging.getLogger("reactor.asgi")
+
+ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
+HTTP_EXTENSIONS = {"http.response.pathsend": {}}
+
+if sys.version_info >= (3, 12):
+    def start_task(loop, coroutine):
+        """Run the coroutine at once, up to its first real wait: an application that answers
+        without waiting is done before the server's call returns."""
+        return asyncio.Task(coroutine, loop=loop, eager_start=True)
+else:
+    def start_task(loop, coroutine):
+        return loop.create_task(coroutine)
+
+
+def response_fields(headers) -> tuple:
+    """(the application's header pairs less the server's own, its Content-Length or None)."""
+    kept, length = [], None
+    for name, value in headers:
+        lower = bytes(name).lower()
+        if lower == b"content-length":
+            length = int(value)
+        elif lower not in SERVER_OWNED:
+            kept.append((name, value))
+    return kept, length
+
+
+def scope_client(request):
+    client = request.client
+    return client if isinstance(client, tuple) and client[0] != "unix" else None
+
+
+class ASGIHandler:
+    """A handler(request) -> Response | Future[Response] running the ASGI application `app`.
+
+    With `files` (a StaticFiles), GET and HEAD requests for files it has are answered by it,
+    through the fast lane too; everything else goes to the application.
+    """
+
+    streams_bodies = True
+
+    def __init__(self, app, config: Config, files=None):
+        self.app = app
+        self.event_loop = config.asgi_loop
+        self.root_path = config.root_path
+        self.files = files
+        if files is not None:
+            self.ready = files.ready
+            self.ready_hits = files.ready_hits
+        self.ws_max_size = config.ws_max_size
+        self.ws_ping_interval = config.ws_ping_interval
+        self.state = {}
+        self.lifespan = Lifespan(app, config.lifespan, self.state)
+        self.loop = None      # the asyncio loop, once started
+        self.server = None    # (host, port) of the listener, for scope["server"]
+        self.websockets = None
+        try:
+            from . import websocket
+            self.websockets = websocket
+        except ImportError:   # without the websockets package an upgrade is plain HTTP
+            log.warning("WebSocket support needs the websockets package (pip install "
+                        "'reactor[asgi]'); upgrade requests go to the application as HTTP")
+
+    # -- start and stop ------------------------------------------------------------------------
+
+    def startup(self, loop, address):
+        """Run the lifespan start-up on `loop` (an AsyncioLoop); ConfigError if it fails."""
+        self.loop = loop.asyncio
+        self.server = tuple(address[:2]) if isinstance(address, tuple) else (address, None)
+        loop.run_until_complete(self.lifespan.startup())
+
+    def shutdown(self, loop):
+        """The lifespan shutdown, then the end of every task still running (background work,
+        WebSockets whose clients never answered)."""
+        if self.loop is None:
+            return
+        loop.run_until_complete(self.lifespan.shutdown())
+        tasks = asyncio.all_tasks(self.loop)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+
+    def close(self):
+        if self.files is not None:
+            self.files.close()
+
+    # -- serving -------------------------------------------------------------------------------
+
+    def __call__(self, request):
+        files = self.files
+        if files is not None and (request.method == "GET" or request.method == "HEAD"):
+            response = files(request)
+            if response.status != 404:
+                return response
+            discard_body(response.body)
+        if (b"upgrade" in request.fields and self.websockets is not None
+                and (request.header(b"upgrade") or b"").lower() == b"websocket"):
+            return self.websockets.open_session(self, request)
+        return HTTPCycle(self, request).run()
+
+    def scope(self, request, kind: str, scheme: str) -> dict:
+        path = request_path(request)
+        query = request.target.partition("?")[2]
+        return {
+            "type": kind,
+            "asgi": ASGI_VERSION,
+            "http_version": "1.1" if request.version >= 11 else "1.0",
+            "method": request.method,
+            "scheme": scheme,
+            "path": self.root_path + unquote(path),
+            "raw_path": path.encode("latin-1"),
+            "query_string": query.encode("latin-1"),
+            "root_path": self.root_path,
+            "headers": request.headers,
+            "client": scope_client(request),
+            "server": self.server,
+            "state": self.state.copy(),
+        }
+
+
+class ResponseBody:
+    """A streamed response body as the connection pulls it: the bytes the application sent,
+    or a Future of the next ones. close() comes at its end or when the client is gone."""
+
+    __slots__ = ("cycle", "chunks", "size", "ended", "error", "pull", "drained", "left")
+
+    def __init__(self, cycle, declared):
+        self.cycle = cycle
+        self.chunks = deque()
+        self.size = 0
+        self.ended = False
+        self.error = None
+        self.pull = None       # the connection's Future while it waits for bytes
+        self.drained = None    # the application's future while it waits for room
+        self.left = declared   # bytes still owed to a declared Content-Length
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self.chunks:
+            data = self.chunks.popleft()
+            self.size -= len(data)
+            if self.drained is not None and self.size < limits.SEND_BUFFER:
+                self._release()
+            return data
+        if self.error is not None:
+            raise self.error
+        if self.ended:
+            raise StopIteration
+        self.pull = Future()
+        return self.pull
+
+    async def push(self, data: bytes, more: bool):
+        if self.left is not None:
+            if len(data) > self.left:
+                log.error("ASGI response body longer than its Content-Length; cut")
+                data = data[:self.left]
+            self.left -= len(data)
+            if not more and self.left:
+                self.fail(ValueError(f"the ASGI response body ended {self.left} bytes short "
+                                     "of its Content-Length"))
+                return
+        self.ended = not more
+        pull = self.pull
+        if pull is not None:
+            self.pull = None
+            pull.set_result(data)
+        elif data:
+            self.chunks.append(data)
+            self.size += len(data)
+            if self.size >= limits.SEND_BUFFER:
+                self.drained = self.cycle.handler.loop.create_future()
+                await self.drained
+
+    def fail(self, error):
+        """The application broke off: the connection closes instead of ending the body."""
+        self.error = error
+        pull = self.pull
+        if pull is not None:
+            self.pull = None
+            pull.set_exception(error)
+
+    def _release(self):
+        drained, self.drained = self.drained, None
+        if not drained.done():
+            drained.set_result(None)
+
+    def close(self):
+        if self.drained is not None:
+            self._release()
+        self.cycle.complete()
+
+
+class HTTPCycle:
+    """One request of the `http` scope: the application's receive and send."""
+
+    __slots__ = ("handler", "request", "stream", "future", "response", "status", "headers",
+                 "declared", "body", "body_left", "done", "waiter", "task")
+
+    def __init__(self, handler, request):
+        self.handler = handler
+        self.request = request
+        self.stream = request.stream
+        self.stream.listener = self._wake
+        self.future = None     # what the server waits on, when the answer is not ready at once
+        self.response = None
+        self.status = None
+        self.headers = None
+        self.declared = None
+        self.body = None       # the ResponseBody of a streamed response
+        self.body_left = True  # the end of the request body is still to be received
+        self.done = False      # the response is complete, or the client gone
+        self.waiter = None
+
+    def run(self):
+        handler = self.handler
+        request = self.request
+        scope = handler.scope(request, "http", request.scheme)
+        scope["extensions"] = HTTP_EXTENSIONS
+        self.task = start_task(handler.loop, handler.app(scope, self.receive, self.send))
+        self.task.add_done_callback(self._finished)
+        if self.response is not None:
+            return self.response
+        self.future = Future()
+        return self.future
+
+    async def receive(self) -> dict:
+        stream = self.stream
+        while True:
+            if self.body_left:
+                if stream.size:
+                    data = stream.read()
+                    self.body_left = not stream.complete
+                    return {"type": "http.request", "body": data, "more_body": self.body_left}
+                if stream.complete:
+                    self.body_left = False
+                    return {"type": "http.request", "body": b"", "more_body": False}
+            if stream.lost or self.done:
+                return {"type": "http.disconnect"}
+            self.waiter = self.handler.loop.create_future()
+            await self.waiter
+
+    def _wake(self):
+        waiter = self.waiter
+        if waiter is not None:
+            self.waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def send(self, message: dict):
+        kind = message["type"]
+        if kind == "http.response.start":
+            if self.status is not None:
+                raise RuntimeError("http.response.start sent twice")
+            self.headers, self.declared = response_fields(message.get("headers", ()))
+            self.status = message["status"]
+        elif kind == "http.response.body":
+            if self.status is None:
+                raise RuntimeError("http.response.body sent before http.response.start")
+            if self.done:
+                return   # the client is gone, or the body has ended: nothing goes out
+            body = bytes(message.get("body", b""))
+            more = message.get("more_body", False)
+            if self.body is not None:
+                await self.body.push(body, more)
+            elif not more:
+                response = Response(self.status, self.headers, body)
+                if self.request.method == "HEAD" and self.declared is not None:
+                    response.length = self.declared   # what a GET would have sent
+                self._respond(response)
+                self.complete()
+            else:
+                self.body = ResponseBody(self, self.declared)
+                response = Response(self.status, self.headers, self.body)
+                response.length = self.declared
+                self._respond(response)
+                await self.body.push(body, more)
+        elif kind == "http.response.pathsend":
+            if self.status is None or self.body is not None or self.response is not None:
+                raise RuntimeError("http.response.pathsend must follow http.response.start "
+                                   "and be the whole body")
+            self._respond(Response(self.status, self.headers, open_file(message["path"])))
+            self.complete()
+        else:
+            raise RuntimeError(f"unexpected ASGI message {kind!r} in the http scope")
+
+    def _respond(self, response):
+        self.response = response
+        if self.future is not None:
+            self.future.set_result(response)
+
+    def complete(self):
+        """The response is all handed over, or its client gone: receive() says disconnect."""
+        self.done = True
+        self._wake()
+
+    def _finished(self, task):
+        error = None if task.cancelled() else task.exception()
+        request = self.request
+        if self.response is None:
+            if error is not None:
+                log.error("ASGI application failed on %s %s", request.method, request.target,
+                          exc_info=error)
+            else:
+                log.error("ASGI application returned without a response to %s %s",
+                          request.method, request.target)
+            self._respond(error_response(500))
+            self.complete()
+        elif self.body is not None and not self.body.ended:
+            if error is None:
+                error = RuntimeError("the ASGI application returned before its body ended")
+            if not self.done:
+                log.error("ASGI response to %s %s broke off", request.method, request.target,
+                          exc_info=error)
+            self.body.fail(error)
+        elif error is not None and not task.cancelled():
+            log.error("ASGI application failed after its response to %s %s", request.method,
+                      request.target, exc_info=error)
+
+
+def open_file(path) -> FileSlice:
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        size = os.fstat(fd).st_size
+    except OSError:
+        os.close(fd)
+        raise
+    return FileSlice(fd, 0, size)
+
+
+class Lifespan:
+    """The `lifespan` scope: start-up before serving, shutdown after the drain.
+
+    mode "auto" uses it when the application speaks it (one that raises at once, or returns,
+    without a word does not); "on" requires it; "off" never calls it.
+    """
+
+    def __init__(self, app, mode: str, state: dict):
+        self.app = app
+        self.mode = mode
+        self.state = state
+        self.events = asyncio.Queue()
+        self.replies = None       # the future of the application's answer to an event
+        self.running = False      # start-up completed: shutdown is owed
+        self.task = None
+
+    async def startup(self):
+        if self.mode == "off":
+            return
+        self.replies = asyncio.get_running_loop().create_future()
+        scope = {"type": "lifespan", "asgi": ASGI_VERSION, "state": self.state}
+        self.task = asyncio.get_running_loop().create_task(self._run(scope))
+        await self.events.put({"type": "lifespan.startup"})
+        kind, message = await self.replies
+        if kind == "lifespan.startup.complete":
+            self.running = True
+        elif kind == "lifespan.startup.failed":
+            raise ConfigError(f"application start-up failed: {message or 'no reason given'}")
+        elif self.mode == "on":
+            raise ConfigError(f"application start-up failed: {message}")
+        else:
+            log.info("the application does not use the lifespan protocol (%s)", message)
+
+    async def shutdown(self):
+        if not self.running:
+            return
+        self.running = False
+        self.replies = asyncio.get_running_loop().create_future()
+        await self.events.put({"type": "lifespan.shutdown"})
+        kind, message = await self.replies
+        if kind != "lifespan.shutdown.complete":
+            log.error("application shutdown failed: %s", message or "no reason given")
+
+    async def _run(self, scope):
+        try:
+            await self.app(scope, self.events.get, self._send)
+        except BaseException as error:
+            self._answer("raised", f"{type(error).__name__}: {error}")
+            if self.running or self.mode == "on":
+                log.error("the application's lifespan failed", exc_info=error)
+        else:
+            self._answer("returned", "it returned without answering")
+
+    async def _send(self, message):
+        self._answer(message["type"], message.get("message", ""))
+
+    def _answer(self, kind, message):
+        replies = self.replies
+        if replies is not None and not replies.done():
+            replies.set_result((kind, message))
+
+
+def load_asgi(config: Config) -> ASGIHandler:
+    """The handler for `--asgi module:attr` (called first with `--factory`)."""
+    app = import_object(config.asgi)
+    if config.asgi_factory:
+        app = app()
+    if not callable(app):
+        raise ConfigError(f"{config.asgi} is a {type(app).__name__}, not an ASGI application")
+    files = None
+    if config.asgi_files:
+        from ..static import StaticFiles, options_from
+        files = StaticFiles(config.root, **options_from(config))
+    return ASGIHandler(app, config, files)
