@@ -66,7 +66,7 @@ class BodyStream:
 
     The protocol feeds it; the reader takes what has arrived with read() and learns of
     anything new through `listener()`. `complete` says the whole body arrived; `lost` that
-    it never will, or that the client is gone (then the connection is closing). Past
+    the client is gone or sent all it will (EOF), or that the body broke. Past
     BODY_BUFFER unread bytes `full` is true: the connection stops reading, and sets `resume`
     for read() to call once the reader has caught up. Once the request is answered the rest
     of the body is only read past (discard()).
@@ -99,9 +99,8 @@ class BodyStream:
         self._tell()
 
     def lose(self):
-        """The client is gone, or the body broke: no more of it will come."""
-        if not self.complete:
-            self.lost = True
+        """The client is gone (or sent all it will), or the body broke."""
+        self.lost = True
         self.resume = None
         self._tell()
 

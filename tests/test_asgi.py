@@ -1,0 +1,372 @@
+"""ASGI over real sockets: a Starlette and a FastAPI application end to end, the events of
+each scope as asgiref's spec describes them, the bad cases, and what holds for every HTTP/1
+handler (limits, pipelining, forwarding fields, HTTPS, drain, files beside the app)."""
+
+import json
+import signal
+import socket
+import ssl
+import threading
+import time
+
+import httpx
+import pytest
+import trustme
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.sync.client import connect as ws_connect
+
+import asgi_apps
+from netutil import connect, exchange, parse_responses, read_until_close, wait_until
+from reactor.http import limits
+from reactor.net.tls import Certificates
+
+
+@pytest.fixture(autouse=True)
+def fresh_observations():
+    asgi_apps.seen.clear()
+
+
+@pytest.fixture
+def starlette(server_factory):
+    return server_factory(asgi="asgi_apps:starlette_app")
+
+
+@pytest.fixture
+def raw(server_factory):
+    return server_factory(asgi="asgi_apps:raw_app", ws_ping_interval=0)
+
+
+def ws_url(server, path):
+    return f"ws://127.0.0.1:{server.port}{path}"
+
+
+# -- Starlette and FastAPI -----------------------------------------------------------------
+
+def test_starlette_routes_json_and_lifespan_state(starlette):
+    response = httpx.get(f"{starlette.url}/?a=1&b=two")
+    assert response.status_code == 200
+    assert response.json() == {"greeting": "hello from lifespan", "path": "/",
+                               "query": {"a": "1", "b": "two"}}
+    assert response.headers["content-length"] == str(len(response.content))
+    assert asgi_apps.seen["lifespan"] == ["startup"]
+    starlette.stop()
+    assert asgi_apps.seen["lifespan"] == ["startup", "shutdown"]
+
+
+def test_starlette_reads_a_body_sent_in_pieces(starlette):
+    def pieces():
+        for _ in range(4):
+            yield b"a" * 50_000
+            time.sleep(0.02)
+    response = httpx.post(f"{starlette.url}/count", content=pieces())   # chunked
+    assert response.json()["total"] == 200_000
+    assert response.json()["pieces"] > 1
+
+
+def test_starlette_streaming_response_and_background_task(starlette):
+    with httpx.stream("GET", f"{starlette.url}/numbers") as response:
+        assert response.headers["transfer-encoding"] == "chunked"
+        assert "".join(response.iter_text()) == "0\n1\n2\n3\n4\n"
+    response = httpx.get(f"{starlette.url}/later")
+    assert response.text == "queued"
+    assert wait_until(lambda: asgi_apps.seen.get("background") == ["ran"])
+
+
+def test_starlette_websocket_echo_and_broadcast(starlette):
+    with ws_connect(ws_url(starlette, "/chat")) as first, \
+            ws_connect(ws_url(starlette, "/chat")) as second:
+        first.send("hi")
+        assert first.recv(timeout=5) == "echo hi"
+        second.send("all")
+        assert first.recv(timeout=5) == "broadcast to 2"
+        assert second.recv(timeout=5) == "broadcast to 2"
+    assert wait_until(lambda: asgi_apps.seen.get("ws_closed") == [1000, 1000])
+
+
+def test_fastapi_routes_models_threads_and_websocket(server_factory):
+    server = server_factory(asgi="asgi_apps:fastapi_app")
+    with httpx.Client(base_url=server.url) as client:   # one keep-alive connection
+        assert client.get("/items/7?q=x").json() == {"item_id": 7, "q": "x"}
+        assert client.get("/items/seven").status_code == 422
+        created = client.post("/items", json={"name": "tea", "price": 2.5})
+        assert created.json() == {"name": "tea", "price_with_tax": 3.0}
+        assert client.get("/blocking").json() == {"thread": "pool"}
+        assert client.get("/missing").status_code == 404
+    with ws_connect(ws_url(server, "/echo"), subprotocols=["chat.v1"]) as ws:
+        assert ws.subprotocol == "chat.v1"
+        ws.send(b"\x00\x01" * 1000)
+        assert ws.recv(timeout=5) == b"\x00\x01" * 1000
+
+
+# -- the http scope, event by event ----------------------------------------------------------
+
+def test_http_scope_fields(raw):
+    with connect(raw.port) as sock:
+        sock.sendall(b"POST /sc%6Fpe?x=%20y HTTP/1.1\r\nHost: h\r\nX-Two: 1\r\nX-Two: 2\r\n"
+                     b"Content-Length: 3\r\nConnection: close\r\n\r\nabc")
+        assert read_until_close(sock).startswith(b"HTTP/1.1 200 OK")
+        client_port = sock.getsockname()[1]
+    scope = asgi_apps.seen["scope"]
+    assert scope["type"] == "http" and scope["asgi"]["version"] == "3.0"
+    assert scope["http_version"] == "1.1" and scope["method"] == "POST"
+    assert scope["scheme"] == "http"
+    assert scope["path"] == "/scope" and scope["raw_path"] == b"/sc%6Fpe"
+    assert scope["query_string"] == b"x=%20y" and scope["root_path"] == ""
+    assert scope["headers"][:3] == [(b"host", b"h"), (b"x-two", b"1"), (b"x-two", b"2")]
+    assert scope["client"] == ("127.0.0.1", client_port)
+    assert scope["server"] == ("127.0.0.1", raw.port)
+    assert asgi_apps.seen["state"] == {"counter": 41}
+    assert asgi_apps.seen["body"] == b"abc"
+    assert asgi_apps.seen["raw_lifespan"] == ["lifespan.startup"]
+
+
+def test_root_path_prefixes_path(server_factory):
+    server = server_factory(asgi="asgi_apps:raw_app", root_path="/api")
+    exchange(server.port, b"GET /scope HTTP/1.1\r\nHost: h\r\n\r\n")
+    assert asgi_apps.seen["scope"]["path"] == "/api/scope"
+    assert asgi_apps.seen["scope"]["root_path"] == "/api"
+
+
+def test_body_arrives_in_pieces_with_more_body(raw):
+    with connect(raw.port) as sock:
+        sock.sendall(b"POST /scope HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     b"3\r\nabc\r\n")
+        time.sleep(0.1)
+        sock.sendall(b"2\r\nde\r\n0\r\n\r\n")
+        assert parse_responses(sock.recv(65536))[0].status == 200
+    assert asgi_apps.seen["body"] == b"abcde"
+    assert asgi_apps.seen["flags"] == [True, False]   # the rest and the end came together
+
+
+def test_a_slow_reader_holds_the_client_back(server_factory):
+    """While the application does not read, the server stops reading: what waits for the
+    application is bounded by the body buffer (plus one read), not the body's size."""
+    size = 8 * 1024 * 1024
+    server = server_factory(asgi="asgi_apps:raw_app", max_body=size)
+    with connect(server.port, timeout=10) as sock:
+        sock.sendall(b"POST /slow-reader HTTP/1.1\r\nHost: h\r\nContent-Length: %d\r\n\r\n" % size)
+        sock.sendall(b"z" * size)
+        response = parse_responses(sock.recv(65536))[0]
+    assert response.body == str(size).encode()
+    assert asgi_apps.seen["first_piece"] <= limits.BODY_BUFFER + limits.RECV_SIZE
+
+
+def test_disconnect_reaches_the_application(raw):
+    with connect(raw.port) as sock:
+        sock.sendall(b"GET /wait-disconnect HTTP/1.1\r\nHost: h\r\n\r\n")
+        assert b"partial" in sock.recv(65536)
+    assert wait_until(lambda: asgi_apps.seen.get("disconnect") == "http.disconnect")
+
+
+def test_streamed_response_is_chunked_and_pathsend_sends_the_file(raw):
+    with httpx.Client(base_url=raw.url) as client:
+        streamed = client.get("/stream")
+        assert streamed.headers["transfer-encoding"] == "chunked"
+        assert streamed.content == b"part0;part1;part2;"
+        sent = client.get("/file")
+        with open(asgi_apps.__file__, "rb") as source:
+            assert sent.content == source.read()
+        assert "transfer-encoding" not in sent.headers
+
+
+def test_send_waits_for_a_slow_client(raw):
+    with connect(raw.port, timeout=10) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        sock.sendall(b"GET /big-stream HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+        time.sleep(0.5)   # the application must be waiting by now, with little queued
+        connection = next(iter(raw.server.connections))
+        body = next(piece.source for piece in connection.output if hasattr(piece, "source"))
+        assert body.size <= limits.SEND_BUFFER + 65536
+        data = read_until_close(sock)
+    assert parse_responses(data)[0].body == b"x" * (8 * 1024 * 1024)
+
+
+@pytest.mark.parametrize("path,status", [("/no-start", 500), ("/start-twice", 500),
+                                         ("/raise-after-start", 500)])
+def test_bad_applications_get_500_and_the_server_goes_on(raw, path, status, caplog):
+    response, _ = httpx.get(raw.url + path), None
+    assert response.status_code == status
+    assert any("ASGI application" in record.message for record in caplog.records)
+    assert httpx.get(raw.url + "/fine").text == "GET /fine 0"
+
+
+def test_failure_mid_body_breaks_the_connection(raw):
+    data = exchange(raw.port, b"GET /raise-mid-body HTTP/1.1\r\nHost: h\r\n\r\n")
+    assert b"first" in data and not data.endswith(b"0\r\n\r\n")
+    assert httpx.get(raw.url + "/fine").status_code == 200
+
+
+def test_max_body_refused_before_the_application_reads(server_factory):
+    server = server_factory(asgi="asgi_apps:raw_app", max_body=100)
+    data = exchange(server.port, b"POST /scope HTTP/1.1\r\nHost: h\r\nContent-Length: 101\r\n"
+                                 b"Expect: 100-continue\r\n\r\n")
+    assert data.startswith(b"HTTP/1.1 413") and b"100 Continue" not in data
+    assert "scope" not in asgi_apps.seen
+
+
+def test_keep_alive_and_pipelining_order(raw):
+    requests = (b"GET /sleep HTTP/1.1\r\nHost: h\r\n\r\n"
+                b"POST /b HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nhi"
+                b"GET /c HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+    responses = parse_responses(exchange(raw.port, requests, half_close=False))
+    assert [r.body for r in responses] == [b"slept", b"POST /b 2", b"GET /c 0"]
+
+
+def test_forwarded_fields_set_client_and_scheme(server_factory):
+    server = server_factory(asgi="asgi_apps:raw_app", forwarded_allow_ips=("127.0.0.1",))
+    exchange(server.port, b"GET /scope HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 203.0.113.9\r\n"
+                          b"X-Forwarded-Proto: https\r\n\r\n")
+    assert asgi_apps.seen["scope"]["client"][0] == "203.0.113.9"
+    assert asgi_apps.seen["scope"]["scheme"] == "https"
+
+
+def test_https(server_factory, tmp_path):
+    ca = trustme.CA()
+    leaf = ca.issue_cert("127.0.0.1")
+    leaf.cert_chain_pems[0].write_to_path(str(tmp_path / "cert.pem"))
+    leaf.private_key_pem.write_to_path(str(tmp_path / "key.pem"))
+    server = server_factory(asgi="asgi_apps:raw_app", ws_ping_interval=0,
+                            tls=Certificates([(str(tmp_path / "cert.pem"),
+                                               str(tmp_path / "key.pem"))]))
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    assert httpx.get(server.url + "/scope", verify=context).status_code == 200
+    assert asgi_apps.seen["scope"]["scheme"] == "https"
+    with ws_connect(f"wss://127.0.0.1:{server.port}/echo", ssl=context) as ws:
+        ws.send("over tls")
+        assert ws.recv(timeout=5) == "over tls"
+    assert asgi_apps.seen["ws_scope"]["scheme"] == "wss"
+
+
+def test_access_log_and_metrics(server_factory):
+    lines = []
+
+    class Log:
+        def log(self, client, request, status, sent, started):
+            lines.append((request.method, request.target, status, sent))
+
+        def close(self):
+            pass
+
+    server = server_factory(asgi="asgi_apps:raw_app", metrics="/metrics", ws_ping_interval=0)
+    server.server.access_log = Log()
+    httpx.get(server.url + "/stream")
+    with ws_connect(ws_url(server, "/echo")):
+        pass
+    metrics = httpx.get(server.url + "/metrics").text
+    assert ("GET", "/stream", 200, 3 * len(b"6\r\npart0;\r\n") + len(b"0\r\n\r\n")) in lines
+    assert ("GET", "/echo", 101, 0) in lines
+    assert 'method="GET",http_response_status_class="2xx"} 1' in metrics
+    assert 'method="GET",http_response_status_class="1xx"} 1' in metrics
+
+
+# -- files beside the application -----------------------------------------------------------
+
+def test_files_first_then_the_application(server_factory, tmp_path):
+    (tmp_path / "style.css").write_text("body{}")
+    server = server_factory(asgi="asgi_apps:raw_app", asgi_files=True, root=str(tmp_path),
+                            listing=False)
+    with httpx.Client(base_url=server.url) as client:
+        for _ in range(3):   # the first answer warms the cache, the next come by the fast lane
+            assert client.get("/style.css").text == "body{}"
+        assert client.get("/anything").text == "GET /anything 0"
+        assert client.post("/style.css", content=b"x").text == "POST /style.css 1"
+    lane = next(iter(server.server.lanes.values()))
+    assert lane.hits[0] >= 1
+
+
+# -- the websocket scope ---------------------------------------------------------------------
+
+def test_websocket_scope_and_permessage_deflate(raw):
+    with ws_connect(ws_url(raw, "/echo?room=1"), subprotocols=["a", "b"]) as ws:
+        assert "permessage-deflate" in ws.response.headers["Sec-WebSocket-Extensions"]
+        ws.send("x" * 10_000)
+        assert ws.recv(timeout=5) == "x" * 10_000
+    scope = asgi_apps.seen["ws_scope"]
+    assert scope["type"] == "websocket" and scope["scheme"] == "ws"
+    assert scope["path"] == "/echo" and scope["query_string"] == b"room=1"
+    assert scope["subprotocols"] == ["a", "b"]
+    assert "websocket.http.response" in scope["extensions"]
+
+
+def test_websocket_fragments_ping_and_close_codes(raw):
+    with ws_connect(ws_url(raw, "/echo")) as ws:
+        ws.send(iter(["frag", "mented"]))   # one message in three frames
+        assert ws.recv(timeout=5) == "fragmented"
+        ws.ping(b"are you there").wait(5)
+        ws.send("close please")
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=5)
+        assert closed.value.rcvd.code == 4001 and closed.value.rcvd.reason == "asked"
+    with ws_connect(ws_url(raw, "/echo")) as ws:
+        ws.close(4321, "bye")
+    assert wait_until(lambda: asgi_apps.seen.get("raw_ws_closed") == [4001, 4321])
+
+
+def test_websocket_denial_response_and_close_before_accept(raw):
+    with pytest.raises(InvalidStatus) as denied:
+        ws_connect(ws_url(raw, "/deny"))
+    assert denied.value.response.status_code == 403
+    assert denied.value.response.body == b"not you"
+    with pytest.raises(InvalidStatus) as closed:
+        ws_connect(ws_url(raw, "/close-first"))
+    assert closed.value.response.status_code == 403
+
+
+def test_bad_handshake_is_refused_without_the_application(raw):
+    data = exchange(raw.port, b"GET /echo HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n"
+                              b"Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\r\n")
+    assert data.startswith(b"HTTP/1.1 400")
+    assert "ws_scope" not in asgi_apps.seen
+
+
+def test_websocket_max_size_closes_with_1009(server_factory):
+    server = server_factory(asgi="asgi_apps:raw_app", ws_max_size=1000, ws_ping_interval=0)
+    with ws_connect(ws_url(server, "/echo"), compression=None) as ws:
+        ws.send(b"y" * 1001)
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=5)
+    assert closed.value.rcvd.code == 1009
+
+
+def test_ping_interval_closes_a_silent_client(server_factory):
+    server = server_factory(asgi="asgi_apps:raw_app", ws_ping_interval=0.2)
+    with connect(server.port) as sock:
+        sock.sendall(b"GET /echo HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n"
+                     b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                     b"Sec-WebSocket-Version: 13\r\n\r\n")
+        data = read_until_close(sock)   # pings never answered: a close 1011, then EOF
+    assert data.startswith(b"HTTP/1.1 101")
+    assert b"\x89\x00" in data                 # a ping
+    assert b"\x88" in data and b"\x03\xf3" in data   # close frame, code 1011
+
+
+# -- drain and lifespan through the command line ---------------------------------------------
+
+def test_drain_finishes_requests_and_closes_websockets_with_1001(raw):
+    with ws_connect(ws_url(raw, "/echo")) as ws, connect(raw.port) as sock:
+        sock.sendall(b"GET /sleep HTTP/1.1\r\nHost: h\r\n\r\n")
+        time.sleep(0.1)   # the application is sleeping on it now
+        stopping = threading.Thread(target=raw.stop, kwargs={"grace": 5})
+        stopping.start()
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=5)
+        response = parse_responses(read_until_close(sock))[0]
+        stopping.join(10)
+    assert closed.value.rcvd.code == 1001
+    assert response.body == b"slept" and response.getheader("connection") == "close"
+    assert asgi_apps.seen["raw_lifespan"] == ["lifespan.startup", "lifespan.shutdown"]
+    assert asgi_apps.seen["raw_ws_closed"] == [1001]
+
+
+def test_startup_failure_stops_with_the_message(cli):
+    handle = cli("--asgi", "tests.asgi_apps:failing_startup")
+    assert handle.proc.wait(10) != 0
+    errors = handle.stderr().strip().splitlines()
+    assert errors == ["reactor: application start-up failed: database unreachable"]
+
+
+def test_factory_and_workers_each_run_lifespan(cli):
+    handle = cli("--asgi", "tests.asgi_apps:make_app", "--factory", "--workers", "2")
+    assert httpx.get(f"http://127.0.0.1:{handle.port}/x").text == "GET /x 0"
+    assert handle.stop(signal.SIGTERM) == 0
