@@ -13,7 +13,6 @@ Must not import sockets, the loop or the connection.
 
 import logging
 from collections import deque
-from concurrent.futures import Future
 
 from websockets.datastructures import Headers
 from websockets.exceptions import InvalidState
@@ -25,7 +24,7 @@ from websockets.server import ServerProtocol
 
 from .asgi import response_fields, start_task
 from ..http import limits
-from ..http.response import Response, Upgrade, error_response
+from ..http.response import Deferred, Response, Upgrade, error_response
 
 log = logging.getLogger("reactor.websocket")
 
@@ -47,7 +46,7 @@ class ClientDisconnected(OSError):
 
 
 def open_session(handler, request):
-    """The answer to an upgrade request: the handshake's error, or a Future of the
+    """The answer to an upgrade request: the handshake's error, or a Deferred of the
     application's answer (a 101 carrying the session, or its denial response)."""
     opening = ServerProtocol(extensions=[ServerPerMessageDeflateFactory()],
                              logger=_protocol_log)
@@ -72,7 +71,7 @@ class Session:
         self.request = request
         self.protocol = protocol
         self.handshake = handshake
-        self.future = Future()      # the server's answer to the upgrade request
+        self.future = Deferred()    # the server's answer to the upgrade request
         self.inbox = deque([{"type": "websocket.connect"}])
         self.waiter = None          # receive() waiting for the inbox
         self.drained = None         # send() waiting for the client to read
@@ -157,15 +156,14 @@ class Session:
         self._answer(Upgrade([*headers.raw_items(), *extra], self))
 
     def _answer(self, response):
-        if not self.future.done():
-            self.future.set_result(response)
+        self.future.resolve(response)
 
     def _finished(self, task):
         error = None if task.cancelled() else task.exception()
         if error is not None and not isinstance(error, ClientDisconnected):
             log.error("ASGI application failed on WebSocket %s", self.request.target,
                       exc_info=error)
-        if not self.future.done():
+        if not self.future.done:
             if error is None and self.denial is None:
                 log.error("ASGI application returned without accepting or closing the "
                           "WebSocket %s", self.request.target)

@@ -37,7 +37,7 @@ class EarlyAnswer:
 class Stream:
     """A response body of unknown length, written as it is produced.
 
-    Items of `iterable` are bytes, or Futures whose result is bytes or None. `chunked` says
+    Items of `iterable` are bytes, or Futures or Deferreds whose result is bytes or None. `chunked` says
     whether to frame them (HTTP/1.1) or send them raw and close (HTTP/1.0)."""
 
     __slots__ = ("iterator", "source", "chunked")

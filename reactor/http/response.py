@@ -122,6 +122,42 @@ class Response:
         return f"Response({self.status}, length={self.length})"
 
 
+class Deferred:
+    """An answer (a Response, or a streamed body's next bytes) that a handler gives later, on
+    the loop's own thread: unlike a concurrent.futures.Future it needs no lock and no
+    wake-up, as the callback runs at once, inside resolve() or fail()."""
+
+    __slots__ = ("value", "error", "done", "callback")
+
+    def __init__(self):
+        self.value = self.error = self.callback = None
+        self.done = False
+
+    def add_done_callback(self, callback):
+        """callback(self) once resolved: now, if it is already."""
+        self.callback = callback
+        if self.done:
+            callback(self)
+
+    def result(self):
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+    def resolve(self, value):
+        self._settle(value, None)
+
+    def fail(self, error):
+        self._settle(None, error)
+
+    def _settle(self, value, error):
+        if self.done:
+            return
+        self.value, self.error, self.done = value, error, True
+        if self.callback is not None:
+            self.callback(self)
+
+
 class Upgrade(Response):
     """101 Switching Protocols: once its head is written the connection carries another
     protocol, `tunnel`'s (a WebSocket). The fields must say `Connection: Upgrade` and

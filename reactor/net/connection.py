@@ -16,7 +16,7 @@ from concurrent.futures import Future
 from ..http.errors import HTTPError
 from ..http.protocol import EarlyAnswer, Stream, State as InputState, discard_body
 from ..http.request import Request
-from ..http.response import NO_CONTENT, FileSlice, Upgrade, error_response
+from ..http.response import NO_CONTENT, Deferred, FileSlice, Upgrade, error_response
 from ..http import limits
 
 log = logging.getLogger("reactor")
@@ -357,6 +357,10 @@ class Connection:
         except Exception:
             log.exception("handler failed for %s %s", request.method, request.target)
             response = error_response(500)
+        if response.__class__ is Deferred:
+            self.waiting = response
+            response.add_done_callback(lambda done: self._resume(request, done, started))
+            return
         if isinstance(response, Future):
             self.waiting = response
             response.add_done_callback(
@@ -523,6 +527,10 @@ class Connection:
             return False
         try:
             item = next(stream.iterator, _END)
+            if item.__class__ is Deferred:
+                self.waiting = item
+                item.add_done_callback(self._stream_ready)
+                return False
             if isinstance(item, Future):
                 self.waiting = item
                 item.add_done_callback(
