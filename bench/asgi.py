@@ -113,7 +113,7 @@ def thread_hop():
 
             def run():
                 result = super(ThreadHop, self).__call__(request)
-                if isinstance(result, Future):
+                if hasattr(result, "add_done_callback"):
                     result.add_done_callback(lambda done: answer.set_result(done.result()))
                 else:
                     answer.set_result(result)

@@ -329,12 +329,24 @@ def test_websocket_max_size_closes_with_1009(server_factory):
     assert closed.value.rcvd.code == 1009
 
 
+UPGRADE = (b"GET /echo HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+           b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+
+
+def test_text_that_is_not_utf8_closes_with_1007(raw):
+    with connect(raw.port) as sock:
+        sock.sendall(UPGRADE)
+        payload = b"\xff\xfe"
+        sock.sendall(b"\x81\x82\x00\x00\x00\x00" + payload)   # masked with zeros
+        data = read_until_close(sock)
+    assert data.startswith(b"HTTP/1.1 101")
+    assert b"\x88" in data and b"\x03\xef" in data   # close frame, code 1007
+
+
 def test_ping_interval_closes_a_silent_client(server_factory):
     server = server_factory(asgi="asgi_apps:raw_app", ws_ping_interval=0.2)
     with connect(server.port) as sock:
-        sock.sendall(b"GET /echo HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n"
-                     b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                     b"Sec-WebSocket-Version: 13\r\n\r\n")
+        sock.sendall(UPGRADE)
         data = read_until_close(sock)   # pings never answered: a close 1011, then EOF
     assert data.startswith(b"HTTP/1.1 101")
     assert b"\x89\x00" in data                 # a ping

@@ -183,3 +183,23 @@ def test_flask_conditional_download(flask_server):
 
 def test_flask_not_found(flask_server):
     assert fetch(flask_server.port, "/nope")[0].status == 404
+
+
+# -- FastAPI via --asgi --------------------------------------------------------------------
+
+
+def test_fastapi_example_with_files_and_websocket(server_factory):
+    import httpx
+    from websockets.sync.client import connect as ws_connect
+
+    root = EXAMPLES / "files"
+    server = server_factory(asgi="examples.fastapi_app:app", asgi_files=True, root=str(root),
+                            ws_max_size=1 << 20)
+    name = next(path.name for path in root.iterdir() if path.is_file())
+    with httpx.Client(base_url=server.url) as client:
+        assert client.get("/" + name).content == (root / name).read_bytes()
+        with ws_connect(f"ws://127.0.0.1:{server.port}/api/live") as live:
+            created = client.post("/api/notes", json={"text": "buy tea"})
+            assert created.status_code == 201 and created.json()["count"] >= 1
+            assert json.loads(live.recv(timeout=5)) == {"added": "buy tea"}
+        assert "buy tea" in client.get("/api/notes").json()["notes"]

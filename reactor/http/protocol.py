@@ -159,7 +159,7 @@ class Protocol:
     """One connection's HTTP state. Create with a RequestParser and the limits it enforces."""
 
     __slots__ = ("parser", "decoder_factory", "max_body", "max_requests", "judge", "state",
-                 "served", "persist", "stream_bodies", "_buffer", "_body_request",
+                 "served", "persist", "stream_bodies", "held", "_buffer", "_body_request",
                  "_body_parts", "_body_size", "_body_left", "_decoder")
 
     def __init__(self, parser, decoder_factory, max_body: int, max_requests: int, judge=None):
@@ -175,6 +175,9 @@ class Protocol:
         # Hand each request over at its head, its body following into request.stream
         # (a BodyStream), instead of once the body is read whole.
         self.stream_bodies = False
+        # After a request asking to upgrade (in stream_bodies mode), what follows may be the
+        # new protocol's bytes: they are kept unparsed until release() or take_buffered().
+        self.held = False
         self._buffer = b""
         self._body_request = None
 
@@ -198,6 +201,12 @@ class Protocol:
         request = self._body_request
         return None if request is None else request.stream
 
+    def release(self) -> list:
+        """The upgrade was refused: what was held is HTTP after all; the events it makes."""
+        self.held = False
+        rest, self._buffer = self._buffer, b""
+        return self.receive(rest) if rest else []
+
     def take_buffered(self) -> bytes:
         """What arrived past the last request and was not parsed: after a 101 it belongs to
         the protocol switched to. No more HTTP is read afterwards."""
@@ -214,6 +223,9 @@ class Protocol:
         """Feed bytes; returns the events they complete, in order: Request (body read),
         CONTINUE (bytes to send before the body), EarlyAnswer or HTTPError (after either the
         state is CLOSED)."""
+        if self.held:
+            self._buffer += bytes(data)
+            return []
         if self.state is State.CLOSED:
             return []
         if self._buffer:
@@ -241,6 +253,9 @@ class Protocol:
                         break
                     continue
                 events.extend(requests)
+                if self.stream_bodies and b"upgrade" in last.fields:
+                    self.held = True
+                    error = None   # not HTTP, perhaps: the answer to `last` will tell
             if error is not None:
                 events.append(error)
                 self.state = State.CLOSED
@@ -249,6 +264,9 @@ class Protocol:
         return events
 
     def _keep_rest(self, data, pos):
+        if self.held:
+            self._buffer = bytes(data[pos:])
+            return
         if self.state is State.CLOSED:
             self._buffer = b""
             return

@@ -232,11 +232,15 @@ class Connection:
 
     def _hold_body(self):
         """Stop reading while the body being streamed has BODY_BUFFER bytes its handler has
-        not taken: the client waits, instead of the server buffering without bound."""
-        stream = self.protocol.streaming
+        not taken: the client waits, instead of the server buffering without bound. Also
+        while an upgrade request waits for its answer: what follows may not be HTTP."""
+        protocol = self.protocol
+        stream = protocol.streaming
         if stream is not None and stream.full and stream.resume is None and self.reading:
             stream.resume = self._resume_body
             self._watch(False, self.blocked)
+        elif protocol.held and self.reading:
+            self._watch(False, self.blocked)   # advance() reads again after the answer
 
     def _resume_body(self):
         if (self.state is not State.CLOSED and not self.reading and not self.closing
@@ -402,6 +406,8 @@ class Connection:
         output.append(ResponseEnd(request, response.status, head, started))
         if response.__class__ is Upgrade:
             output.append(Switch(response.tunnel))
+        elif self.protocol.held:
+            self.pending.extend(self.protocol.release())
         if not keep_alive:
             # A close the client asked for, with nothing sent after it, needs no lingering.
             self.client_done = self.client_done or not (request.keep_alive or self.pending
