@@ -40,7 +40,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 
-from wsgi import free_port, wait_listening   # noqa: E402  (bench/ is on the path)
+from wsgi import free_port, running   # noqa: E402  (bench/ is on the path)
 
 HELLO = b"Hello, World!"
 PAYLOAD = {"items": [{"id": i, "name": f"item {i}", "tags": ["a", "b"]} for i in range(16)]}
@@ -252,31 +252,17 @@ LOOP_SCENARIOS = ("hello world", "static file")
 
 def measure(argv, port, tree, scenarios, seconds, connections) -> dict:
     """{scenario: (rate, CPU microseconds per request)} for one server process."""
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, HERE]), BENCH_TREE=tree)
     results = {}
-    with tempfile.TemporaryFile() as log:
-        process = subprocess.Popen(argv, cwd=HERE, env=env, stdout=log, stderr=log)
-        try:
-            wait_listening(port, process)
-            for scenario in scenarios:
-                path = SCENARIOS[scenario]
-                load = ((lambda s: ws_run(port, s, 8)) if path is None
-                        else (lambda s: wrk(port, path, s, connections)))
-                load(1)   # warm-up: imports, caches, first connections
-                before = cpu_seconds(process.pid)
-                rate, count = load(seconds)
-                results[scenario] = (rate, (cpu_seconds(process.pid) - before) * 1e6 / count)
-            return results
-        except Exception:
-            log.seek(0)
-            sys.stderr.write(log.read()[-4000:].decode(errors="replace"))
-            raise
-        finally:
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
+    with running(argv, port, {"BENCH_TREE": tree}) as process:
+        for scenario in scenarios:
+            path = SCENARIOS[scenario]
+            load = ((lambda s: ws_run(port, s, 8)) if path is None
+                    else (lambda s: wrk(port, path, s, connections)))
+            load(1)   # warm-up: imports, caches, first connections
+            before = cpu_seconds(process.pid)
+            rate, count = load(seconds)
+            results[scenario] = (rate, (cpu_seconds(process.pid) - before) * 1e6 / count)
+    return results
 
 
 def main() -> int:

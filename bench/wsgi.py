@@ -9,6 +9,7 @@ skipped. This file is also the application under test (`wsgi:app` with bench/ on
 """
 
 import argparse
+import contextlib
 import os
 import re
 import shutil
@@ -78,16 +79,18 @@ def wrk(port: int, seconds: int, connections: int) -> float:
     return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
 
 
-def measure(argv, port: int, seconds: int, connections: int) -> float:
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, HERE]))
+@contextlib.contextmanager
+def running(argv, port: int, env=None):
+    """The server process of `argv`, listening on `port`; its log is shown if the body fails,
+    and it is stopped after."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, HERE]), **(env or {}))
     # A file, not a pipe: a server that logs under load (waitress warns of its queue depth)
     # must never block on a pipe nobody reads.
     with tempfile.TemporaryFile() as log:
         process = subprocess.Popen(argv, cwd=HERE, env=env, stdout=log, stderr=log)
         try:
             wait_listening(port, process)
-            wrk(port, 1, connections)          # warm-up: imports, caches, first connections
-            return wrk(port, seconds, connections)
+            yield process
         except Exception:
             log.seek(0)
             sys.stderr.write(log.read()[-4000:].decode(errors="replace"))
@@ -98,6 +101,12 @@ def measure(argv, port: int, seconds: int, connections: int) -> float:
                 process.wait(10)
             except subprocess.TimeoutExpired:
                 process.kill()
+
+
+def measure(argv, port: int, seconds: int, connections: int) -> float:
+    with running(argv, port):
+        wrk(port, 1, connections)          # warm-up: imports, caches, first connections
+        return wrk(port, seconds, connections)
 
 
 def main() -> int:

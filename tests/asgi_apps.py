@@ -191,6 +191,14 @@ async def raw_app(scope, receive, send):
         for _ in range(128):
             await send({"type": "http.response.body", "body": piece, "more_body": True})
         await send({"type": "http.response.body", "body": b""})
+    elif path == "/endless":
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        try:
+            while True:
+                await send({"type": "http.response.body", "body": b"tick\n", "more_body": True})
+                await asyncio.sleep(0.01)
+        except OSError as error:
+            seen["endless"] = type(error).__name__
     elif path == "/no-start":
         return
     elif path == "/start-twice":

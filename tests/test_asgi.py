@@ -158,6 +158,13 @@ def test_disconnect_reaches_the_application(raw):
     assert wait_until(lambda: asgi_apps.seen.get("disconnect") == "http.disconnect")
 
 
+def test_send_after_the_client_left_raises_so_an_endless_stream_stops(raw):
+    with connect(raw.port) as sock:
+        sock.sendall(b"GET /endless HTTP/1.1\r\nHost: h\r\n\r\n")
+        assert b"tick" in sock.recv(65536)
+    assert wait_until(lambda: asgi_apps.seen.get("endless") == "ClientDisconnected")
+
+
 def test_streamed_response_is_chunked_and_pathsend_sends_the_file(raw):
     with httpx.Client(base_url=raw.url) as client:
         streamed = client.get("/stream")

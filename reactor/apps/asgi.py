@@ -27,7 +27,7 @@ from .app import import_object, request_path
 from ..config import Config
 from ..http import limits
 from ..http.errors import ConfigError
-from ..http.protocol import discard_body
+from ..http.protocol import BodyStream, discard_body
 from ..http.response import SERVER_OWNED, Deferred, FileSlice, Response, error_response
 
 log = logging.getLogger("reactor.asgi")
@@ -49,6 +49,11 @@ if sys.version_info >= (3, 12):
 else:
     def start_task(loop, coroutine):
         return loop.create_task(coroutine)
+
+
+class ClientDisconnected(OSError):
+    """send() once the client is gone (ASGI 2.4: a server-specific OSError), so that an
+    application streaming without end learns to stop."""
 
 
 def response_fields(headers) -> tuple:
@@ -235,6 +240,8 @@ class ResponseBody:
     def close(self):
         if self.drained is not None:
             self._release()
+        if not self.ended:
+            self.cycle.gone = True
         self.cycle.complete()
 
 
@@ -242,13 +249,17 @@ class HTTPCycle:
     """One request of the `http` scope: the application's receive and send."""
 
     __slots__ = ("handler", "request", "stream", "future", "response", "status", "headers",
-                 "declared", "body", "body_left", "done", "waiter", "task")
+                 "declared", "body", "body_left", "done", "gone", "waiter", "task")
 
     def __init__(self, handler, request):
         self.handler = handler
         self.request = request
-        self.stream = request.stream
-        self.stream.listener = self._wake
+        stream = request.stream
+        if stream is None:   # mounted where the body was read whole first (an App's mount)
+            stream = BodyStream(complete=True)
+            stream.feed(request.body)
+        stream.listener = self._wake
+        self.stream = stream
         self.future = None     # what the server waits on, when the answer is not ready at once
         self.response = None
         self.status = None
@@ -257,7 +268,8 @@ class HTTPCycle:
         self.body = None       # the ResponseBody of a streamed response
         self.body_left = True  # the end of the request body is still to be received
         self.done = False      # the response is complete, or the client gone
-        self.waiter = None
+        self.gone = False      # the client went before the response was complete
+        self.waiter = None     # the future every receive() waiting now waits on
 
     def run(self):
         handler = self.handler
@@ -284,7 +296,8 @@ class HTTPCycle:
                     return {"type": "http.request", "body": b"", "more_body": False}
             if stream.lost or self.done:
                 return {"type": "http.disconnect"}
-            self.waiter = self.handler.loop.create_future()
+            if self.waiter is None:
+                self.waiter = self.handler.loop.create_future()
             await self.waiter
 
     def _wake(self):
@@ -305,7 +318,9 @@ class HTTPCycle:
             if self.status is None:
                 raise RuntimeError("http.response.body sent before http.response.start")
             if self.done:
-                return   # the client is gone, or the body has ended: nothing goes out
+                if self.gone or self.stream.lost:
+                    raise ClientDisconnected("the client is gone")
+                return   # the body has ended: nothing more goes out
             body = bytes(message.get("body", b""))
             more = message.get("more_body", False)
             if self.body is not None:
@@ -342,7 +357,9 @@ class HTTPCycle:
         self._wake()
 
     def _finished(self, task):
-        error = None if task.cancelled() else task.exception()
+        if task.cancelled():   # at shutdown, past the grace
+            return
+        error = task.exception()
         request = self.request
         if self.response is None:
             if error is not None:
@@ -356,11 +373,11 @@ class HTTPCycle:
         elif self.body is not None and not self.body.ended:
             if error is None:
                 error = RuntimeError("the ASGI application returned before its body ended")
-            if not self.done:
+            if not isinstance(error, ClientDisconnected):
                 log.error("ASGI response to %s %s broke off", request.method, request.target,
                           exc_info=error)
             self.body.fail(error)
-        elif error is not None and not task.cancelled():
+        elif error is not None and not isinstance(error, ClientDisconnected):
             log.error("ASGI application failed after its response to %s %s", request.method,
                       request.target, exc_info=error)
 

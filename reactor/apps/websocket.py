@@ -22,7 +22,7 @@ from websockets.http11 import Request as HandshakeRequest
 from websockets.protocol import OPEN, SERVER, Protocol, State
 from websockets.server import ServerProtocol
 
-from .asgi import response_fields, start_task
+from .asgi import ClientDisconnected, response_fields, start_task
 from ..http import limits
 from ..http.response import Deferred, Response, Upgrade, error_response
 
@@ -39,10 +39,6 @@ GOING_AWAY = 1001
 ABNORMAL = 1006
 INTERNAL_ERROR = 1011
 INVALID_DATA = 1007
-
-
-class ClientDisconnected(OSError):
-    """send() after the WebSocket closed (ASGI: a server-specific OSError)."""
 
 
 def open_session(handler, request):
@@ -101,7 +97,8 @@ class Session:
 
     async def receive(self) -> dict:
         while not self.inbox:
-            self.waiter = self.handler.loop.create_future()
+            if self.waiter is None:
+                self.waiter = self.handler.loop.create_future()
             await self.waiter
         return self.inbox.popleft()
 

@@ -604,13 +604,20 @@ class Connection:
         if rest:
             tunnel.received(rest)
 
-    def _tunnel_readable(self):
+    def _read_raw(self):
+        """Bytes read into the shared buffer: 0 at EOF or when the peer is gone, None when
+        none are there yet."""
         try:
-            n = self.transport.recv_into(self.server.recv_buffer)
+            return self.transport.recv_into(self.server.recv_buffer)
         except (BlockingIOError, InterruptedError):
-            return
+            return None
         except OSError:
-            n = 0
+            return 0
+
+    def _tunnel_readable(self):
+        n = self._read_raw()
+        if n is None:
+            return
         if n == 0:
             self.close()
             return
@@ -624,39 +631,36 @@ class Connection:
     def write(self, data):
         if self.state is not State.TUNNEL:
             return
-        if self.output:
-            self.output.append(data)
-            return
-        try:
-            sent = self.transport.send(data)
-        except (BlockingIOError, InterruptedError):
-            sent = 0
-        except OSError:
-            self.close()
-            return
-        self.written += sent
-        if sent < len(data):
-            self.output.append(memoryview(data)[sent:])
+        output = self.output
+        output.append(data)
+        if len(output) == 1 and not self._tunnel_flush() and self.state is State.TUNNEL:
             self.blocked = True
             self._tunnel_watch()
 
-    def _tunnel_writable(self):
+    def _tunnel_flush(self) -> bool:
+        """Send what the tunnel wrote; False while the socket is full or once it is closed."""
         output = self.output
         while output:
             piece = output[0]
             try:
                 sent = self.transport.send(piece)
             except (BlockingIOError, InterruptedError):
-                return
+                return False
             except OSError:
                 self.close()
-                return
+                return False
             self.written += sent
-            self.deadline = self.loop.now + self.server.config.send_timeout
             if sent < len(piece):
                 output[0] = memoryview(piece)[sent:]
-                return
+                return False
             output.pop(0)
+        return True
+
+    def _tunnel_writable(self):
+        if not self._tunnel_flush():
+            if self.state is State.TUNNEL:
+                self.deadline = self.loop.now + self.server.config.send_timeout
+            return
         if self.closing:
             self.close()
             return
@@ -715,12 +719,9 @@ class Connection:
         self.transport.watch(self._linger, None)
 
     def _linger(self):
-        try:
-            n = self.transport.recv_into(self.server.recv_buffer)
-        except (BlockingIOError, InterruptedError):
+        n = self._read_raw()
+        if n is None:
             return
-        except OSError:
-            n = 0
         self.lingered += n
         if n == 0 or self.lingered > LINGER_BYTES:
             self.close()
