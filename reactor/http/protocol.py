@@ -9,8 +9,14 @@ order, keep-alive and the input state. Must not import sockets, the loop or any 
 import enum
 
 from .errors import HTTPError, ParseError
-from .response import (INLINE_BODY, NO_CONTENT, FileSlice, error_response, render_head,
-                       render_message)
+from .response import (
+    INLINE_BODY,
+    NO_CONTENT,
+    FileSlice,
+    error_response,
+    render_head,
+    render_message,
+)
 
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 

@@ -12,11 +12,12 @@ import logging
 import socket
 from concurrent.futures import Future
 
+from ..http import limits
 from ..http.errors import HTTPError
-from ..http.protocol import EarlyAnswer, Stream, State as InputState, discard_body
+from ..http.protocol import EarlyAnswer, Stream, discard_body
+from ..http.protocol import State as InputState
 from ..http.request import Request
 from ..http.response import NO_CONTENT, FileSlice, error_response
-from ..http import limits
 
 log = logging.getLogger("reactor")
 

@@ -23,11 +23,11 @@ import sys
 import time
 import traceback
 
-from . import wiring
 from ..http.errors import ConfigError
-from .metrics import Shared
 from ..net.server import Server, open_listener, ready_line, remove_stale_socket
 from ..net.tls import load_certificates
+from . import wiring
+from .metrics import Shared
 
 log = logging.getLogger("reactor")
 
