@@ -22,6 +22,7 @@ This file is also the application under test (`asgi:app`, `asgi:starlette_files`
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import re
@@ -40,7 +41,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 
-from wsgi import free_port, running   # noqa: E402  (bench/ is on the path)
+from wsgi import free_port, running  # noqa: E402  (bench/ is on the path)
 
 HELLO = b"Hello, World!"
 PAYLOAD = {"items": [{"id": i, "name": f"item {i}", "tags": ["a", "b"]} for i in range(16)]}
@@ -256,8 +257,8 @@ def measure(argv, port, tree, scenarios, seconds, connections) -> dict:
     with running(argv, port, {"BENCH_TREE": tree}) as process:
         for scenario in scenarios:
             path = SCENARIOS[scenario]
-            load = ((lambda s: ws_run(port, s, 8)) if path is None
-                    else (lambda s: wrk(port, path, s, connections)))
+            load = (functools.partial(ws_run, port, connections=8) if path is None
+                    else functools.partial(wrk, port, path, connections=connections))
             load(1)   # warm-up: imports, caches, first connections
             before = cpu_seconds(process.pid)
             rate, count = load(seconds)

@@ -10,7 +10,7 @@ import os
 import sys
 from pathlib import Path
 
-from . import __version__
+from ._version import __version__
 from .config import Config
 from .http.errors import ConfigError
 from .static.site import Cors, HeaderRule
@@ -228,7 +228,7 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     try:
         config = config_from_args(args)
-        from .ops.supervisor import serve
+        from .ops.serve import serve
         serve(config, ready=lambda line: print(line, flush=True), argv=argv)
     except ConfigError as error:
         print(f"reactor: {error}", file=sys.stderr)

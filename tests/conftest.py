@@ -19,13 +19,12 @@ import signal
 import threading
 
 import pytest
-
 from processes import Cli
-from reactor.http import _pyparser
-from reactor.ops import wiring as ops
-from reactor.config import Config
-from reactor.net.server import Server, open_listener
 
+from reactor.config import Config
+from reactor.http import _pyparser
+from reactor.net.server import Server, open_listener
+from reactor.ops import wiring as ops
 
 BIG_SIZE = 8 * 1024 * 1024
 

@@ -2,21 +2,20 @@
 each scope as asgiref's spec describes them, the bad cases, and what holds for every HTTP/1
 handler (limits, pipelining, forwarding fields, HTTPS, drain, files beside the app)."""
 
-import json
 import signal
 import socket
 import ssl
 import threading
 import time
 
+import asgi_apps
 import httpx
 import pytest
 import trustme
+from netutil import connect, exchange, parse_responses, read_until_close, wait_until
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect as ws_connect
 
-import asgi_apps
-from netutil import connect, exchange, parse_responses, read_until_close, wait_until
 from reactor.http import limits
 from reactor.net.tls import Certificates
 

@@ -7,10 +7,10 @@ import socket
 import time
 
 import pytest
+from netutil import connect, exchange, read_until_close, wait_until
 
 from reactor.http.response import INLINE_BODY
 from reactor.static.files import MAX_CACHED_FILE
-from netutil import connect, exchange, read_until_close, wait_until
 
 DATE = re.compile(rb"\r\nDate: [^\r]*\r\n")
 MEDIUM = bytes(range(256)) * (INLINE_BODY // 256 + 4)      # cached, but above INLINE_BODY

@@ -9,7 +9,6 @@ import socket
 import time
 
 import pytest
-
 from netutil import wait_until
 from processes import REPO, Load
 

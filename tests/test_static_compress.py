@@ -8,12 +8,12 @@ import threading
 import time
 
 import pytest
+from netutil import fetch, wait_until
+from test_static_handler import request
 
 from reactor.static import StaticFiles
 from reactor.static.codecs import CODECS
 from reactor.static.compressed import MAX_IN_MEMORY, Compressor
-from netutil import fetch, wait_until
-from test_static_handler import request
 
 WORDS = ("function", "return", "const", "let", "value", "=>", "{", "}", "(", ")", "await",
          "this.state", "props", "render", "export", "default", "import", "from", ";", "\n")

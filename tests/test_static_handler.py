@@ -151,7 +151,8 @@ class _Refusing:
 
 
 def _refuse_file_system(monkeypatch):
-    from reactor.static import files, handler as handler_module
+    from reactor.static import files
+    from reactor.static import handler as handler_module
 
     refusing = _Refusing(os, {"stat", "lstat", "open", "fstat"})
     refusing.path = _Refusing(os.path, {"realpath"})

@@ -17,8 +17,8 @@ import time
 
 import pytest
 import trustme
-
 from netutil import connect, read_until_close
+
 from reactor.config import Config
 from reactor.http.response import FileSlice, Response
 from reactor.net.server import Server, open_listener

@@ -23,12 +23,12 @@ import time
 from collections import deque
 from urllib.parse import unquote
 
-from .app import import_object, request_path
 from ..config import Config
 from ..http import limits
 from ..http.errors import ConfigError
 from ..http.protocol import BodyStream, discard_body
 from ..http.response import SERVER_OWNED, Deferred, FileSlice, Response, error_response
+from .app import import_object, request_path
 
 log = logging.getLogger("reactor.asgi")
 

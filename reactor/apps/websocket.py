@@ -22,9 +22,9 @@ from websockets.http11 import Request as HandshakeRequest
 from websockets.protocol import OPEN, SERVER, Protocol, State
 from websockets.server import ServerProtocol
 
-from .asgi import ClientDisconnected, response_fields, start_task
 from ..http import limits
 from ..http.response import Deferred, Response, Upgrade, error_response
+from .asgi import ClientDisconnected, response_fields, start_task
 
 log = logging.getLogger("reactor.websocket")
 

@@ -10,8 +10,14 @@ import enum
 
 from . import limits
 from .errors import HTTPError, ParseError
-from .response import (INLINE_BODY, NO_CONTENT, FileSlice, error_response, render_head,
-                       render_message)
+from .response import (
+    INLINE_BODY,
+    NO_CONTENT,
+    FileSlice,
+    error_response,
+    render_head,
+    render_message,
+)
 
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 

@@ -10,7 +10,7 @@ import time
 from email.utils import formatdate
 from http import HTTPStatus
 
-from .. import __version__
+from .._version import __version__
 
 SERVER = f"reactor/{__version__}".encode()
 

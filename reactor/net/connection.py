@@ -1,36 +1,33 @@
 """One client connection: its transport, its states, and the execution of what the protocol asks.
 
 Reads into the server's shared receive buffer (a connection holds no buffer of its own while
-idle), feeds the protocol, calls the handler for each request in order, and writes the
-pieces with send / sendfile, registering for writability only after a partial write.
+idle), answers plain requests from the fast lane's ready messages, feeds the protocol the
+rest, calls the handler for each request in order and queues the answers for its writing half
+(output.py); then keep-alive, deadlines and closing (half-close and linger, or at once). After
+a 101 the connection carries another protocol's bytes (tunnel.py).
 Knows HTTP framing through `protocol`, never files or routes: handlers own those. The bytes
 move through a transport (transport.py), plain or TLS; which one is never asked here.
 """
 
 import enum
 import logging
-import math
 import socket
 from concurrent.futures import Future
 
-from ..http.errors import HTTPError
-from ..http.protocol import EarlyAnswer, Stream, State as InputState, discard_body
-from ..http.request import Request
-from ..http.response import NO_CONTENT, Deferred, FileSlice, Upgrade, error_response
 from ..http import limits
+from ..http.errors import HTTPError
+from ..http.protocol import EarlyAnswer, discard_body
+from ..http.protocol import State as InputState
+from ..http.request import Request
+from ..http.response import NO_CONTENT, Deferred, Upgrade, error_response
+from .output import Output, ResponseEnd
+from .tunnel import Switch, Tunnel
 
 log = logging.getLogger("reactor")
-
-MSG_MORE = getattr(socket, "MSG_MORE", 0)
-_END = object()
 
 # Responses queued ahead of the one being written; beyond it, pipelined requests wait
 # unparsed in the protocol's order, so memory and open files per connection stay bounded.
 MAX_QUEUED = 32
-
-# Queued bytes are joined into one send up to this size (pipelined small responses); beyond
-# it, pieces go out as they are, so a large body is never copied just to be joined.
-JOIN_LIMIT = 64 * 1024
 
 # After `Connection: close`, how long to keep reading (and discarding) what the client is
 # still sending, so that closing with unread data does not reset the response away.
@@ -53,42 +50,13 @@ _TOO_SLOW = {State.READING_HEAD: "request head too slow",
              State.READING_BODY: "request body too slow"}
 
 
-class ResponseEnd:
-    """Where one response ends in the output: when the bytes before it are written (or the
-    connection is lost first) the server learns the body bytes that actually went out.
-
-    `request` is None for pieces that are no logged response of their own (100 Continue, an
-    error before any request was read); they only move where the next response starts.
-    `end` is the connection's written-byte count at which the response ends, once known."""
-
-    __slots__ = ("request", "status", "head", "end", "started")
-
-    def __init__(self, request, status: int, head: int, started: float = 0.0):
-        self.request = request
-        self.status = status
-        self.head = head
-        self.end = None
-        self.started = started    # loop time the request arrived
-
-
-class Switch:
-    """In the output after a 101 head: once written, the connection becomes `tunnel`'s."""
-
-    __slots__ = ("tunnel",)
-
-    def __init__(self, tunnel):
-        self.tunnel = tunnel
-
-    def close(self):
-        """Dropped unwritten (the connection closed first): the tunnel never opens."""
-        self.tunnel.lost()
-
-
-class Connection:
+class Connection(Output, Tunnel):
     __slots__ = ("server", "loop", "transport", "client", "protocol", "handler", "lane", "pending",
                  "output", "waiting", "state", "deadline", "closing", "reading", "blocked",
                  "lingered", "written", "ended_at", "ending", "body_started", "client_done",
                  "inflight", "tunnel")
+
+    TUNNEL_STATE = State.TUNNEL
 
     def __init__(self, server, transport, client, handler):
         self.server = server
@@ -414,167 +382,9 @@ class Connection:
                                                         or self.protocol.holds_input)
             self._closing()
 
-    def _ended(self, end):
-        """The response that `end` closes is written, or the connection lost it part way."""
-        started, self.ended_at = self.ended_at, end.end
-        if end.request is not None:
-            if end.request.stream is not None:
-                end.request.stream.discard()   # answered: the rest of its body is read past
-            sent = end.end - started - end.head
-            self.server.response_ended(self, end.request, end.status, sent if sent > 0 else 0,
-                                       end.started)
-
-    def _written(self, count: int):
-        self.written += count
-        ending = self.ending
-        while ending and ending[0].end <= self.written:
-            self._ended(ending.pop(0))
-
     def _closing(self):
         self.closing = True
         self.pending.clear()
-
-    # -- output --------------------------------------------------------------------------------
-
-    def _flush(self) -> bool:
-        """Write queued pieces; False when the socket is full (writer registered) or the
-        connection is gone or waiting on a stream item."""
-        output = self.output
-        transport = self.transport
-        while output:
-            piece = output[0]
-            if piece.__class__ is bytes or piece.__class__ is memoryview:
-                if len(output) > 2 and bytes in (output[1].__class__, output[2].__class__):
-                    piece = self._join_leading_bytes(piece)
-                # MSG_MORE only when more bytes follow: a corked last piece waits 200 ms.
-                more = len(output) > 2 or (len(output) == 2
-                                           and output[1].__class__ is not ResponseEnd)
-                flags = MSG_MORE if more else 0
-                try:
-                    sent = transport.send(piece, flags)
-                except (BlockingIOError, InterruptedError):
-                    sent = 0
-                except OSError:
-                    self.close()
-                    return False
-                self._written(sent)
-                if sent < len(piece):
-                    # A view, so a large body is not copied again on every partial send.
-                    output[0] = memoryview(piece)[sent:]
-                    self._block()
-                    return False
-                output.pop(0)
-            elif piece.__class__ is FileSlice:
-                if not self._send_file(piece):
-                    return False
-            elif piece.__class__ is Stream:
-                if not self._pull_stream(piece):
-                    return False
-            elif piece.__class__ is ResponseEnd:
-                output.pop(0)
-                piece.end = self.written
-                self._ended(piece)
-            elif piece.__class__ is Switch:
-                output.pop(0)
-                self._switch(piece.tunnel)
-                return False
-            else:
-                output[0] = memoryview(piece)   # bytearray and other buffers
-        return True
-
-    def _join_leading_bytes(self, first) -> bytes:
-        """Small responses queued back to back become one send; large bodies are not copied.
-        The ends of the responses joined move to `ending`, each with its offset."""
-        output = self.output
-        size = len(first)
-        parts = [first]
-        count = 1
-        ends = self.ending
-        for piece in output[1:]:
-            if piece.__class__ is ResponseEnd:
-                piece.end = self.written + size
-                ends.append(piece)
-            elif piece.__class__ is not bytes or size + len(piece) > JOIN_LIMIT:
-                break
-            else:
-                size += len(piece)
-                parts.append(piece)
-            count += 1
-        output[:count] = [b"".join(parts) if len(parts) > 1 else first]
-        return output[0]
-
-    def _send_file(self, piece) -> bool:
-        while piece.count:
-            try:
-                sent = self.transport.sendfile(piece.fd, piece.offset,
-                                               min(piece.count, limits.SENDFILE_CHUNK))
-            except (BlockingIOError, InterruptedError):
-                self._block()
-                return False
-            except OSError:
-                self.close()
-                return False
-            if sent == 0:
-                # The file shrank under us: the promised length can no longer be kept, and
-                # anything else sent now would be read as a different response.
-                log.warning("file changed while being sent to %s; closing", self.client[0])
-                self.close()
-                return False
-            piece.offset += sent
-            piece.count -= sent
-            self._written(sent)
-        piece.close()
-        self.output.pop(0)
-        return True
-
-    def _pull_stream(self, stream) -> bool:
-        output = self.output
-        if self.waiting is not None:
-            return False
-        try:
-            item = next(stream.iterator, _END)
-            if item.__class__ is Deferred:
-                self.waiting = item
-                item.add_done_callback(self._stream_ready)
-                return False
-            if isinstance(item, Future):
-                self.waiting = item
-                item.add_done_callback(
-                    lambda future: self.loop.call_soon_threadsafe(self._stream_ready, future))
-                return False
-        except Exception:
-            log.exception("response body failed after its head was sent to %s", self.client[0])
-            self.close()
-            return False
-        if item is _END:
-            output.pop(0)
-            stream.close()
-            last = stream.last()
-            if last:
-                output.insert(0, last)
-        elif item:
-            output.insert(0, stream.frame(bytes(item)))
-        return True
-
-    def _stream_ready(self, future):
-        if self.waiting is not future:
-            return
-        self.waiting = None
-        try:
-            item = future.result()
-        except Exception:
-            log.exception("response body failed after its head was sent to %s", self.client[0])
-            self.close()
-            return
-        if item:
-            self.output.insert(0, self.output[0].frame(bytes(item)))
-        self.advance()
-
-    def _block(self):
-        self.deadline = self.loop.now + self.server.config.send_timeout
-        if not self.blocked:
-            # Stop reading while the client is not reading: that is the backpressure.
-            self._watch(False, True)
 
     def _watch(self, reading: bool, writing: bool):
         if self.state is State.CLOSED:
@@ -583,114 +393,6 @@ class Connection:
         self.blocked = writing
         self.transport.watch(self.on_readable if reading else None,
                              self._on_writable if writing else None)
-
-    def _on_writable(self):
-        self.deadline = self.loop.now + self.server.config.send_timeout
-        self.advance()
-
-    # -- after a 101: the channel a tunnel writes through -------------------------------------
-
-    def _switch(self, tunnel):
-        self.state = State.TUNNEL
-        self.tunnel = tunnel
-        self.deadline = math.inf   # the tunnel keeps its own time (pings)
-        self.server.reclaimable.pop(self, None)
-        self.pending.clear()
-        rest = self.protocol.take_buffered()
-        self.reading = True
-        self.blocked = False
-        self.transport.watch(self._tunnel_readable, None)
-        tunnel.attach(self)
-        if rest:
-            tunnel.received(rest)
-
-    def _read_raw(self):
-        """Bytes read into the shared buffer: 0 at EOF or when the peer is gone, None when
-        none are there yet."""
-        try:
-            return self.transport.recv_into(self.server.recv_buffer)
-        except (BlockingIOError, InterruptedError):
-            return None
-        except OSError:
-            return 0
-
-    def _tunnel_readable(self):
-        n = self._read_raw()
-        if n is None:
-            return
-        if n == 0:
-            self.close()
-            return
-        self.tunnel.received(bytes(self.server.recv_view[:n]))
-
-    @property
-    def backlog(self) -> int:
-        """Bytes the tunnel wrote that the client has not taken yet."""
-        return sum(len(piece) for piece in self.output)
-
-    def write(self, data):
-        if self.state is not State.TUNNEL:
-            return
-        output = self.output
-        output.append(data)
-        if len(output) == 1 and not self._tunnel_flush() and self.state is State.TUNNEL:
-            self.blocked = True
-            self._tunnel_watch()
-
-    def _tunnel_flush(self) -> bool:
-        """Send what the tunnel wrote; False while the socket is full or once it is closed."""
-        output = self.output
-        while output:
-            piece = output[0]
-            try:
-                sent = self.transport.send(piece)
-            except (BlockingIOError, InterruptedError):
-                return False
-            except OSError:
-                self.close()
-                return False
-            self.written += sent
-            if sent < len(piece):
-                output[0] = memoryview(piece)[sent:]
-                return False
-            output.pop(0)
-        return True
-
-    def _tunnel_writable(self):
-        if not self._tunnel_flush():
-            if self.state is State.TUNNEL:
-                self.deadline = self.loop.now + self.server.config.send_timeout
-            return
-        if self.closing:
-            self.close()
-            return
-        self.blocked = False
-        self._tunnel_watch()
-        self.tunnel.writable()
-
-    def _tunnel_watch(self):
-        if self.state is State.TUNNEL:
-            # A client that stops reading gets send_timeout; otherwise the tunnel has no
-            # deadline of ours.
-            self.deadline = (self.loop.now + self.server.config.send_timeout if self.blocked
-                             else math.inf)
-            self.transport.watch(self._tunnel_readable if self.reading else None,
-                                 self._tunnel_writable if self.blocked else None)
-
-    def pause_reading(self):
-        self.reading = False
-        self._tunnel_watch()
-
-    def resume_reading(self):
-        self.reading = True
-        self._tunnel_watch()
-
-    def end(self):
-        """Close once what was written has gone out."""
-        if self.output:
-            self.closing = True
-        else:
-            self.close()
 
     # -- closing -------------------------------------------------------------------------------
 
@@ -717,6 +419,16 @@ class Connection:
         self.server.reclaimable[self] = None
         self.reading = self.blocked = False
         self.transport.watch(self._linger, None)
+
+    def _read_raw(self):
+        """Bytes read into the shared buffer: 0 at EOF or when the peer is gone, None when
+        none are there yet."""
+        try:
+            return self.transport.recv_into(self.server.recv_buffer)
+        except (BlockingIOError, InterruptedError):
+            return None
+        except OSError:
+            return 0
 
     def _linger(self):
         n = self._read_raw()
@@ -755,8 +467,9 @@ class Connection:
         self.waiting = None
         self.transport.close()
         self._lose_inflight()
-        if self.tunnel is not None:
-            self.tunnel.lost()
+        tunnel, self.tunnel = self.tunnel, None
+        if tunnel is not None:
+            tunnel.lost()
         for piece in self.output:
             if piece.__class__ is ResponseEnd:
                 self.ending.append(piece)

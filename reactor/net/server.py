@@ -13,15 +13,15 @@ import socket
 import stat
 
 from ..http import limits
-from .connection import Connection
 from ..http.errors import ConfigError, HTTPError
-from .fastlane import FastLane
 from ..http.https import HTTPSHandler, redirect_to_https
-from .aioloop import AsyncioLoop
-from .loop import Loop
 from ..http.parser import ChunkedDecoder, RequestParser
 from ..http.protocol import Protocol
 from ..http.response import error_response, render_head
+from .aioloop import AsyncioLoop
+from .connection import Connection
+from .fastlane import FastLane
+from .loop import Loop
 from .transport import PlainTransport, TLSTransport
 
 log = logging.getLogger("reactor")
