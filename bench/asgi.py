@@ -298,6 +298,9 @@ def main() -> int:
 
 
 def report(rounds, scenarios):
+    """Per scenario and server: medians of rate and CPU time per request, and the first
+    server's ratios to each other one as medians of per-round ratios (rate: first / this;
+    CPU: this / first, so that above 1 the first server is ahead on both)."""
     names = list(rounds[0])
     first = names[0]
     for scenario in scenarios:
@@ -310,10 +313,12 @@ def report(rounds, scenarios):
             cpu = statistics.median(s[1] for s in samples)
             spread = ", ".join(f"{s[0]:.0f}" for s in samples)
             line = f"  {name:24} {rate:9.0f}/s  {cpu:7.1f} us CPU each   (rounds: {spread})"
-            if name != first:
-                ratios = [r[first][scenario][0] / r[name][scenario][0] for r in rounds
-                          if scenario in r.get(name, {}) and scenario in r[first]]
-                line += f"   {first} / this: {statistics.median(ratios):.2f}x"
+            paired = [(r[first][scenario], r[name][scenario]) for r in rounds
+                      if scenario in r.get(name, {}) and scenario in r[first]]
+            if name != first and paired:
+                rates = statistics.median(ours[0] / theirs[0] for ours, theirs in paired)
+                cpus = statistics.median(theirs[1] / ours[1] for ours, theirs in paired)
+                line += f"   {first} vs this: {rates:.2f}x req/s, {cpus:.2f}x less CPU"
             print(line)
 
 

@@ -26,7 +26,7 @@ from urllib.parse import unquote
 from ..config import Config
 from ..http import limits
 from ..http.errors import ConfigError
-from ..http.protocol import BodyStream, discard_body
+from ..http.protocol import discard_body
 from ..http.response import SERVER_OWNED, Deferred, FileSlice, Response, error_response
 from .app import import_object, request_path
 
@@ -254,12 +254,8 @@ class HTTPCycle:
     def __init__(self, handler, request):
         self.handler = handler
         self.request = request
-        stream = request.stream
-        if stream is None:   # mounted where the body was read whole first (an App's mount)
-            stream = BodyStream(complete=True)
-            stream.feed(request.body)
-        stream.listener = self._wake
-        self.stream = stream
+        self.stream = request.stream   # the server streams bodies to this handler
+        self.stream.listener = self._wake
         self.future = None     # what the server waits on, when the answer is not ready at once
         self.response = None
         self.status = None
