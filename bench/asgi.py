@@ -318,7 +318,8 @@ def report(rounds, scenarios):
             if name != first and paired:
                 rates = statistics.median(ours[0] / theirs[0] for ours, theirs in paired)
                 cpus = statistics.median(theirs[1] / ours[1] for ours, theirs in paired)
-                line += f"   {first} vs this: {rates:.2f}x req/s, {cpus:.2f}x less CPU"
+                line += (f"   {first}: {rates:.2f}x this one's req/s, "
+                         f"its CPU per request {cpus:.2f}x smaller")
             print(line)
 
 
