@@ -11,7 +11,8 @@ import pytest
 
 from reactor.response import INLINE_BODY
 from reactor.static.files import MAX_CACHED_FILE
-from netutil import connect, exchange, exchange_on, read_until_close, wait_until
+from netutil import (connect, exchange, exchange_on, parse_responses, read_until_close,
+                     wait_until)
 
 DATE = re.compile(rb"\r\nDate: [^\r]*\r\n")
 MEDIUM = bytes(range(256)) * (INLINE_BODY // 256 + 4)      # cached, but above INLINE_BODY
@@ -145,6 +146,14 @@ def test_pipelined_sequences_match(pair, name, state):
     assert want.startswith(b"HTTP/1.1 ")
     got, want = play(lane, data), play(full, data)      # and this uses them
     assert got == want
+
+
+def test_a_draining_connection_gets_every_answer_it_sent_for_the_last_saying_close(pair):
+    for srv in pair():
+        replay(srv, head(b"/a.txt"))
+        answers = parse_responses(replay_draining(srv, head(b"/a.txt") * 3))
+        assert [(r.status, r.getheader("Connection")) for r in answers] == [
+            (200, None), (200, None), (200, "close")]
 
 
 def test_the_lane_answers_ready_targets(pair):
