@@ -136,6 +136,11 @@ def test_sigusr2_re_executes_the_supervisor_with_the_same_socket(cli, tmp_path):
         assert f":{server.port}/" in server.next_line()   # the new one's ready line
         answered = load.answered
         assert wait_until(lambda: load.answered > answered + 50)
+        # The new supervisor starts workers as its predecessor did: here a rolling restart.
+        old = server.workers(successor)
+        os.kill(successor, signal.SIGHUP)
+        assert wait_until(lambda: not (server.workers(successor) & old)
+                          and len(server.workers(successor)) == 2, timeout=20)
     try:
         assert load.failures == [] and set(load.statuses) == {200}
         assert len(server.workers(successor)) == 2
