@@ -58,7 +58,7 @@ def head(target: bytes, *fields: bytes, method=b"GET", version=b"HTTP/1.1") -> b
 
 SEQUENCES = {
     "get": head(b"/a.txt") * 3,
-    "head": head(b"/a.txt", method=b"HEAD") + head(b"/a.txt"),
+    "head": head(b"/a.txt", method=b"HEAD") + head(b"/a.txt") + head(b"/a.txt", method=b"HEAD"),
     "index": head(b"/") + head(b"/docs") + head(b"/docs/") + head(b"/docs/guide.txt"),
     "http/1.0": head(b"/a.txt", version=b"HTTP/1.0"),
     "http/1.0 keep-alive": head(b"/a.txt", b"Connection: keep-alive", version=b"HTTP/1.0") * 2
