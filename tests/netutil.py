@@ -52,16 +52,21 @@ def read_until_close(sock: socket.socket, limit: int = 64 * 1024 * 1024,
 
 
 def exchange(port: int, data: bytes, *, half_close: bool = True, timeout: float = 5.0) -> bytes:
-    """Send `data`, optionally shut the write side, and return everything until the server
-    closes (or `timeout` passes with nothing more)."""
+    """Send `data` on a new connection, optionally shut the write side, and return everything
+    until the server closes (or `timeout` passes with nothing more)."""
     with connect(port, timeout) as sock:
-        sock.sendall(data)
-        if half_close:
-            sock.shutdown(socket.SHUT_WR)
-        try:
-            return read_until_close(sock)
-        except socket.timeout:
-            return b""
+        return exchange_on(sock, data, half_close=half_close)
+
+
+def exchange_on(sock: socket.socket, data: bytes, *, half_close: bool = True) -> bytes:
+    """exchange() on a connection already open (a keep-alive one, say)."""
+    sock.sendall(data)
+    if half_close:
+        sock.shutdown(socket.SHUT_WR)
+    try:
+        return read_until_close(sock)
+    except socket.timeout:
+        return b""
 
 
 class _UnclosableReader(io.BufferedReader):

@@ -319,7 +319,12 @@ class Server:
     def connection_closed(self, connection):
         self.connections.discard(connection)
         self.reclaimable.pop(connection, None)
-        if not self.accepting and len(self.connections) < self.config.max_connections:
+        if self.accepting:
+            return
+        if self.draining:
+            if not self.connections:
+                self.loop.stop()   # drained: at once, not at the next sweep
+        elif len(self.connections) < self.config.max_connections:
             self._accept_on()
 
     # -- deadlines and shutdown ----------------------------------------------------------------
