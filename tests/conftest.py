@@ -4,8 +4,9 @@
 `Config(**config_kwargs)` (host 127.0.0.1, port 0 and no access log unless given) with
 `handler` or the one the Config asks for (static files from `root`, `app="module:attr"`,
 `wsgi="module:attr"`); with `tls` (a reactor.tls.Certificates) its port speaks HTTPS. The
-handle has `.port`, `.url` (http:// or https://127.0.0.1:PORT), `.server` and `.stop()`; every
-server is stopped at the end of the test.
+handle has `.port`, `.url` (http:// or https://127.0.0.1:PORT), `.server`, `.revalidate()`
+(static files: changes on disk are seen by the next request) and `.stop()`; every server is
+stopped at the end of the test.
 
 `backend` runs a test once per parser backend module (reactor._pyparser, reactor._cparser).
 
@@ -36,6 +37,22 @@ class RunningServer:
         self.port = server.address[1]
         scheme = "https" if server.secure_listeners else "http"
         self.url = f"{scheme}://127.0.0.1:{self.port}"
+
+    def revalidate(self):
+        """Make the next request see the served tree as it is now, as it would VALIDITY
+        seconds later: every lookup is checked again and the fast lanes' ready messages are
+        dropped. Runs on the server's loop, which owns both."""
+        done = threading.Event()
+
+        def expire():
+            files = self.server.handler.files
+            for node in list(files._nodes.values()):
+                files.expire(node)
+            for lane in self.server.lanes.values():
+                lane.expires = 0.0
+            done.set()
+        self.server.loop.call_soon_threadsafe(expire)
+        assert done.wait(5), "the server's loop did not run"
 
     def stop(self, grace: float = 0):
         if self.thread.is_alive():
