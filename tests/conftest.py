@@ -1,14 +1,17 @@
 """Shared fixtures: a real reactor server on 127.0.0.1 in a background thread.
 
-`server_factory(handler=None, tls=None, **config_kwargs)` starts a Server for
+`server_factory(handler=None, tls=None, backend=None, **config_kwargs)` starts a Server for
 `Config(**config_kwargs)` (host 127.0.0.1, port 0 and no access log unless given) with
 `handler` or the one the Config asks for (static files from `root`, `app="module:attr"`,
-`wsgi="module:attr"`); with `tls` (a reactor.tls.Certificates) its port speaks HTTPS. The
+`wsgi="module:attr"`); with `tls` (a reactor.tls.Certificates) its port speaks HTTPS; with
+`backend` (a parser backend module, as the fixture below gives) it parses with that one. The
 handle has `.port`, `.url` (http:// or https://127.0.0.1:PORT), `.server`, `.revalidate()`
 (static files: changes on disk are seen by the next request) and `.stop()`; every server is
 stopped at the end of the test.
 
 `backend` runs a test once per parser backend module (reactor._pyparser, reactor._cparser).
+
+Tests marked `slow` are long forms of others, skipped unless pytest is given `--slow`.
 
 `cli(*args)` starts `python -m reactor` on 127.0.0.1, port 0, serving a site of `index.html`
 ("hello") and `big.bin` (BIG_SIZE bytes) without access log; every process it started is
@@ -28,6 +31,24 @@ from reactor.server import Server, open_listener
 
 
 BIG_SIZE = 8 * 1024 * 1024
+
+
+def pytest_addoption(parser):
+    parser.addoption("--slow", action="store_true",
+                     help="also run the long forms of tests (marked slow)")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: a long form of a test, run with --slow")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--slow"):
+        return
+    skip = pytest.mark.skip(reason="a long form: run with --slow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
 
 
 class RunningServer:
@@ -65,12 +86,13 @@ class RunningServer:
 def server_factory():
     running = []
 
-    def start(handler=None, tls=None, **config_kwargs):
+    def start(handler=None, tls=None, backend=None, **config_kwargs):
         config_kwargs.setdefault("host", "127.0.0.1")
         config_kwargs.setdefault("port", 0)
         config_kwargs.setdefault("access_log", False)
         config = Config(**config_kwargs)
-        server = Server(config, handler=handler, tls=tls)
+        parser = {} if backend is None else {"parser_class": backend.RequestParser}
+        server = Server(config, handler=handler, tls=tls, **parser)
         ops.install(server, config)   # as a worker does; nothing unless the Config asks
         server.add_listener(open_listener(config), secure=tls is not None)
         thread = threading.Thread(target=server.serve_forever, daemon=True)

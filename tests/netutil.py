@@ -85,15 +85,16 @@ def read_response(sock: socket.socket, method=b"GET") -> bytes:
     return data
 
 
-def exchange(port: int, data: bytes, *, half_close: bool = True, timeout: float = 5.0) -> bytes:
+def exchange(port: int, data: bytes, *, half_close: bool = True, timeout: float = 5.0,
+             limit: int = 64 * 1024 * 1024) -> bytes:
     """Send `data`, optionally shut the write side, and return everything until the server
-    closes (or `timeout` passes with nothing more)."""
+    closes (or `timeout` passes with nothing more, or `limit` bytes came)."""
     with connect(port, timeout) as sock:
         sock.sendall(data)
         if half_close:
             sock.shutdown(socket.SHUT_WR)
         try:
-            return read_until_close(sock)
+            return read_until_close(sock, limit)
         except socket.timeout:
             return b""
 
