@@ -18,6 +18,9 @@ Policies, besides those of paths, ranges and encoding:
   whose Accept names text/html, to a path whose last segment has no dot) gets that file;
   anything else is 404, with the error page (`404.html` in the root unless told otherwise)
   as its body when there is one.
+- A file whose version on disk is not the one its lookup found (it changed within VALIDITY,
+  and is sent from its file, not from memory) is looked up again and answered from that
+  lookup, so its fields (Vary, the sidecars it may be sent from) are the new version's too.
 - Site fields (`--header` rules for the path, CORS) are on every answer; those that depend on
   the request's Origin are added per request, the rest are rendered into the cached answers.
 - Content-coding: the client's q-values choose among the file's sidecars and, for a
@@ -380,7 +383,7 @@ class StaticFiles:
 
     # -- files -----------------------------------------------------------------------------
 
-    def _file(self, request, node, hot_target) -> Response:
+    def _file(self, request, node, hot_target, looked_again=False) -> Response:
         codings = node.codings
         if codings is None:
             codings = node.codings = self._codings_of(node)
@@ -397,21 +400,30 @@ class StaticFiles:
                 if body is not None:
                     return self._whole(node, snapshot, coding, body)
             opened = self.files.open_file(snapshot)
-            if snapshot is not node and snapshot is not node.variants.get(coding):
-                if opened is None or opened[1] is not snapshot:
+            if opened is None or opened[1] is not snapshot:
+                if snapshot is not node and snapshot is not node.variants.get(coding):
                     # A compression cache file that went away or changed: drop it and answer
                     # as if it had never been made.
                     if opened is not None:
                         os.close(opened[0])
                     self.compressor.forget(node, coding)
-                    return self._file(request, node, hot_target)
-            if opened is None:
+                    return self._file(request, node, hot_target, looked_again)
                 self.files.expire(node)
-                return self._error_page(404, None)
-            fd, current = opened
-            if current is not snapshot:
-                self.files.expire(node)
-                snapshot = current
+                if not looked_again:
+                    if opened is not None:
+                        os.close(opened[0])
+                    # The file or the sidecar chosen changed or went away since the lookup:
+                    # answer from a new one, as a server that never saw the old version would
+                    # (whether the answer varies, which sidecars there are, or 404).
+                    fresh = self.files.lookup(node.rel)
+                    if fresh.__class__ is not Snapshot:
+                        return self._serve(request)
+                    return self._file(request, fresh, hot_target, looked_again=True)
+                if opened is None:
+                    return self._error_page(404, None)
+                # Changed again since that second lookup: this descriptor's own version.
+                snapshot = opened[1]
+            fd = opened[0]
         if not self._preconditions.isdisjoint(request.fields):
             return self._conditional(request, node, snapshot, coding, fd)
         if fd is not None:
