@@ -148,14 +148,17 @@ class Server:
         self.accepted = 0               # connections accepted, and those admitted to be served
         self.handled = 0
         self.rejected = {}              # status -> requests refused with it (limits, framing)
-        self.refusal = self.new_protocol().error(
-            HTTPError(400, "a plain HTTP request was sent to the HTTPS port"))[0]
         self.lanes = {}   # handler -> its FastLane, made by start() (see _scheme_handlers)
 
     def new_protocol(self) -> Protocol:
         config = self.config
         return Protocol(self.parser, ChunkedDecoder, config.max_body,
                         config.max_keepalive_requests)
+
+    def refusal(self) -> bytes:
+        """What a client speaking plain HTTP to an HTTPS port is sent, dated now."""
+        return self.new_protocol().error(
+            HTTPError(400, "a plain HTTP request was sent to the HTTPS port"))[0]
 
     def reload_certificates(self) -> bool:
         """Re-read the certificate files for new connections; False (old ones kept, one line
