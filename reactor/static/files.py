@@ -13,7 +13,8 @@ What it guarantees:
   it is a regular file beside its file, not a symlink, and not older than the file.
 - One snapshot: a Snapshot's stat fields and bytes come from one open file, checked before and
   after reading; a file that keeps changing while read is not cached in memory at all. Large
-  files are opened per request (open_file) and described by that descriptor's own fstat.
+  files are sent from a descriptor kept with their snapshot (shared_file) only while its fstat
+  is the snapshot's version, else opened (open_file) and described by that descriptor's own.
 - Revalidation: a lookup is trusted for VALIDITY seconds, then resolved and stat'ed again; an
   unchanged file keeps its Snapshot (and whatever the handler cached on it), a changed one gets
   a new Snapshot and the old one is retired (deadline 0, content dropped).
