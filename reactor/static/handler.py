@@ -400,30 +400,33 @@ class StaticFiles:
                 if body is not None:
                     return self._whole(node, snapshot, coding, body)
             opened = self.files.open_file(snapshot)
-            if opened is None or opened[1] is not snapshot:
-                if snapshot is not node and snapshot is not node.variants.get(coding):
-                    # A compression cache file that went away or changed: drop it and answer
-                    # as if it had never been made.
-                    if opened is not None:
-                        os.close(opened[0])
-                    self.compressor.forget(node, coding)
-                    return self._file(request, node, hot_target, looked_again)
+            if opened is not None and opened[1] is snapshot:
+                fd = opened[0]
+            elif snapshot is not node and snapshot is not node.variants.get(coding):
+                # A compression cache file that went away or changed: drop it and answer as if
+                # it had never been made.
+                if opened is not None:
+                    os.close(opened[0])
+                self.compressor.forget(node, coding)
+                return self._file(request, node, hot_target, looked_again)
+            elif not looked_again:
+                # The file or the sidecar chosen changed or went away since the lookup: answer
+                # from a new one, as a server that never saw the old version would (whether
+                # the answer varies, which sidecars there are, what is there now).
+                if opened is not None:
+                    os.close(opened[0])
                 self.files.expire(node)
-                if not looked_again:
-                    if opened is not None:
-                        os.close(opened[0])
-                    # The file or the sidecar chosen changed or went away since the lookup:
-                    # answer from a new one, as a server that never saw the old version would
-                    # (whether the answer varies, which sidecars there are, or 404).
-                    fresh = self.files.lookup(node.rel)
-                    if fresh.__class__ is not Snapshot:
-                        return self._serve(request)
-                    return self._file(request, fresh, hot_target, looked_again=True)
-                if opened is None:
-                    return self._error_page(404, None)
-                # Changed again since that second lookup: this descriptor's own version.
-                snapshot = opened[1]
-            fd = opened[0]
+                fresh = self.files.lookup(node.rel)
+                if fresh.__class__ is not Snapshot:
+                    return self._serve(request)
+                return self._file(request, fresh, hot_target, looked_again=True)
+            elif opened is None:
+                self.files.expire(node)
+                return self._error_page(404, None)
+            else:
+                # Changed again since that second lookup: the descriptor's own version.
+                self.files.expire(node)
+                fd, snapshot = opened
         if not self._preconditions.isdisjoint(request.fields):
             return self._conditional(request, node, snapshot, coding, fd)
         if fd is not None:
