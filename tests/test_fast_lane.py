@@ -8,12 +8,21 @@ import socket
 import time
 
 import pytest
-from netutil import connect, exchange, exchange_on, parse_responses, read_until_close, wait_until
+from netutil import (
+    connect,
+    exchange,
+    exchange_on,
+    head,
+    normalised,
+    parse_responses,
+    read_response,
+    read_until_close,
+    wait_until,
+)
 
 from reactor.http.response import INLINE_BODY
 from reactor.static.files import MAX_CACHED_FILE
 
-DATE = re.compile(rb"\r\nDate: [^\r]*\r\n")
 MEDIUM = bytes(range(256)) * (INLINE_BODY // 256 + 4)      # cached, but above INLINE_BODY
 LARGE = b"L" * (MAX_CACHED_FILE + 1)                        # sent with sendfile
 
@@ -50,11 +59,6 @@ def lane_of(srv):
     return srv.server.lanes.get(srv.server.plain_handler)
 
 
-def head(target: bytes, *fields: bytes, method=b"GET", version=b"HTTP/1.1") -> bytes:
-    return (method + b" " + target + b" " + version + b"\r\n" + b"Host: t\r\n"
-            + b"".join(f + b"\r\n" for f in fields) + b"\r\n")
-
-
 SEQUENCES = {
     "get": head(b"/a.txt") * 3,
     "head": head(b"/a.txt", method=b"HEAD") + head(b"/a.txt") + head(b"/a.txt", method=b"HEAD"),
@@ -85,10 +89,6 @@ SEQUENCES = {
     "incomplete at the end": head(b"/a.txt") * 2 + b"GET /a.t",
     "deep pipeline": head(b"/a.txt") * 70 + head(b"/index.html") * 3,
 }
-
-
-def normalised(data: bytes) -> bytes:
-    return DATE.sub(b"\r\nDate: -\r\n", data)
 
 
 def replay(srv, data: bytes) -> bytes:
@@ -164,24 +164,6 @@ def test_the_lane_answers_ready_targets(pair):
     assert set(lane_of(lane).messages) == {b"/a.txt\x07", b"/a.txt\x01"}
 
 
-def read_response(sock, method=b"GET") -> bytes:
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(65536)
-        if not chunk:
-            return data
-        data += chunk
-    head_end = data.index(b"\r\n\r\n") + 4
-    length = re.search(rb"\r\nContent-Length: (\d+)\r\n", data[:head_end])
-    want = head_end + (int(length.group(1)) if length and method != b"HEAD" else 0)
-    while len(data) < want:
-        chunk = sock.recv(65536)
-        if not chunk:
-            break
-        data += chunk
-    return data
-
-
 def one_by_one(srv, requests) -> list:
     """Each request written only after the previous answer is read, on one connection."""
     with connect(srv.port) as sock:
@@ -236,10 +218,7 @@ def test_changed_file_is_seen_through_the_lane(pair, site):
     lane, _ = pair()
     assert replay(lane, head(b"/a.txt") * 2).endswith(b"0123456789abcdef")
     (site / "a.txt").write_bytes(b"changed")
-    # Revalidation is due within files.VALIDITY plus the second the lane keeps a message.
-    for node in lane.server.handler.files._nodes.values():
-        node.deadline = 0.0
-    lane_of(lane).expires = 0.0
+    lane.revalidate()
     assert replay(lane, head(b"/a.txt") * 2).endswith(b"changed")
 
 
