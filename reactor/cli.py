@@ -142,6 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a request body must average this rate after a 10 s grace (default 500)")
     p.add_argument("--keepalive-timeout", type=_seconds, metavar="SECONDS")
     p.add_argument("--send-timeout", type=_seconds, metavar="SECONDS")
+    p.add_argument("--shutdown-grace", type=_seconds, metavar="SECONDS",
+                   help="longest a draining worker (a stop, a restart) finishes what it has "
+                        "under way before closing the rest (default 10)")
     p.add_argument("--handshake-timeout", type=_seconds, metavar="SECONDS",
                    help="time a client has to complete its TLS handshake (default 10)")
     p.add_argument("--tls-cert", action="append", metavar="FILE",
@@ -173,7 +176,7 @@ def default_root() -> str:
 
 _LIMIT_FLAGS = ("max_connections", "max_body", "max_keepalive_requests", "header_timeout",
                 "body_timeout", "body_min_rate", "keepalive_timeout", "send_timeout",
-                "handshake_timeout", "ws_max_size", "ws_ping_interval")
+                "shutdown_grace", "handshake_timeout", "ws_max_size", "ws_ping_interval")
 
 
 def _given(name, values) -> dict:

@@ -4,6 +4,7 @@ Certificates come from trustme (a throwaway CA). Tests that need curl or openssl
 that reason, where the tool is absent (.ci/run installs both).
 """
 
+import email.utils
 import hashlib
 import http.client
 import os
@@ -17,7 +18,7 @@ import time
 
 import pytest
 import trustme
-from netutil import connect, read_until_close
+from netutil import connect, parse_responses, read_until_close
 
 from reactor.config import Config
 from reactor.http.response import FileSlice, Response
@@ -223,12 +224,16 @@ def test_sni_chooses_the_certificate(ca, pki, tmp_path, client_context):
 
 # -- hostile or confused clients ---------------------------------------------------------------
 
-def test_plain_http_on_the_tls_port_gets_a_plain_400(https):
+def test_plain_http_on_the_tls_port_gets_a_plain_400_dated_when_sent(https):
+    started = int(time.time())
+    time.sleep(started + 1.01 - time.time())   # into the next second of the wall clock
     with connect(https.port) as sock:
         sock.sendall(REQUEST)
         data = read_until_close(sock)
     assert data.startswith(b"HTTP/1.1 400 Bad Request\r\n")
     assert b"Content-Type: text/plain" in data and b"plain HTTP request" in data
+    date = parse_responses(data)[0].getheader("Date")
+    assert email.utils.parsedate_to_datetime(date).timestamp() > started
 
 
 def test_tls_hello_on_a_plain_port_is_closed_without_an_answer(server_factory, site):

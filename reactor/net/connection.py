@@ -134,14 +134,10 @@ class Connection(Output, Tunnel):
 
     def _answer_plain(self, lane, keys, end, n):
         """Answer the plain requests `keys` (ending at `end` of the n bytes received) from the
-        fast lane's ready messages, in order, until one has none. Returns None when that was
-        all of the input and it is written, else the offset where the full path takes over
-        (with what was answered queued before it)."""
-        protocol = self.protocol
-        total = len(keys)
-        room = protocol.max_requests - 1 - protocol.served
-        if total > room:
-            keys = keys[:max(room, 0)]   # the last allowed request is answered with a close
+        fast lane's ready messages, in order, until one has none, as far as plan_answers
+        allows. Returns None when that was all of the input and it is written (or the
+        connection closes after it), else the offset where the full path takes over (with what
+        was answered queued before it)."""
         messages = lane.messages
         answers = []
         for key in keys:
@@ -149,17 +145,27 @@ class Connection(Output, Tunnel):
             if message is None:
                 break
             answers.append(message)
-        count = len(answers)
-        if not count:
+        ready = len(answers)
+        if not ready:
             return 0
-        if count < total:
-            end = lane.plain_start(count)
+        if ready < len(keys):
+            end = lane.plain_start(ready)
+        protocol = self.protocol
+        asked = keys[ready - 1] in lane.closing   # only the last request of a scan may ask
+        count, closes = protocol.plan_answers(ready, asked, end < n)
+        if count < ready or (closes and not asked):
+            # The server closes after the last answer it gives: the answer to that request
+            # asking to close.
+            last = lane.closing_answer(keys[count - 1])
+            if last is None:
+                return 0   # not ready: the full path answers the whole read
+            keys = [*keys[:count - 1], last[0]]
+            answers[count - 1:] = [last[1]]
         protocol.served += count
         lane.hits[0] += count
-        closes = keys[count - 1] in lane.closing
         if closes:
-            # The client asked to close; it sent nothing after, unless more is in the buffer.
-            self.client_done = count == total and end == n
+            # Without lingering only when the client asked to close and sent nothing after.
+            self.client_done = asked and count == ready and end == n
             protocol.finish()
             self._closing()
         server = self.server
@@ -193,8 +199,7 @@ class Connection(Output, Tunnel):
             self.advance()
             return None
         elif end == n:
-            self.deadline = self.loop.now + server.config.keepalive_timeout
-            server.reclaimable[self] = None   # idle again, as _note_input would say
+            self._idle()
             return None
         return end if end < n else None
 
@@ -269,10 +274,15 @@ class Connection(Output, Tunnel):
                                 self.body_started + config.body_grace
                                 + self.protocol.body_received / config.body_min_rate)
         else:
-            self.state = State.IDLE
-            self.deadline = now + config.keepalive_timeout
-            if self.protocol.served:
-                self.server.reclaimable[self] = None
+            self._idle()
+
+    def _idle(self):
+        """Between requests, kept open: the keep-alive deadline runs, and once it has answered
+        a request the connection is one that the connection limit may close to make room."""
+        self.state = State.IDLE
+        self.deadline = self.loop.now + self.server.config.keepalive_timeout
+        if self.protocol.served:
+            self.server.reclaimable[self] = None
 
     # -- answering -----------------------------------------------------------------------------
 
@@ -365,7 +375,7 @@ class Connection(Output, Tunnel):
 
     def _respond(self, request, response, started):
         """Queue the response; `started` is the loop time its request arrived."""
-        pieces, keep_alive = self.protocol.respond(request, response)
+        pieces, keep_alive = self.protocol.respond(request, response, bool(self.pending))
         head = len(pieces[0])
         if len(pieces) == 1 and request.method != "HEAD" and response.status not in NO_CONTENT:
             head -= response.length   # head and body joined in one buffer
@@ -446,18 +456,17 @@ class Connection(Output, Tunnel):
                 self.deadline = deadline
 
     def drain(self):
-        """Graceful shutdown: finish the response under way without reading another request,
-        then close. A connection between requests may still send one (a keep-alive client
-        may have sent it already, and closing on it would reset it unanswered); that request
-        is the last, and one that does not come within DRAIN_IDLE closes the connection."""
+        """Graceful shutdown: every request already received is answered, and the answer that
+        would leave the connection idle says Connection: close (Protocol.plan_answers), on the
+        fast lane as on the full path. A connection between requests may still send one read
+        of requests (a keep-alive client may have sent them already, and closing on them would
+        reset them unanswered); one that sends nothing within DRAIN_IDLE is closed."""
         if self.state is State.TUNNEL:
             self.tunnel.drain()
-        elif self.state is State.WRITING:
-            self.protocol.finish()   # the answer under way says Connection: close
-        elif self.state is not State.CLOSING:
-            self.protocol.stop_after_next()
-            if self.state is State.IDLE:
-                self.deadline = min(self.deadline, self.loop.now + limits.DRAIN_IDLE)
+            return
+        self.protocol.drain()
+        if self.state is State.IDLE:
+            self.deadline = min(self.deadline, self.loop.now + limits.DRAIN_IDLE)
 
     def close(self):
         """Close now: the client is gone, too slow, or the framing is lost."""

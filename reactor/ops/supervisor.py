@@ -125,6 +125,7 @@ class Supervisor:
                                     self.tls, self.tls_listeners))
                 if self.upgrade_fd is not None:
                     tell_predecessor(self.upgrade_fd)
+                    self.upgrade_fd = None   # closed: a worker forked from now on has none
             self._supervise()
         finally:
             signal.set_wakeup_fd(old_wakeup)
