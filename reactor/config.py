@@ -4,6 +4,7 @@ Imports only limits and errors. The CLI builds it from argv; tests and embedders
 directly. Nothing here opens sockets or files beyond checking that the root exists.
 """
 
+import importlib.util
 import ipaddress
 import os
 from dataclasses import dataclass
@@ -116,6 +117,8 @@ class Config:
             raise ConfigError("choose one of --app, --wsgi and --asgi")
         if self.asgi_loop not in ("auto", "asyncio", "uvloop"):
             raise ConfigError(f"--loop {self.asgi_loop!r}: choose auto, asyncio or uvloop")
+        if self.asgi_loop == "uvloop" and importlib.util.find_spec("uvloop") is None:
+            raise ConfigError("--loop uvloop: uvloop is not installed (pip install uvloop)")
         if self.lifespan not in ("auto", "on", "off"):
             raise ConfigError(f"--lifespan {self.lifespan!r}: choose auto, on or off")
         if self.root_path and (not self.root_path.startswith("/") or self.root_path.endswith("/")):
