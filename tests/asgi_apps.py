@@ -143,6 +143,9 @@ async def raw_app(scope, receive, send):
         while True:
             message = await receive()
             seen.setdefault("raw_lifespan", []).append(message["type"])
+            if os.environ.get("LIFESPAN_LOG"):   # processes of the command line tests
+                with open(os.environ["LIFESPAN_LOG"], "a") as log:
+                    log.write(f"{os.getpid()} {message['type']}\n")
             if message["type"] == "lifespan.startup":
                 scope["state"]["counter"] = 41
                 await send({"type": "lifespan.startup.complete"})

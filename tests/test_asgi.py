@@ -385,7 +385,15 @@ def test_startup_failure_stops_with_the_message(cli):
     assert "Traceback" not in "".join(errors)
 
 
-def test_factory_and_workers_each_run_lifespan(cli):
-    handle = cli("--asgi", "tests.asgi_apps:make_app", "--factory", "--workers", "2")
+def test_factory_and_workers_each_run_lifespan(cli, tmp_path):
+    events = tmp_path / "lifespan.log"
+    handle = cli("--asgi", "tests.asgi_apps:make_app", "--factory", "--workers", "2",
+                 env={"LIFESPAN_LOG": str(events)})
     assert httpx.get(f"http://127.0.0.1:{handle.port}/x").text == "GET /x 0"
     assert handle.stop(signal.SIGTERM) == 0
+    lines = [line.split() for line in events.read_text().splitlines()]
+    workers = {pid for pid, _ in lines}
+    assert len(workers) == 2
+    for pid in workers:
+        assert [kind for who, kind in lines if who == pid] == ["lifespan.startup",
+                                                                "lifespan.shutdown"]
