@@ -20,6 +20,7 @@ import trustme
 
 from netutil import connect, read_until_close
 from reactor.config import Config
+from reactor.http.h2 import ENGINE
 from reactor.http.response import FileSlice, Response
 from reactor.net.server import Server, open_listener
 from reactor.net.tls import Certificates, kernel_tls_available
@@ -100,14 +101,22 @@ def test_verifying_client_gets_the_page_on_a_kept_alive_connection(https, client
     conn.close()
 
 
-def test_alpn_is_http11_and_tls12_uses_an_aead_ecdhe_suite(https, client_context):
+def test_alpn_prefers_h2_and_tls12_uses_an_aead_ecdhe_suite(https, client_context):
     client_context.maximum_version = ssl.TLSVersion.TLSv1_2
-    client_context.set_alpn_protocols(["h2", "http/1.1"])
+    client_context.set_alpn_protocols(["http/1.1", "h2"])
     with tls_connect(https.port, client_context) as sock:
         name, version, _bits = sock.cipher()
         assert version == "TLSv1.2" and name.startswith("ECDHE-") and ("GCM" in name or "CHACHA" in name)
-        assert sock.selected_alpn_protocol() == "http/1.1"
+        # The server's order decides: h2 where it speaks HTTP/2.
+        assert sock.selected_alpn_protocol() == ("h2" if ENGINE else "http/1.1")
         assert sock.compression() is None
+
+
+def test_alpn_is_http11_without_http2(server_factory, certificates, site, client_context):
+    server = server_factory(tls=certificates, root=str(site), http2=False)
+    client_context.set_alpn_protocols(["h2", "http/1.1"])
+    with tls_connect(server.port, client_context) as sock:
+        assert sock.selected_alpn_protocol() == "http/1.1"
 
 
 def test_weak_tls12_suites_are_refused(https, client_context):

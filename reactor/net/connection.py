@@ -13,6 +13,7 @@ import socket
 from concurrent.futures import Future
 
 from ..http.errors import HTTPError
+from ..http.h2 import PREFACE
 from ..http.protocol import EarlyAnswer, Stream, State as InputState, discard_body
 from ..http.request import Request
 from ..http.response import NO_CONTENT, FileSlice, error_response
@@ -22,6 +23,10 @@ log = logging.getLogger("reactor")
 
 MSG_MORE = getattr(socket, "MSG_MORE", 0)
 _END = object()
+
+# What a read must start with to be HTTP/2 with prior knowledge: the preface's request line
+# (RFC 9113 §3.4), which no HTTP/1 request of ours could be (version 2.0 is a 505 there).
+PRIOR_KNOWLEDGE = PREFACE[:16]
 
 # Responses queued ahead of the one being written; beyond it, pipelined requests wait
 # unparsed in the protocol's order, so memory and open files per connection stay bounded.
@@ -102,7 +107,8 @@ class Connection:
         self.body_started = 0.0
         self.state = State.IDLE
         self.deadline = self.loop.now + server.config.header_timeout
-        transport.watch(self.on_readable, None)
+        transport.watch(self._first_readable if server.h2_engine is not None
+                        else self.on_readable, None)
 
     # -- input ---------------------------------------------------------------------------------
 
@@ -120,6 +126,32 @@ class Connection:
         if n == 0:
             self.on_eof()
             return
+        self._received(n)
+
+    def _first_readable(self):
+        """The first read where HTTP/2 is on: a client preface (h2c with prior knowledge), or
+        a TLS handshake that chose h2 by ALPN, hands the connection to HTTP/2; anything else
+        is HTTP/1.1, read by on_readable from now on."""
+        server = self.server
+        try:
+            n = self.transport.recv_into(server.recv_buffer)
+        except (BlockingIOError, InterruptedError):
+            return   # on TLS: a handshake step
+        except OSError:
+            self.close()
+            return
+        if n == 0:
+            self.close()
+            return
+        if self.transport.alpn == "h2" or server.recv_buffer.startswith(PRIOR_KNOWLEDGE, 0, n):
+            server.switch_to_h2(self, n)
+            return
+        self.transport.watch(self.on_readable, None)
+        self._received(n)
+
+    def _received(self, n):
+        """The n bytes at the start of the server's receive buffer: answer what they hold."""
+        server = self.server
         start = 0
         lane = self.lane
         if lane is not None and self.state is State.IDLE:
