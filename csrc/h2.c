@@ -237,6 +237,13 @@ static int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame, v
     (void)session;
     if (frame->hd.type == NGHTTP2_DATA) {
         credit(c);
+    } else if (frame->hd.type == NGHTTP2_GOAWAY) {
+        uint32_t code = frame->goaway.error_code;
+        if (code != NGHTTP2_NO_ERROR && c->reason == H2_REASON_NONE) {
+            /* The library ended the connection for a protocol error of the peer's. */
+            c->reason = H2_REASON_PROTOCOL;
+            c->goaway_code = code;
+        }
     } else if (frame->hd.type == NGHTTP2_RST_STREAM) {
         uint32_t code = frame->rst_stream.error_code;
         if (code != NGHTTP2_NO_ERROR && code != NGHTTP2_CANCEL) {

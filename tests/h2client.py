@@ -10,6 +10,7 @@ import ssl
 import h2.config
 import h2.connection
 import h2.events
+import h2.exceptions
 import h2.settings
 from hyperframe.frame import (ContinuationFrame, DataFrame, HeadersFrame, PingFrame,
                               RstStreamFrame, SettingsFrame, WindowUpdateFrame)
@@ -33,10 +34,19 @@ class Response:
 
 
 class H2Client:
-    """One connection. `settings` are sent with the preface (h2.settings.SettingCodes keys)."""
+    """One connection. `settings` are sent with the preface (h2.settings.SettingCodes keys);
+    with `acknowledge` False, received DATA never opens the windows again; `receive_buffer`
+    shrinks the socket's (set before connecting, so the TCP window stays small too)."""
 
-    def __init__(self, port, context: ssl.SSLContext = None, settings=None, timeout=5.0):
-        sock = connect(port, timeout)
+    def __init__(self, port, context: ssl.SSLContext = None, settings=None, timeout=5.0,
+                 acknowledge=True, receive_buffer=None):
+        if receive_buffer is None:
+            sock = connect(port, timeout)
+        else:
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+            sock.settimeout(timeout)
+            sock.connect(("127.0.0.1", port))
         if context is not None:
             context.set_alpn_protocols(["h2"])
             sock = context.wrap_socket(sock, server_hostname="localhost")
@@ -51,6 +61,7 @@ class H2Client:
         self.goaway = None          # (error code, last stream id) of the server's last GOAWAY
         self.goaways = []
         self.closed = False
+        self.acknowledge = acknowledge
         self._pending = b""         # received bytes not yet a whole frame
         self.flush()
 
@@ -103,7 +114,13 @@ class H2Client:
         if not data:
             self.closed = True
             return False
-        for event in self.conn.receive_data(self._without_goaways(data)):
+        try:
+            events = self.conn.receive_data(self._without_goaways(data))
+        except h2.exceptions.ProtocolError:
+            # Frames written by hand (raw) put the package out of step: from here on only
+            # GOAWAY and the close are followed.
+            return True
+        for event in events:
             self._event(event)
         self.flush()
         return True
@@ -139,7 +156,9 @@ class H2Client:
         elif kind is h2.events.DataReceived:
             response = self.responses[event.stream_id]
             response.body += event.data
-            self.conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+            if self.acknowledge:
+                self.conn.acknowledge_received_data(event.flow_controlled_length,
+                                                    event.stream_id)
             if event.stream_ended is not None:
                 response.ended = True
         elif kind is h2.events.StreamEnded:
