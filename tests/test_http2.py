@@ -355,3 +355,43 @@ def test_engines_answer_alike(server_factory, site):
         client.close()
     assert answers["nghttp2"] == answers["h2"]
 
+
+
+# -- engines -------------------------------------------------------------------------------------
+
+def test_version_names_the_engine_and_no_extensions_falls_back_to_h2(cli):
+    import subprocess
+    import sys
+
+    from processes import REPO
+    version = subprocess.run([sys.executable, "-m", "reactor", "--version"], cwd=REPO,
+                             capture_output=True, text=True).stdout
+    assert f"http2: {engines.ENGINE or 'none'}" in version
+    fallback = subprocess.run([sys.executable, "-m", "reactor", "--version"], cwd=REPO,
+                              capture_output=True, text=True,
+                              env={**os.environ, "REACTOR_NO_EXTENSIONS": "1"}).stdout
+    try:
+        engines.engine("h2")
+    except ImportError:
+        assert "http2: none" in fallback
+    else:
+        assert "http2: h2 " in fallback and "(pure Python)" in fallback
+
+
+def test_without_any_engine_http11_only_said_in_one_line(cli):
+    """No extension and no site-packages (so no h2 package): one line says so, and the
+    server speaks HTTP/1.1 (a client preface gets the HTTP/1 answer to version 2.0)."""
+    import sys
+
+    from processes import get
+    server = cli("--port", "0", "--bind", "127.0.0.1", argv=[sys.executable, "-S", "-m",
+                                                            "reactor"],
+                 env={"REACTOR_NO_EXTENSIONS": "1"})
+    assert "HTTP/1.1 only" in server.line
+    assert get(server.port).startswith(b"HTTP/1.1 200")
+    with connect(server.port) as sock:
+        sock.sendall(engines.PREFACE)
+        assert read_until_close(sock).startswith(b"HTTP/1.1 505 ")
+    server.stop()
+    lines = [line for line in server.stderr().splitlines() if "HTTP/2" in line]
+    assert len(lines) == 1 and "no HTTP/2 engine" in lines[0]
