@@ -84,7 +84,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 if (r[0] == H2_STARVED) {
                     for (size_t b = 0; b < used; b++) {
                         if (bodies[b].starved) {
-                            h2_supply(&c, (int32_t)r[1], &bodies[b], TEXT, -1, 0, 7, 1);
+                            h2_supply(&c, (int32_t)r[1], &bodies[b], TEXT, -1, 0, 7, 1, 0);
                             break;
                         }
                     }

@@ -138,13 +138,18 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
     }
     struct h2_batch *b = c->batch;
     if (c->block_bytes > c->limits.max_header_list || c->block_fields > c->limits.max_fields) {
-        c->block_flags |= H2_TOO_LARGE;
+        c->block_flags = H2_TOO_LARGE;
         c->counts[H2_COUNT_TOO_LARGE]++;
         b->arena_used = c->block_start;
         return 0;
     }
-    if (namelen == 6 && memcmp(name, "cookie", 6) == 0) {
+    if (name[0] == ':') {
+        /* The library lets pseudo-fields come only first: they lead the block. */
+        c->block_flags += 1 << H2_PSEUDO_SHIFT;
+    } else if (namelen == 6 && memcmp(name, "cookie", 6) == 0) {
         c->block_flags |= (c->block_flags & H2_SEEN_COOKIE) ? H2_COOKIES : H2_SEEN_COOKIE;
+    } else if (namelen == 4 && memcmp(name, "host", 4) == 0) {
+        c->block_flags |= H2_HOST;
     }
     char *at = b->arena + b->arena_used;
     memcpy(at, name, namelen);
@@ -604,6 +609,8 @@ int h2_respond(struct h2_conn *c, int32_t stream_id, int status, const char *fie
     if (body == NULL) {
         return nghttp2_submit_response(c->session, stream_id, nva, count, NULL);
     }
+    body->sent = 0;
+    body->starved = 0;
     nghttp2_data_provider provider;
     provider.source.ptr = body;
     provider.read_callback = read_body;
@@ -611,9 +618,10 @@ int h2_respond(struct h2_conn *c, int32_t stream_id, int status, const char *fie
 }
 
 int h2_supply(struct h2_conn *c, int32_t stream_id, struct h2_body *body, const uint8_t *data,
-              int fd, int64_t offset, int64_t count, int last) {
+              int fd, int64_t offset, int64_t count, int last, int no_copy) {
     body->data = data;
     body->fd = fd;
+    body->no_copy = no_copy;
     body->offset = offset;
     body->left = count;
     body->last = last;

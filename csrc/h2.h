@@ -36,6 +36,8 @@
 #define H2_END_STREAM 1     /* no body follows */
 #define H2_TOO_LARGE 2      /* the header list passed the limit: answer 431, fields dropped */
 #define H2_COOKIES 4        /* more than one cookie field: join them (RFC 9113 §8.2.3) */
+#define H2_HOST 8           /* a host field is among the fields (else :authority stands alone) */
+#define H2_PSEUDO_SHIFT 4   /* flags >> H2_PSEUDO_SHIFT: the pseudo-fields leading the block */
 
 /* Feature bits of the library this was built against, found by symbol at build time. */
 #define H2_HAS_RESET_RATE_LIMIT 1   /* nghttp2_option_set_stream_reset_rate_limit */
@@ -139,16 +141,17 @@ long h2_recv(struct h2_conn *c, struct h2_batch *b, const uint8_t *data, size_t 
  * framed; h2_want_write() then says whether more is waiting. */
 long h2_send(struct h2_conn *c, struct h2_batch *b, int64_t budget);
 
-/* Submit a response. `fields` holds HTTP/1-style `Name: value\r\n` lines (hop-by-hop fields
+/* Submit a response (a body's counters start again: bodies may be reused). `fields` holds HTTP/1-style `Name: value\r\n` lines (hop-by-hop fields
  * are dropped, names lower-cased by the library), `extra` more of them (Date, Server);
  * content_length < 0 sends none. With `body` NULL the HEADERS frame ends the stream. */
 int h2_respond(struct h2_conn *c, int32_t stream_id, int status, const char *fields,
                size_t fields_len, const char *extra, size_t extra_len, int64_t content_length,
                struct h2_body *body);
 
-/* The next piece of a body that reported H2_STARVED (or any body, before it starves). */
+/* The next piece of a body that reported H2_STARVED (or the first, before h2_respond): `data`,
+ * or `count` bytes of file `fd` from `offset`, as H2_FILE records with `no_copy`. */
 int h2_supply(struct h2_conn *c, int32_t stream_id, struct h2_body *body, const uint8_t *data,
-              int fd, int64_t offset, int64_t count, int last);
+              int fd, int64_t offset, int64_t count, int last, int no_copy);
 
 int h2_consume(struct h2_conn *c, int32_t stream_id, size_t count);
 int h2_reset(struct h2_conn *c, int32_t stream_id, uint32_t code);

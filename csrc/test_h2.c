@@ -212,6 +212,8 @@ static void test_get_and_memory_body(void) {
     if (r != NULL) {
         CHECK(r[1] == sid);
         CHECK((r[0] >> 8) & H2_END_STREAM);
+        CHECK(((r[0] >> 8) >> H2_PSEUDO_SHIFT) == 4);
+        CHECK(!((r[0] >> 8) & H2_HOST));
         static const char fields[] = ":method\0GET\0:scheme\0http\0:authority\0localhost\0"
                                      ":path\0/index.html\0user-agent\0test\0";
         CHECK(r[3] == (int64_t)sizeof fields - 1);
@@ -295,6 +297,7 @@ static void test_too_large_and_cookies(void) {
         } else {
             CHECK(r[1] == cookies);
             CHECK((r[0] >> 8) & H2_COOKIES);
+            CHECK(((r[0] >> 8) >> H2_PSEUDO_SHIFT) == 4);
         }
     }
     CHECK(seen == 2);
@@ -401,7 +404,7 @@ static void test_starved_body(void) {
     }
     CHECK(nghttp2_session_mem_recv(cl->session, wire, len) == (ssize_t)len);
     CHECK(!cl->ended);
-    CHECK(h2_supply(&c, sid, &body, (const uint8_t *)"second", -1, 0, 6, 1) == 0);
+    CHECK(h2_supply(&c, sid, &body, (const uint8_t *)"second", -1, 0, 6, 1, 0) == 0);
     reply(&c, cl);
     CHECK(cl->body_len == 12 && memcmp(cl->body, "first second", 12) == 0);
     CHECK(cl->ended);

@@ -9,7 +9,8 @@ reactor.http.h2's constants only; never reactor.http._h2python.
 
 from .._nghttp2 import ffi, lib
 from . import limits
-from .h2 import CLOSE, DATA, END, REQUEST, Piece, Refusal
+from .h2 import (CLOSE, COOKIES, DATA, END, END_STREAM, HOST, PSEUDO_SHIFT, REQUEST, TOO_LARGE,
+                 Piece, Refusal)
 
 # The shim's buffers, shared by every connection of a loop (a connection uses them only within
 # one call): records, the header arena, the output. Sizes: see csrc/h2.c (SLICE_RECORDS,
@@ -17,6 +18,12 @@ from .h2 import CLOSE, DATA, END, REQUEST, Piece, Refusal
 RECORDS = 4096
 ARENA = 4 * limits.H2_MAX_HEADER_LIST
 OUTPUT = 320 * 1024
+# h2_body structs kept for reuse (allocating one costs more than the rest of a small answer).
+BODY_POOL = 1024
+
+# The event flags are the shim's own bits: reactor.http.h2 names them for both engines.
+assert (lib.H2_END_STREAM, lib.H2_TOO_LARGE, lib.H2_COOKIES, lib.H2_HOST, lib.H2_PSEUDO_SHIFT) \
+    == (END_STREAM, TOO_LARGE, COOKIES, HOST, PSEUDO_SHIFT), "csrc/h2.h and reactor.http.h2 disagree"
 
 VERSION = ffi.string(lib.h2_library_version()).decode()
 FEATURES = lib.h2_features()
@@ -28,6 +35,8 @@ _COUNTERS = ("glitches", "resets_received", "resets_sent", "too_large")
 
 _recv = lib.h2_recv
 _send = lib.h2_send
+_respond = lib.h2_respond
+_supply = lib.h2_supply
 _unpack = ffi.unpack
 _from_buffer = ffi.from_buffer
 _H2_REQUEST = lib.H2_REQUEST
@@ -44,7 +53,8 @@ _H2_PARTIAL = lib.H2_PARTIAL
 class Shared:
     """The buffers the shim fills, one set per loop."""
 
-    __slots__ = ("batch", "records", "arena", "arena_buffer", "out", "out_view", "limits")
+    __slots__ = ("batch", "records", "arena", "arena_buffer", "out", "out_view", "limits",
+                 "bodies")
 
     def __init__(self):
         self.records = ffi.new("int64_t[]", 4 * RECORDS)
@@ -52,6 +62,7 @@ class Shared:
         self.arena_buffer = ffi.buffer(self.arena)
         self.out = ffi.new("uint8_t[]", OUTPUT)
         self.out_view = memoryview(ffi.buffer(self.out))
+        self.bodies = []   # h2_body structs of released streams, for the next responses
         self.batch = ffi.new("struct h2_batch *", {
             "records": self.records, "records_cap": RECORDS, "arena": self.arena,
             "arena_cap": ARENA, "out": self.out, "out_cap": OUTPUT})
@@ -165,44 +176,53 @@ class Session:
         no body at all; else a Piece) and, unless `last`, what `supply` gives when `send`
         reports the stream starved. A Refusal when the stream is gone."""
         conn = self.conn
+        length = -1 if length is None else length
         if piece is None:
-            if lib.h2_respond(conn, stream_id, status, fields, len(fields), extra, len(extra),
-                              -1 if length is None else length, ffi.NULL) != 0:
+            if _respond(conn, stream_id, status, fields, len(fields), extra, len(extra), length,
+                        ffi.NULL) != 0:
                 raise Refusal(stream_id)
             return
-        body = ffi.new("struct h2_body *")
-        self.bodies[stream_id] = [body, None, sendfile]
-        self._supply(stream_id, body, piece, last)
-        if lib.h2_respond(conn, stream_id, status, fields, len(fields), extra, len(extra),
-                          -1 if length is None else length, body) != 0:
-            del self.bodies[stream_id]
+        pool = self.shared.bodies
+        body = pool.pop() if pool else ffi.new("struct h2_body *")
+        kept = self.bodies[stream_id] = [body, None, sendfile]
+        self._supply(stream_id, kept, piece, last)
+        if _respond(conn, stream_id, status, fields, len(fields), extra, len(extra), length,
+                    body) != 0:
+            self.forget(stream_id)
             raise Refusal(stream_id)
 
     def supply(self, stream_id: int, piece, last: bool):
         kept = self.bodies.get(stream_id)
         if kept is not None:
-            self._supply(stream_id, kept[0], piece, last)
+            self._supply(stream_id, kept, piece, last)
 
-    def _supply(self, stream_id, body, piece, last):
-        kept = self.bodies[stream_id]
+    def _supply(self, stream_id, kept, piece, last):
+        """kept: [the h2_body, what it points into (alive until the next piece), sendfile]."""
         if piece.fd < 0:
-            data = _from_buffer(piece.data) if len(piece.data) else ffi.NULL
-            kept[1] = data   # what the shim points into, alive until the next piece
-            lib.h2_supply(self.conn, stream_id, body, data, -1, 0, len(piece.data), last)
+            data = piece.data
+            kept[1] = pointer = _from_buffer(data) if data else ffi.NULL
+            _supply(self.conn, stream_id, kept[0], pointer, -1, 0, len(data), last, 0)
         else:
-            body.no_copy = kept[2] and piece.count >= limits.H2_SENDFILE_MIN
             kept[1] = None
-            lib.h2_supply(self.conn, stream_id, body, ffi.NULL, piece.fd, piece.offset,
-                          piece.count, last)
+            _supply(self.conn, stream_id, kept[0], ffi.NULL, piece.fd, piece.offset,
+                    piece.count, last, kept[2] and piece.count >= limits.H2_SENDFILE_MIN)
 
     def sent(self, stream_id: int) -> int:
         """Body bytes framed for the stream so far."""
         kept = self.bodies.get(stream_id)
         return kept[0].sent if kept is not None else 0
 
-    def forget(self, stream_id: int):
-        """The stream closed and its output is written: drop what the shim pointed into."""
-        self.bodies.pop(stream_id, None)
+    def forget(self, stream_id: int) -> int:
+        """The stream closed and its output is written: drop what the shim pointed into, and
+        keep its h2_body for another response. Returns the body bytes framed."""
+        kept = self.bodies.pop(stream_id, None)
+        if kept is None:
+            return 0
+        body = kept[0]
+        pool = self.shared.bodies
+        if len(pool) < BODY_POOL:
+            pool.append(body)
+        return body.sent
 
     def send(self, budget: int):
         """(segments, closed, starved): what to write, in order (memoryviews of the shared
@@ -246,6 +266,8 @@ class Session:
         return bool(lib.h2_want_write(self.conn))
 
     def close(self):
+        # Freed now, not when the collector gets to it: its streams held bodies of the pool.
+        lib.h2_close(self.conn)
         self.bodies.clear()
 
 

@@ -24,8 +24,9 @@ import h2.settings
 from hyperframe.frame import ContinuationFrame, GoAwayFrame
 
 from . import limits
-from .h2 import (CLOSE, COOKIES, DATA, END, END_STREAM, ENHANCE_YOUR_CALM, INTERNAL_ERROR,
-                 NO_ERROR, REFUSED_STREAM, REQUEST, TOO_LARGE, Refusal)
+from .h2 import (CLOSE, COOKIES, DATA, END, END_STREAM, ENHANCE_YOUR_CALM, HOST,
+                 INTERNAL_ERROR, NO_ERROR, PSEUDO_SHIFT, REFUSED_STREAM, REQUEST, TOO_LARGE,
+                 Refusal)
 
 NAME = f"h2 {h2.__version__} (pure Python)"
 
@@ -193,10 +194,15 @@ class Session:
                 size += len(name) + len(value) + 32
                 parts.append(name)
                 parts.append(value)
-                cookies += name == b"cookie"
+                if name[:1] == b":":
+                    flags += 1 << PSEUDO_SHIFT
+                elif name == b"cookie":
+                    cookies += 1
+                elif name == b"host":
+                    flags |= HOST
             if size > limits.H2_MAX_HEADER_LIST or len(parts) // 2 > limits.H2_MAX_FIELDS:
                 self._count("too_large")
-                flags |= TOO_LARGE
+                flags = (flags & END_STREAM) | TOO_LARGE
                 parts = []
             elif cookies > 1:
                 flags |= COOKIES
@@ -297,8 +303,9 @@ class Session:
         body = self.bodies.get(stream_id)
         return body.sent if body is not None else 0
 
-    def forget(self, stream_id: int):
-        self.bodies.pop(stream_id, None)
+    def forget(self, stream_id: int) -> int:
+        body = self.bodies.pop(stream_id, None)
+        return body.sent if body is not None else 0
 
     def _ended(self, stream_id):
         """Our side of the stream ended: it closes if the client's has."""

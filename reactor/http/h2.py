@@ -37,8 +37,10 @@ PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 # Event kinds.
 REQUEST, DATA, END, CLOSE = 1, 2, 3, 4
 
-# Flags of a REQUEST event (the same bits as csrc/h2.h).
-END_STREAM, TOO_LARGE, COOKIES = 1, 2, 4
+# Flags of a REQUEST event (the same bits as csrc/h2.h): flags >> PSEUDO_SHIFT is the number of
+# pseudo-fields that lead the block.
+END_STREAM, TOO_LARGE, COOKIES, HOST = 1, 2, 4, 8
+PSEUDO_SHIFT = 4
 
 # Error codes (RFC 9113 §7).
 NO_ERROR = 0x0
@@ -106,9 +108,8 @@ def build_request(parts: list, flags: int):
     if flags & TOO_LARGE:
         return HTTPError(431, "request header list too large")
     method = path = authority = None
-    count = len(parts)
-    i = 0
-    while i < count and parts[i][:1] == b":":
+    pseudo = 2 * (flags >> PSEUDO_SHIFT)
+    for i in range(0, pseudo, 2):
         name = parts[i]
         if name == b":method":
             method = parts[i + 1]
@@ -116,24 +117,21 @@ def build_request(parts: list, flags: int):
             path = parts[i + 1]
         elif name == b":authority":
             authority = parts[i + 1]
-        i += 2
-    fields = parts[i:] if i else parts
+    fields = parts[pseudo:] if pseudo else parts
     if method is None:
         return HTTPError(400, "no :method")
-    content_length = None
-    host = None
-    for j in range(0, len(fields), 2):
-        name = fields[j]
-        if name == b"content-length":
-            content_length = int(fields[j + 1])
-        elif name == b"host":
-            host = fields[j + 1]
     if authority is not None:
-        if host is None:
+        if not flags & HOST:
             fields.append(b"host")
             fields.append(authority)
-        elif host != authority:
+        elif fields[fields.index(b"host") + 1] != authority:
             return HTTPError(400, "Host and :authority differ")
+    content_length = None
+    if not flags & END_STREAM:
+        for j in range(0, len(fields), 2):
+            if fields[j] == b"content-length":
+                content_length = int(fields[j + 1])
+                break
     if flags & COOKIES:
         fields = _join_cookies(fields)
     target = path if path is not None else authority or b""

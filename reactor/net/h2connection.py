@@ -474,12 +474,12 @@ class H2Connection:
     def _release(self, stream):
         """Close what the stream's body held, count and log its response, give back the
         window its request body held."""
-        session = self.session
-        sent = session.sent(stream.id)
-        session.forget(stream.id)
-        self._release_body(stream)
-        discard_body(stream.source)
-        stream.source = stream.pieces = None
+        sent = self.session.forget(stream.id)
+        if stream.size:
+            self._release_body(stream)
+        if stream.source is not None:
+            discard_body(stream.source)
+            stream.source = stream.pieces = None
         if stream.status is not None and stream.request is not None:
             self.server.response_ended(self, stream.request, stream.status, sent,
                                        stream.started)
