@@ -419,11 +419,8 @@ def prerequisite(name: str) -> str:
     if name == "aiohttp":
         return ensure_module("aiohttp", "aiohttp")
     if name.startswith("reactor"):
-        if SPECS[name].http2:
-            engine = _reactor_http2_engine(name)
-            wanted = "h2 " if name == "reactor-h2py" else "nghttp2"
-            if not engine.startswith(wanted):
-                return f"HTTP/2 engine {wanted.strip()} not available (--version: {engine})"
+        if SPECS[name].http2 and not _reactor_http2_engine(name):
+            return "its HTTP/2 engine is not installed"
         backend, reason = _reactor_backend(name)
         if reason:
             return reason
@@ -456,12 +453,13 @@ def _reactor_backend(name: str):
 
 
 def _reactor_http2_engine(name: str) -> str:
-    """The HTTP/2 engine `python -m reactor --version` names ('none' when there is none)."""
+    """The name of the HTTP/2 engine the server `name` runs with ('' when it is missing)."""
+    wanted = "h2" if name == "reactor-h2py" else "nghttp2"
     env = dict(os.environ, **SPECS[name].env)
-    done = subprocess.run([sys.executable, "-m", "reactor", "--version"], cwd=REPO, env=env,
+    probe = f"from reactor.http import h2; print(h2.engine({wanted!r}).NAME)"
+    done = subprocess.run([sys.executable, "-c", probe], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=30)
-    match = re.search(r"http2: ([^,]+),", done.stdout)
-    return match.group(1) if match else "none"
+    return done.stdout.strip()
 
 
 def version(name: str) -> str:
