@@ -7,7 +7,8 @@
 handle has `.port`, `.url` (http:// or https://127.0.0.1:PORT), `.server` and `.stop()`; every
 server is stopped at the end of the test.
 
-`backend` runs a test once per parser backend module (reactor.http._pyparser, reactor.http._cparser).
+`backend` runs a test once per parser backend module (reactor.http._pyparser, reactor.http._cparser);
+`engine` once per HTTP/2 engine name ("nghttp2", "h2").
 
 `cli(*args)` starts `python -m reactor` on 127.0.0.1, port 0, serving a site of `index.html`
 ("hello") and `big.bin` (BIG_SIZE bytes) without access log; every process it started is
@@ -22,6 +23,7 @@ import pytest
 
 from processes import Cli
 from reactor.http import _pyparser
+from reactor.http import h2 as engines
 from reactor.ops import wiring as ops
 from reactor.config import Config
 from reactor.net.server import Server, open_listener
@@ -68,20 +70,37 @@ def server_factory():
         handle.stop()
 
 
-def _parser_backends():
-    params = [pytest.param(_pyparser, id="python")]
-    try:
-        cparser = importlib.import_module("reactor.http._cparser")
-    except ImportError as error:
-        params.append(pytest.param(None, id="c", marks=pytest.mark.skip(
-            reason=f"C extension not built: {error}")))
-    else:
-        params.append(pytest.param(cparser, id="c"))
+def _available(candidates) -> list:
+    """pytest params of (id, load) pairs: load() gives the value, or raises ImportError where
+    it is missing, and then the param is skipped with that reason."""
+    params = []
+    for name, load in candidates:
+        try:
+            value = load()
+        except ImportError as error:
+            params.append(pytest.param(None, id=name, marks=pytest.mark.skip(
+                reason=f"{name} not available: {error}")))
+        else:
+            params.append(pytest.param(value, id=name))
     return params
 
 
-@pytest.fixture(params=_parser_backends())
+@pytest.fixture(params=_available([
+        ("python", lambda: _pyparser),
+        ("c", lambda: importlib.import_module("reactor.http._cparser"))]))
 def backend(request):
+    return request.param
+
+
+def _h2_engine(name):
+    engines.engine(name)
+    return name
+
+
+@pytest.fixture(params=_available([(name, lambda name=name: _h2_engine(name))
+                                   for name in engines.ENGINES]))
+def engine(request):
+    """The name of an HTTP/2 engine (Config.http2_engine): each test runs on both."""
     return request.param
 
 

@@ -13,12 +13,12 @@ import h2.events
 import h2.exceptions
 import h2.settings
 from hyperframe.frame import (ContinuationFrame, DataFrame, HeadersFrame, PingFrame,
-                              RstStreamFrame, SettingsFrame, WindowUpdateFrame)
+                              SettingsFrame, WindowUpdateFrame)
 
 from netutil import connect
 
 __all__ = ["H2Client", "ContinuationFrame", "DataFrame", "HeadersFrame", "PingFrame",
-           "RstStreamFrame", "SettingsFrame", "WindowUpdateFrame"]
+           "SettingsFrame", "WindowUpdateFrame"]
 
 
 class Response:

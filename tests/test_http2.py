@@ -11,7 +11,6 @@ import os
 import time
 
 import pytest
-import trustme
 
 from h2client import H2Client
 from netutil import connect, read_until_close, wait_until
@@ -20,41 +19,7 @@ from reactor.apps.wsgi import WSGIHandler
 from reactor.http import h2 as engines
 from reactor.http.response import Response
 from reactor.net.tls import Certificates
-
-
-def _engine_params():
-    params = []
-    for name in engines.ENGINES:
-        try:
-            engines.engine(name)
-        except ImportError as error:
-            params.append(pytest.param(name, id=name, marks=pytest.mark.skip(
-                reason=f"engine {name} not available: {error}")))
-        else:
-            params.append(pytest.param(name, id=name))
-    return params
-
-
-@pytest.fixture(params=_engine_params())
-def engine(request):
-    return request.param
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory):
-    ca = trustme.CA()
-    folder = tmp_path_factory.mktemp("pki")
-    leaf = ca.issue_cert("localhost", "127.0.0.1")
-    leaf.cert_chain_pems[0].write_to_path(str(folder / "cert.pem"))
-    leaf.private_key_pem.write_to_path(str(folder / "key.pem"))
-    ca.cert_pem.write_to_path(str(folder / "ca.pem"))
-    return folder
-
-
-@pytest.fixture
-def client_context(pki):
-    import ssl
-    return ssl.create_default_context(cafile=str(pki / "ca.pem"))
+from test_tls import ca, client_context, pki  # noqa: F401  (fixtures: a CA, its files, a client)
 
 
 @pytest.fixture
@@ -338,8 +303,11 @@ def test_http1_still_served_beside_h2c(h2c):
 
 def test_engines_answer_alike(server_factory, site):
     """The same requests to both engines: the same statuses, fields (but the date) and bodies."""
-    if any(mark.name == "skip" for param in _engine_params() for mark in param.marks):
-        pytest.skip("both engines are needed")
+    for name in engines.ENGINES:
+        try:
+            engines.engine(name)
+        except ImportError as error:
+            pytest.skip(f"both engines are needed: {error}")
     requests = [("/index.html", "GET", []), ("/mid.bin", "HEAD", []),
                 ("/mid.bin", "GET", [("range", "bytes=5-9")]), ("/missing", "GET", []),
                 ("/style.css", "GET", [("accept-encoding", "gzip")]), ("/docs", "GET", []),

@@ -13,7 +13,8 @@ import pytest
 
 from reactor.apps.wsgi import WSGIHandler
 from reactor.net.tls import Certificates
-from test_http2 import client_context, engine, pki, site  # noqa: F401  (fixtures)
+from test_http2 import site  # noqa: F401  (a fixture: a small site)
+from test_tls import ca, pki  # noqa: F401  (fixtures: a CA and its files)
 
 CURL = shutil.which("curl")
 NGHTTP = shutil.which("nghttp")

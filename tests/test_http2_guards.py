@@ -13,11 +13,11 @@ import hpack
 import pytest
 
 from h2client import (ContinuationFrame, DataFrame, H2Client, HeadersFrame, PingFrame,
-                      RstStreamFrame, SettingsFrame, WindowUpdateFrame)
+                      SettingsFrame, WindowUpdateFrame)
 from netutil import fetch, wait_until
 from reactor.http import limits
 from reactor.http.h2 import CANCEL, ENHANCE_YOUR_CALM, PROTOCOL_ERROR
-from test_http2 import engine, site  # noqa: F401  (fixtures: both engines, a small site)
+from test_http2 import site  # noqa: F401  (a fixture: a small site)
 
 FLOOD = limits.H2_GLITCH_BURST + 100
 

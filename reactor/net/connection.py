@@ -74,7 +74,61 @@ class ResponseEnd:
         self.started = started    # loop time the request arrived
 
 
-class Connection:
+def answer(call, request):
+    """call(request): what a handler (or its early_response) answered; a 500 when it raised,
+    logged with the request."""
+    try:
+        return call(request)
+    except Exception:
+        log.exception("handler failed for %s %s", request.method, request.target)
+        return error_response(500)
+
+
+def answer_of(future, request):
+    """The Response a handler's Future holds; a 500 when the handler raised, logged."""
+    return answer(lambda _request: future.result(), request)
+
+
+class SocketSide:
+    """What both kinds of connection (HTTP/1.1 here, HTTP/2 in h2connection.py) do with their
+    socket: read into the server's shared buffer, stop reading while the client does not read
+    what it asked for (the backpressure), wait for writability meanwhile, and give up after
+    send_timeout without progress. The class using it has `state`, `reading`, `blocked`,
+    `deadline`, `loop`, `server`, `transport`, `on_readable`, `close` and `_write_more`
+    (write what is queued, once the socket takes more)."""
+
+    __slots__ = ()
+
+    def _read(self):
+        """Bytes read into the server's receive buffer: their count (0 when the client
+        closed), or None when there was nothing to read or the connection was lost."""
+        try:
+            return self.transport.recv_into(self.server.recv_buffer)
+        except (BlockingIOError, InterruptedError):
+            return None   # on TLS also: a handshake step
+        except OSError:
+            self.close()
+            return None
+
+    def _block(self):
+        self.deadline = self.loop.now + self.server.config.send_timeout
+        if not self.blocked:
+            self._watch(False, True)
+
+    def _watch(self, reading: bool, writing: bool):
+        if self.state is State.CLOSED:
+            return
+        self.reading = reading
+        self.blocked = writing
+        self.transport.watch(self.on_readable if reading else None,
+                             self._on_writable if writing else None)
+
+    def _on_writable(self):
+        self.deadline = self.loop.now + self.server.config.send_timeout
+        self._write_more()
+
+
+class Connection(SocketSide):
     __slots__ = ("server", "loop", "transport", "client", "protocol", "handler", "lane", "pending",
                  "output", "waiting", "state", "deadline", "closing", "reading", "blocked",
                  "lingered", "written", "ended_at", "ending", "body_started", "client_done")
@@ -113,36 +167,24 @@ class Connection:
     # -- input ---------------------------------------------------------------------------------
 
     def on_readable(self):
-        server = self.server
         if self.state is State.IDLE:
-            server.reclaimable.pop(self, None)
-        try:
-            n = self.transport.recv_into(server.recv_buffer)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            self.close()
-            return
-        if n == 0:
+            self.server.reclaimable.pop(self, None)
+        n = self._read()
+        if n:
+            self._received(n)
+        elif n == 0:
             self.on_eof()
-            return
-        self._received(n)
 
     def _first_readable(self):
         """The first read where HTTP/2 is on: a client preface (h2c with prior knowledge), or
         a TLS handshake that chose h2 by ALPN, hands the connection to HTTP/2; anything else
         is HTTP/1.1, read by on_readable from now on."""
+        n = self._read()
+        if not n:
+            if n == 0:
+                self.close()
+            return
         server = self.server
-        try:
-            n = self.transport.recv_into(server.recv_buffer)
-        except (BlockingIOError, InterruptedError):
-            return   # on TLS: a handshake step
-        except OSError:
-            self.close()
-            return
-        if n == 0:
-            self.close()
-            return
         if self.transport.alpn == "h2" or server.recv_buffer.startswith(PRIOR_KNOWLEDGE, 0, n):
             server.switch_to_h2(self, n)
             return
@@ -340,11 +382,7 @@ class Connection:
     def _serve(self, request):
         request.client = self.client
         started = self.loop.now
-        try:
-            response = self.handler(request)
-        except Exception:
-            log.exception("handler failed for %s %s", request.method, request.target)
-            response = error_response(500)
+        response = answer(self.handler, request)
         if isinstance(response, Future):
             self.waiting = response
             response.add_done_callback(
@@ -356,18 +394,10 @@ class Connection:
     def _early_response(self, request):
         """The handler's answer from the head alone, or None to read the body."""
         request.client = self.client
-        try:
-            return self.handler.early_response(request)
-        except Exception:
-            log.exception("handler failed for %s %s", request.method, request.target)
-            return error_response(500)
+        return answer(self.handler.early_response, request)
 
     def _resume(self, request, future, started):
-        try:
-            response = future.result()
-        except Exception:
-            log.exception("handler failed for %s %s", request.method, request.target)
-            response = error_response(500)
+        response = answer_of(future, request)
         if self.waiting is not future:
             discard_body(response.body)   # closed meanwhile: release its file or stream
             return
@@ -536,22 +566,7 @@ class Connection:
             self.output.insert(0, self.output[0].frame(bytes(item)))
         self.advance()
 
-    def _block(self):
-        self.deadline = self.loop.now + self.server.config.send_timeout
-        if not self.blocked:
-            # Stop reading while the client is not reading: that is the backpressure.
-            self._watch(False, True)
-
-    def _watch(self, reading: bool, writing: bool):
-        if self.state is State.CLOSED:
-            return
-        self.reading = reading
-        self.blocked = writing
-        self.transport.watch(self.on_readable if reading else None,
-                             self._on_writable if writing else None)
-
-    def _on_writable(self):
-        self.deadline = self.loop.now + self.server.config.send_timeout
+    def _write_more(self):
         self.advance()
 
     # -- closing -------------------------------------------------------------------------------

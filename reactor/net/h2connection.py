@@ -22,7 +22,7 @@ from ..http.h2 import (CANCEL, CLOSE, DATA, END, END_STREAM, NO_ERROR, REQUEST, 
                        Refusal, build_request)
 from ..http.protocol import discard_body
 from ..http.response import NO_CONTENT, FileSlice, date_and_server, error_response
-from .connection import State
+from .connection import SocketSide, State, answer, answer_of
 
 log = logging.getLogger("reactor")
 
@@ -53,7 +53,7 @@ class H2Stream:
         self.moved = started        # when they last grew
 
 
-class H2Connection:
+class H2Connection(SocketSide):
     __slots__ = ("server", "loop", "transport", "client", "handler", "session", "streams",
                  "output", "blocked", "reading", "deadline", "waiting", "state", "served",
                  "buffered", "sendfile", "drain_stage", "drain_at", "closing")
@@ -84,18 +84,11 @@ class H2Connection:
     # -- input ---------------------------------------------------------------------------------
 
     def on_readable(self):
-        server = self.server
-        try:
-            n = self.transport.recv_into(server.recv_buffer)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            self.close()
-            return
-        if n == 0:
+        n = self._read()
+        if n:
+            self.feed(self.server.recv_view[:n])
+        elif n == 0:
             self.close()   # streams still open are abandoned: the client left
-            return
-        self.feed(server.recv_view[:n])
 
     def feed(self, data):
         """Run bytes received through the engine, answer what they complete, write."""
@@ -145,11 +138,7 @@ class H2Connection:
             return
         early = getattr(self.handler, "early_response", None)
         if early is not None:
-            try:
-                response = early(request)
-            except Exception:
-                log.exception("handler failed for %s %s", request.method, request.target)
-                response = error_response(500)
+            response = answer(early, request)
             if response is not None:
                 stream.discard = True   # its body is dropped as it comes
                 self._respond(stream, response)
@@ -211,13 +200,8 @@ class H2Connection:
 
     def _serve(self, stream):
         request = stream.request
-        started = self.loop.now
-        stream.started = started
-        try:
-            response = self.handler(request)
-        except Exception:
-            log.exception("handler failed for %s %s", request.method, request.target)
-            response = error_response(500)
+        stream.started = self.loop.now
+        response = answer(self.handler, request)
         if isinstance(response, Future):
             stream.waiting = response
             response.add_done_callback(
@@ -226,12 +210,7 @@ class H2Connection:
         self._respond(stream, response)
 
     def _resume(self, stream, future):
-        try:
-            response = future.result()
-        except Exception:
-            request = stream.request
-            log.exception("handler failed for %s %s", request.method, request.target)
-            response = error_response(500)
+        response = answer_of(future, stream.request)
         if stream.waiting is not future or self.state is State.CLOSED:
             discard_body(response.body)   # reset or closed meanwhile
             return
@@ -436,22 +415,7 @@ class H2Connection:
             self._watch(True, False)
         return True
 
-    def _block(self):
-        self.deadline = self.loop.now + self.server.config.send_timeout
-        if not self.blocked:
-            # Nothing more is read while the client does not read what it asked for.
-            self._watch(False, True)
-
-    def _watch(self, reading: bool, writing: bool):
-        if self.state is State.CLOSED:
-            return
-        self.reading = reading
-        self.blocked = writing
-        self.transport.watch(self.on_readable if reading else None,
-                             self._on_writable if writing else None)
-
-    def _on_writable(self):
-        self.deadline = self.loop.now + self.server.config.send_timeout
+    def _write_more(self):
         self._flush()
 
     # -- streams ending ------------------------------------------------------------------------
