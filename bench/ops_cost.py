@@ -75,8 +75,8 @@ def main(argv=None) -> int:
                 server.stop()
     print(f"\n1 KiB keep-alive, 50 connections, {args.rounds} rounds of {args.duration:g} s "
           f"(median)\n")
-    print(f"| variant | req/s | us CPU/req | req/s vs plain | CPU/req vs plain |")
-    print(f"|---|---|---|---|---|")
+    print("| variant | req/s | us CPU/req | req/s vs plain | CPU/req vs plain |")
+    print("|---|---|---|---|---|")
     plain = results["plain"]
     for name, runs in results.items():
         if not runs:

@@ -9,17 +9,25 @@ Each event gets a wrk run of its own, from before the event until a few seconds 
   instance, then starting it again;
 - directly: none; SIGHUP; SIGUSR2; SIGKILL of one worker of four. The last may fail the
   requests that worker was answering, at most one per connection it held, counted from
-  /proc just before the kill.
+  /proc just before the kill;
+- both ways, SIGHUP again with the load going on for the whole drain grace (reactor's
+  default --shutdown-grace, 10 s) after the last old worker was told to drain, and a little
+  more: wrk never pauses, so a worker that waited for its keep-alive connections to fall
+  idle would hold them all that time and then cut them, requests in flight included. The
+  other runs end a few seconds after the restart is done, which may be before the grace.
 
 Prints, per event, the requests, wrk's socket errors (connect, read, write, timeout), the
-non-2xx answers and the p99 latency. The targets: zero failures through SIGHUP and SIGUSR2,
-both ways; after the SIGKILL, failures no more than the in-flight bound.
+non-2xx answers, the p99 latency and how long the event took (for a restart: until no old
+worker was left). The targets: zero failures through SIGHUP and SIGUSR2, both ways, past the
+grace too, with restarts done in about the time the new workers take to start; after the
+SIGKILL, failures no more than the in-flight bound.
 
 The reactor processes run on core 0, wrk and HAProxy on core 1. Run it under the bench lock:
 `flock /tmp/reactor-bench.lock python bench/restart.py [--quick]`.
 """
 
 import argparse
+import functools
 import json
 import os
 import re
@@ -28,7 +36,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 import cluster
@@ -36,6 +43,13 @@ import servers_load as load
 
 SETTLE_BEFORE = 2.0     # seconds of load before an event
 SETTLE_AFTER = 3.0      # and after it, so that what it broke shows
+DRAIN_GRACE = 10.0      # reactor's default --shutdown-grace: the longest a worker drains
+
+
+def restart_timeout(instance) -> float:
+    """Long enough for a restart in which every old worker drains for the whole grace, one
+    after the other: that is a figure to report, not a hang."""
+    return instance.workers * (DRAIN_GRACE + 5)
 
 
 class Wrk:
@@ -56,14 +70,15 @@ class Wrk:
         return {"failed": (err or out).strip()[-200:]}
 
 
-def run_event(name, url, args, script, action, note=None):
-    """A wrk run around `action()`: (row for the table, the action's note)."""
+def run_event(name, url, args, script, action, note=None, settle=SETTLE_AFTER):
+    """A wrk run around `action()`, going on for `settle` seconds after it: (row for the
+    table, the action's note)."""
     wrk = Wrk(url, args.connections, script, args.wrk_cpu)
     time.sleep(SETTLE_BEFORE)
     started = time.monotonic()
     detail = action()
     took = time.monotonic() - started
-    time.sleep(SETTLE_AFTER)
+    time.sleep(settle)
     result = wrk.stop()
     result.update(event=name, took_s=took, note=detail or note or "")
     socket_errors = sum(result.get(k, 0) for k in ("connect", "read", "write", "timeout"))
@@ -115,7 +130,7 @@ def through_haproxy(args, workdir, script) -> list:
         def each(method):
             def act():
                 for instance in instances:
-                    getattr(instance, method)()
+                    getattr(instance, method)(timeout=restart_timeout(instance))
             return act
 
         def kill_and_restart():
@@ -133,6 +148,9 @@ def through_haproxy(args, workdir, script) -> list:
                               each("upgrade")))
         rows.append(run_event("haproxy: SIGKILL r3 + restart", url, args, script,
                               kill_and_restart))
+        rows.append(run_event("haproxy: SIGHUP r1, r2, r3, load past the grace", url, args,
+                              script, each("rolling_restart"),
+                              settle=DRAIN_GRACE + SETTLE_AFTER))
     finally:
         if balancer is not None:
             balancer.stop()
@@ -174,11 +192,15 @@ def direct(args, workdir, script) -> list:
             os.kill(victim, signal.SIGKILL)
             return f"the killed worker held {held} connections (the in-flight bound)"
 
+        restart = functools.partial(instance.rolling_restart, timeout=restart_timeout(instance))
+        upgrade = functools.partial(instance.upgrade, timeout=restart_timeout(instance))
         rows.append(run_event("direct: none (baseline)", url, args, script, lambda: None))
-        rows.append(run_event("direct: SIGHUP", url, args, script, instance.rolling_restart))
-        rows.append(run_event("direct: SIGUSR2", url, args, script, instance.upgrade))
+        rows.append(run_event("direct: SIGHUP", url, args, script, restart))
+        rows.append(run_event("direct: SIGUSR2", url, args, script, upgrade))
         rows.append(run_event(f"direct: SIGKILL 1 worker of {args.workers_direct}", url, args,
                               script, kill_worker))
+        rows.append(run_event("direct: SIGHUP, load past the grace", url, args, script,
+                              restart, settle=DRAIN_GRACE + SETTLE_AFTER))
     finally:
         instance.stop()
     return rows
@@ -188,15 +210,15 @@ def report(rows, args):
     print(f"\n{args.connections} keep-alive connections, wrk and HAProxy on core {args.wrk_cpu}, "
           f"reactor on core {args.server_cpu}\n")
     print("| event | requests | socket errors (connect/read/write/timeout) | non-2xx | p99 ms "
-          "| note |")
-    print("|---|---|---|---|---|---|")
+          "| event took s | note |")
+    print("|---|---|---|---|---|---|---|")
     for row in rows:
         if "failed" in row:
-            print(f"| {row['event']} | wrk failed: {row['failed']} | | | | |")
+            print(f"| {row['event']} | wrk failed: {row['failed']} | | | | | |")
             continue
         kinds = "/".join(str(row[k]) for k in ("connect", "read", "write", "timeout"))
         print(f"| {row['event']} | {row['requests']:,} | {row['socket_errors']} ({kinds}) | "
-              f"{row['status']} | {row['p99_ms']:.1f} | {row['note']} |")
+              f"{row['status']} | {row['p99_ms']:.1f} | {row['took_s']:.1f} | {row['note']} |")
 
 
 def main(argv=None) -> int:

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import servers_load as load   # noqa: E402  (wrk runs and their exact figures)
+import servers_load as load  # noqa: E402  (wrk runs and their exact figures)
 
 REPO = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"

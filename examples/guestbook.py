@@ -16,7 +16,8 @@ import sys
 from contextlib import closing
 from datetime import datetime, timezone
 
-from reactor import App, form, html as html_response, redirect
+from reactor import App, form, redirect
+from reactor import html as html_response
 
 MAX_NAME = 100
 MAX_MESSAGE = 2000

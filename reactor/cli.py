@@ -10,7 +10,7 @@ import os
 import sys
 from pathlib import Path
 
-from . import __version__
+from ._version import __version__
 from .config import Config
 from .http.errors import ConfigError
 from .static.site import Cors, HeaderRule
@@ -125,6 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a request body must average this rate after a 10 s grace (default 500)")
     p.add_argument("--keepalive-timeout", type=_seconds, metavar="SECONDS")
     p.add_argument("--send-timeout", type=_seconds, metavar="SECONDS")
+    p.add_argument("--shutdown-grace", type=_seconds, metavar="SECONDS",
+                   help="longest a draining worker (a stop, a restart) finishes what it has "
+                        "under way before closing the rest (default 10)")
     p.add_argument("--handshake-timeout", type=_seconds, metavar="SECONDS",
                    help="time a client has to complete its TLS handshake (default 10)")
     p.add_argument("--tls-cert", action="append", metavar="FILE",
@@ -163,7 +166,7 @@ def default_root() -> str:
 
 _LIMIT_FLAGS = ("max_connections", "max_body", "max_keepalive_requests", "header_timeout",
                 "body_timeout", "body_min_rate", "keepalive_timeout", "send_timeout",
-                "handshake_timeout")
+                "shutdown_grace", "handshake_timeout")
 
 
 def _given(name, values) -> dict:
@@ -224,7 +227,7 @@ def main(argv=None) -> int:
                 print(f"reactor: HTTP/1.1 only: no HTTP/2 engine ({WHY_NOT}; install "
                       f"libnghttp2's headers and rebuild, or pip install 'reactor[http2]')",
                       file=sys.stderr)
-        from .ops.supervisor import serve
+        from .ops.serve import serve
         serve(config, ready=lambda line: print(line, flush=True), argv=argv)
     except ConfigError as error:
         print(f"reactor: {error}", file=sys.stderr)

@@ -1,14 +1,22 @@
 """Shared fixtures: a real reactor server on 127.0.0.1 in a background thread.
 
-`server_factory(handler=None, tls=None, **config_kwargs)` starts a Server for
+`server_factory(handler=None, tls=None, backend=None, **config_kwargs)` starts a Server for
 `Config(**config_kwargs)` (host 127.0.0.1, port 0 and no access log unless given) with
 `handler` or the one the Config asks for (static files from `root`, `app="module:attr"`,
-`wsgi="module:attr"`); with `tls` (a reactor.net.tls.Certificates) its port speaks HTTPS. The
-handle has `.port`, `.url` (http:// or https://127.0.0.1:PORT), `.server` and `.stop()`; every
-server is stopped at the end of the test.
+`wsgi="module:attr"`); with `tls` (a reactor.net.tls.Certificates) its port speaks HTTPS; with
+`backend` (a parser backend module, as the fixture below gives) it parses with that one. The
+handle has `.port`, `.url` (http:// or https://127.0.0.1:PORT), `.server`, `.revalidate()`
+(static files: changes on disk are seen by the next request) and `.stop()`; every server is
+stopped at the end of the test.
 
 `backend` runs a test once per parser backend module (reactor.http._pyparser, reactor.http._cparser);
 `engine` once per HTTP/2 engine name ("nghttp2", "h2").
+
+`ca`, `pki` (its files: ca.pem, cert.pem and key.pem for localhost and 127.0.0.1) and
+`client_context` (an SSLContext trusting the CA) are for HTTPS; `h2_site` a small site for the
+HTTP/2 tests.
+
+Tests marked `slow` are long forms of others, skipped unless pytest is given `--slow`.
 
 `cli(*args)` starts `python -m reactor` on 127.0.0.1, port 0, serving a site of `index.html`
 ("hello") and `big.bin` (BIG_SIZE bytes) without access log; every process it started is
@@ -16,20 +24,40 @@ killed at the end of the test.
 """
 
 import importlib
+import os
 import signal
+import ssl
 import threading
 
 import pytest
-
+import trustme
 from processes import Cli
+
+from reactor.config import Config
 from reactor.http import _pyparser
 from reactor.http import h2 as engines
-from reactor.ops import wiring as ops
-from reactor.config import Config
 from reactor.net.server import Server, open_listener
-
+from reactor.ops import wiring as ops
 
 BIG_SIZE = 8 * 1024 * 1024
+
+
+def pytest_addoption(parser):
+    parser.addoption("--slow", action="store_true",
+                     help="also run the long forms of tests (marked slow)")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: a long form of a test, run with --slow")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--slow"):
+        return
+    skip = pytest.mark.skip(reason="a long form: run with --slow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
 
 
 class RunningServer:
@@ -39,6 +67,22 @@ class RunningServer:
         self.port = server.address[1]
         scheme = "https" if server.secure_listeners else "http"
         self.url = f"{scheme}://127.0.0.1:{self.port}"
+
+    def revalidate(self):
+        """Make the next request see the served tree as it is now, as it would VALIDITY
+        seconds later: every lookup is checked again and the fast lanes' ready messages are
+        dropped. Runs on the server's loop, which owns both."""
+        done = threading.Event()
+
+        def expire():
+            files = self.server.handler.files
+            for node in list(files._nodes.values()):
+                files.expire(node)
+            for lane in self.server.lanes.values():
+                lane.expires = 0.0
+            done.set()
+        self.server.loop.call_soon_threadsafe(expire)
+        assert done.wait(5), "the server's loop did not run"
 
     def stop(self, grace: float = 0):
         if self.thread.is_alive():
@@ -51,12 +95,13 @@ class RunningServer:
 def server_factory():
     running = []
 
-    def start(handler=None, tls=None, **config_kwargs):
+    def start(handler=None, tls=None, backend=None, **config_kwargs):
         config_kwargs.setdefault("host", "127.0.0.1")
         config_kwargs.setdefault("port", 0)
         config_kwargs.setdefault("access_log", False)
         config = Config(**config_kwargs)
-        server = Server(config, handler=handler, tls=tls)
+        parser = {} if backend is None else {"parser_class": backend.RequestParser}
+        server = Server(config, handler=handler, tls=tls, **parser)
         ops.install(server, config)   # as a worker does; nothing unless the Config asks
         server.add_listener(open_listener(config), secure=tls is not None)
         thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -102,6 +147,42 @@ def _h2_engine(name):
 def engine(request):
     """The name of an HTTP/2 engine (Config.http2_engine): each test runs on both."""
     return request.param
+
+
+@pytest.fixture(scope="module")
+def ca():
+    return trustme.CA()
+
+
+@pytest.fixture(scope="module")
+def pki(ca, tmp_path_factory):
+    """Files of a CA and a certificate for localhost / 127.0.0.1."""
+    folder = tmp_path_factory.mktemp("pki")
+    leaf = ca.issue_cert("localhost", "127.0.0.1")
+    leaf.cert_chain_pems[0].write_to_path(str(folder / "cert.pem"))
+    leaf.private_key_pem.write_to_path(str(folder / "key.pem"))
+    ca.cert_pem.write_to_path(str(folder / "ca.pem"))
+    return folder
+
+
+@pytest.fixture
+def client_context(pki):
+    return ssl.create_default_context(cafile=str(pki / "ca.pem"))
+
+
+@pytest.fixture
+def h2_site(tmp_path):
+    """A small site for the HTTP/2 tests: a page, a stylesheet, files of 200 KiB and 3 MiB,
+    a directory."""
+    root = tmp_path / "site"
+    root.mkdir()
+    (root / "index.html").write_bytes(b"<h1>hello over h2</h1>")
+    (root / "style.css").write_bytes(b"body { color: #333; }\n" * 200)
+    (root / "big.bin").write_bytes(os.urandom(3 * 1024 * 1024 + 17))
+    (root / "mid.bin").write_bytes(os.urandom(200 * 1024))
+    (root / "docs").mkdir()
+    (root / "docs" / "a.txt").write_bytes(b"a")
+    return root
 
 
 @pytest.fixture

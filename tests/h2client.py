@@ -12,9 +12,14 @@ import h2.connection
 import h2.events
 import h2.exceptions
 import h2.settings
-from hyperframe.frame import (ContinuationFrame, DataFrame, HeadersFrame, PingFrame,
-                              SettingsFrame, WindowUpdateFrame)
-
+from hyperframe.frame import (
+    ContinuationFrame,
+    DataFrame,
+    HeadersFrame,
+    PingFrame,
+    SettingsFrame,
+    WindowUpdateFrame,
+)
 from netutil import connect
 
 __all__ = ["H2Client", "ContinuationFrame", "DataFrame", "HeadersFrame", "PingFrame",

@@ -2,14 +2,28 @@
 
 import http.client
 import io
+import re
 import socket
 import time
+
+DATE = re.compile(rb"\r\nDate: [^\r]*\r\n")
 
 
 def connect(port: int, timeout: float = 5.0) -> socket.socket:
     sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return sock
+
+
+def head(target: bytes, *fields: bytes, method=b"GET", version=b"HTTP/1.1") -> bytes:
+    """A request head for `target` with a Host field and `fields` (each b"Name: value")."""
+    return (method + b" " + target + b" " + version + b"\r\n" + b"Host: t\r\n"
+            + b"".join(f + b"\r\n" for f in fields) + b"\r\n")
+
+
+def normalised(data: bytes) -> bytes:
+    """Responses with their Date values masked: they say when, not what, was sent."""
+    return DATE.sub(b"\r\nDate: -\r\n", data)
 
 
 def fetch(port, path, method="GET", body=None, headers=None):
@@ -51,17 +65,44 @@ def read_until_close(sock: socket.socket, limit: int = 64 * 1024 * 1024,
     return b"".join(chunks)
 
 
-def exchange(port: int, data: bytes, *, half_close: bool = True, timeout: float = 5.0) -> bytes:
-    """Send `data`, optionally shut the write side, and return everything until the server
-    closes (or `timeout` passes with nothing more)."""
+def read_response(sock: socket.socket, method=b"GET") -> bytes:
+    """One response framed by Content-Length (none for HEAD): its head and as many body bytes
+    as that field says, or less when the server closes first."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+    head_end = data.index(b"\r\n\r\n") + 4
+    length = re.search(rb"\r\nContent-Length: (\d+)\r\n", data[:head_end])
+    want = head_end + (int(length.group(1)) if length and method != b"HEAD" else 0)
+    while len(data) < want:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def exchange(port: int, data: bytes, *, half_close: bool = True, timeout: float = 5.0,
+             limit: int = 64 * 1024 * 1024) -> bytes:
+    """Send `data` on a new connection, optionally shut the write side, and return everything
+    until the server closes (or `timeout` passes with nothing more, or `limit` bytes came)."""
     with connect(port, timeout) as sock:
-        sock.sendall(data)
-        if half_close:
-            sock.shutdown(socket.SHUT_WR)
-        try:
-            return read_until_close(sock)
-        except socket.timeout:
-            return b""
+        return exchange_on(sock, data, half_close=half_close, limit=limit)
+
+
+def exchange_on(sock: socket.socket, data: bytes, *, half_close: bool = True,
+                limit: int = 64 * 1024 * 1024) -> bytes:
+    """exchange() on a connection already open (a keep-alive one, say)."""
+    sock.sendall(data)
+    if half_close:
+        sock.shutdown(socket.SHUT_WR)
+    try:
+        return read_until_close(sock, limit)
+    except socket.timeout:
+        return b""
 
 
 class _UnclosableReader(io.BufferedReader):

@@ -72,7 +72,11 @@ class Load:
     """`clients` threads sending GET `path` over keep-alive connections until stopped.
 
     Counts the answers by status and every failure (a reset, a connection closed before the
-    response, a timeout), as a load generator would report them."""
+    response, a timeout), as a load generator would report them. `cut` holds the failures of
+    requests that a server had taken: sent on a connection that had answered before, or
+    failing once their answer had begun. The other failures are of a new connection that got
+    no answer at all (refused, or reset in the queue of a listener closing): requests that
+    may never have reached a server."""
 
     def __init__(self, port, path="/", clients=8, host="127.0.0.1"):
         self.address = (host, port)
@@ -80,6 +84,7 @@ class Load:
         self.statuses = {}
         self.bodies = set()
         self.failures = []
+        self.cut = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._threads = [threading.Thread(target=self._client, daemon=True)
@@ -106,6 +111,8 @@ class Load:
     def _client(self):
         conn = http.client.HTTPConnection(*self.address, timeout=5)
         while not self._stop.is_set():
+            reused = conn.sock is not None
+            response = None
             try:
                 conn.request("GET", self.path)
                 response = conn.getresponse()
@@ -113,6 +120,8 @@ class Load:
             except (OSError, http.client.HTTPException) as error:
                 with self._lock:
                     self.failures.append(repr(error))
+                    if reused or response is not None:
+                        self.cut.append(repr(error))
                 conn.close()
                 continue
             with self._lock:

@@ -5,7 +5,6 @@ import re
 import socket
 
 import pytest
-
 from netutil import exchange, fetch, read_until_close, wait_until
 
 # Larger than what the kernel buffers on both sides of a loopback connection hold, so a client

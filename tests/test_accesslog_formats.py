@@ -8,9 +8,9 @@ import threading
 import time
 
 import pytest
-
 from netutil import fetch, wait_until
 from processes import Cli, get
+
 from reactor.ops import accesslog
 from reactor.ops.accesslog import AccessLog
 

@@ -5,13 +5,12 @@ import threading
 from concurrent.futures import Future
 
 import pytest
+from netutil import assert_answered_promptly, exchange, fetch
 
-from netutil import exchange
 from reactor.apps.app import App, compile_pattern, form, load_app, to_response
 from reactor.http.errors import HTTPError
 from reactor.http.request import Request
 from reactor.http.response import Response
-from netutil import assert_answered_promptly, fetch
 
 
 def make_request(method="GET", target="/", fields=(), body=b""):

@@ -8,11 +8,10 @@ import time
 from pathlib import Path
 
 import pytest
-
 from processes import Load
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
-import cluster   # noqa: E402
+import cluster  # noqa: E402
 
 pytestmark = [
     pytest.mark.skipif(cluster.haproxy_path() is None,

@@ -6,8 +6,8 @@ import socket
 import time
 
 import pytest
-
 from netutil import connect, parse_responses, read_until_close
+
 from reactor.apps.app import App
 from reactor.net.connection import LINGER_TIME
 

@@ -7,7 +7,6 @@ import errno
 import socket
 
 import pytest
-
 from netutil import connect, parse_responses, read_until_close
 
 SMALL = b"<h1>home</h1>"

@@ -118,7 +118,7 @@ def test_guestbook_rejects_empty_and_oversized_entries(guestbook):
 
 @pytest.fixture(scope="module")
 def flask_module():
-    import examples.flask_app   # flask is a test dependency: a broken install fails here
+    import examples.flask_app  # flask is a test dependency: a broken install fails here
     return examples.flask_app
 
 

@@ -1,18 +1,28 @@
 """The fast lane answers exactly what the full path answers: the same raw requests go to a
 server with the lane and one without, and the bytes that come back must be equal (Date aside,
-which only says when they were made)."""
+which only says when they were made), in every state a server can be in: serving, draining,
+at its connection limit and at the keep-alive request limit."""
 
 import re
 import socket
 import time
 
 import pytest
+from netutil import (
+    connect,
+    exchange,
+    exchange_on,
+    head,
+    normalised,
+    parse_responses,
+    read_response,
+    read_until_close,
+    wait_until,
+)
 
 from reactor.http.response import INLINE_BODY
 from reactor.static.files import MAX_CACHED_FILE
-from netutil import connect, exchange, read_until_close, wait_until
 
-DATE = re.compile(rb"\r\nDate: [^\r]*\r\n")
 MEDIUM = bytes(range(256)) * (INLINE_BODY // 256 + 4)      # cached, but above INLINE_BODY
 LARGE = b"L" * (MAX_CACHED_FILE + 1)                        # sent with sendfile
 
@@ -49,14 +59,9 @@ def lane_of(srv):
     return srv.server.lanes.get(srv.server.plain_handler)
 
 
-def head(target: bytes, *fields: bytes, method=b"GET", version=b"HTTP/1.1") -> bytes:
-    return (method + b" " + target + b" " + version + b"\r\n" + b"Host: t\r\n"
-            + b"".join(f + b"\r\n" for f in fields) + b"\r\n")
-
-
 SEQUENCES = {
     "get": head(b"/a.txt") * 3,
-    "head": head(b"/a.txt", method=b"HEAD") + head(b"/a.txt"),
+    "head": head(b"/a.txt", method=b"HEAD") + head(b"/a.txt") + head(b"/a.txt", method=b"HEAD"),
     "index": head(b"/") + head(b"/docs") + head(b"/docs/") + head(b"/docs/guide.txt"),
     "http/1.0": head(b"/a.txt", version=b"HTTP/1.0"),
     "http/1.0 keep-alive": head(b"/a.txt", b"Connection: keep-alive", version=b"HTTP/1.0") * 2
@@ -86,22 +91,68 @@ SEQUENCES = {
 }
 
 
-def normalised(data: bytes) -> bytes:
-    return DATE.sub(b"\r\nDate: -\r\n", data)
-
-
 def replay(srv, data: bytes) -> bytes:
     return normalised(exchange(srv.port, data))
 
 
+def replay_on(sock, data: bytes) -> bytes:
+    return normalised(exchange_on(sock, data))
+
+
+def replay_draining(srv, data: bytes) -> bytes:
+    """`data` on a keep-alive connection that had an answer before its server began to drain;
+    the server stops once that connection is closed."""
+    with connect(srv.port) as sock:
+        sock.sendall(head(b"/a.txt"))
+        assert read_response(sock).endswith(b"0123456789abcdef")
+        srv.server.loop.call_soon_threadsafe(srv.server.shutdown, 10)
+        assert wait_until(lambda: srv.server.draining)
+        answers = replay_on(sock, data)
+    srv.thread.join(2)
+    assert not srv.thread.is_alive()
+    return answers
+
+
+def replay_making_room(srv, data: bytes) -> bytes:
+    """`data` from a client that, at a limit of one connection, takes the place of one left
+    idle after an answer: that one is closed without a word."""
+    with connect(srv.port) as idle:
+        idle.sendall(head(b"/a.txt"))
+        assert read_response(idle).endswith(b"0123456789abcdef")
+        answers = replay(srv, data)
+        assert read_until_close(idle, reset_ok=False) == b""
+    return answers
+
+
+# state -> (the server's Config, how the sequence is sent)
+STATES = {
+    "serving": ({}, lambda srv, data: replay(srv, data)),
+    "draining": ({}, replay_draining),
+    "at the connection limit": ({"max_connections": 1}, replay_making_room),
+    "at the keep-alive request limit": ({"max_keepalive_requests": 2},
+                                        lambda srv, data: replay(srv, data)),
+}
+
+
+@pytest.mark.parametrize("state", list(STATES))
 @pytest.mark.parametrize("name", list(SEQUENCES))
-def test_pipelined_sequences_match(pair, name):
-    lane, full = pair()
+def test_pipelined_sequences_match(pair, name, state):
+    config, play = STATES[state]
+    lane, full = pair(**config)
     data = SEQUENCES[name]
-    for _ in range(2):   # the first time makes the answers ready, the second uses them
-        got, want = replay(lane, data), replay(full, data)
-        assert got == want
-        assert want.startswith(b"HTTP/1.1 ")
+    got, want = replay(lane, data), replay(full, data)   # this makes the answers ready
+    assert got == want
+    assert want.startswith(b"HTTP/1.1 ")
+    got, want = play(lane, data), play(full, data)      # and this uses them
+    assert got == want
+
+
+def test_a_draining_connection_gets_every_answer_it_sent_for_the_last_saying_close(pair):
+    for srv in pair():
+        replay(srv, head(b"/a.txt"))
+        answers = parse_responses(replay_draining(srv, head(b"/a.txt") * 3))
+        assert [(r.status, r.getheader("Connection")) for r in answers] == [
+            (200, None), (200, None), (200, "close")]
 
 
 def test_the_lane_answers_ready_targets(pair):
@@ -111,24 +162,6 @@ def test_the_lane_answers_ready_targets(pair):
     assert lane_of(lane) is not None and lane_of(full) is None
     replay(lane, head(b"/a.txt") + head(b"/a.txt", version=b"HTTP/1.0"))
     assert set(lane_of(lane).messages) == {b"/a.txt\x07", b"/a.txt\x01"}
-
-
-def read_response(sock, method=b"GET") -> bytes:
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(65536)
-        if not chunk:
-            return data
-        data += chunk
-    head_end = data.index(b"\r\n\r\n") + 4
-    length = re.search(rb"\r\nContent-Length: (\d+)\r\n", data[:head_end])
-    want = head_end + (int(length.group(1)) if length and method != b"HEAD" else 0)
-    while len(data) < want:
-        chunk = sock.recv(65536)
-        if not chunk:
-            break
-        data += chunk
-    return data
 
 
 def one_by_one(srv, requests) -> list:
@@ -185,10 +218,7 @@ def test_changed_file_is_seen_through_the_lane(pair, site):
     lane, _ = pair()
     assert replay(lane, head(b"/a.txt") * 2).endswith(b"0123456789abcdef")
     (site / "a.txt").write_bytes(b"changed")
-    # Revalidation is due within files.VALIDITY plus the second the lane keeps a message.
-    for node in lane.server.handler.files._nodes.values():
-        node.deadline = 0.0
-    lane_of(lane).expires = 0.0
+    lane.revalidate()
     assert replay(lane, head(b"/a.txt") * 2).endswith(b"changed")
 
 
@@ -243,17 +273,3 @@ def test_access_log_and_metrics_match(pair):
         if name.startswith(("http_server_requests_total", "reactor_http_response_body_bytes",
                             "reactor_cache_hits_total")):
             assert got[name] == want[name], name
-
-
-def test_a_connection_left_idle_by_the_lane_can_make_room(pair):
-    lane, full = pair(max_connections=1)
-    for srv in (lane, full):
-        replay(srv, head(b"/a.txt"))
-        with connect(srv.port) as idle:
-            for _ in range(2):
-                idle.sendall(head(b"/a.txt"))
-                assert read_response(idle).endswith(b"0123456789abcdef")
-            with connect(srv.port) as newcomer:   # at the limit: the idle one makes room
-                newcomer.sendall(head(b"/a.txt"))
-                assert read_response(newcomer).startswith(b"HTTP/1.1 200 ")
-            assert idle.recv(1) == b""

@@ -11,44 +11,30 @@ import os
 import time
 
 import pytest
-
 from h2client import H2Client
 from netutil import connect, read_until_close, wait_until
+
 from reactor.apps.app import App
 from reactor.apps.wsgi import WSGIHandler
 from reactor.http import h2 as engines
 from reactor.http.response import Response
 from reactor.net.tls import Certificates
-from test_tls import ca, client_context, pki  # noqa: F401  (fixtures: a CA, its files, a client)
 
 
 @pytest.fixture
-def site(tmp_path):
-    root = tmp_path / "site"
-    root.mkdir()
-    (root / "index.html").write_bytes(b"<h1>hello over h2</h1>")
-    (root / "style.css").write_bytes(b"body { color: #333; }\n" * 200)
-    (root / "big.bin").write_bytes(os.urandom(3 * 1024 * 1024 + 17))
-    (root / "mid.bin").write_bytes(os.urandom(200 * 1024))
-    (root / "docs").mkdir()
-    (root / "docs" / "a.txt").write_bytes(b"a")
-    return root
+def h2c(server_factory, h2_site, engine):
+    return server_factory(root=str(h2_site), http2_engine=engine)
 
 
 @pytest.fixture
-def h2c(server_factory, site, engine):
-    return server_factory(root=str(site), http2_engine=engine)
-
-
-@pytest.fixture
-def h2tls(server_factory, site, engine, pki):
+def h2tls(server_factory, h2_site, engine, pki):
     certificates = Certificates([(str(pki / "cert.pem"), str(pki / "key.pem"))])
-    return server_factory(tls=certificates, root=str(site), http2_engine=engine)
+    return server_factory(tls=certificates, root=str(h2_site), http2_engine=engine)
 
 
 # -- static files --------------------------------------------------------------------------------
 
-def test_prior_knowledge_serves_files_with_their_fields(h2c, site):
+def test_prior_knowledge_serves_files_with_their_fields(h2c, h2_site):
     client = H2Client(h2c.port)
     response = client.get("/index.html")
     assert response.status == 200
@@ -58,20 +44,20 @@ def test_prior_knowledge_serves_files_with_their_fields(h2c, site):
     assert response.header(b"etag") and response.header(b"date")
     big = client.get("/big.bin")
     assert hashlib.sha256(big.body).digest() == hashlib.sha256(
-        (site / "big.bin").read_bytes()).digest()
+        (h2_site / "big.bin").read_bytes()).digest()
     client.close()
 
 
-def test_alpn_h2_over_tls_serves_files(h2tls, site, client_context):
+def test_alpn_h2_over_tls_serves_files(h2tls, h2_site, client_context):
     client = H2Client(h2tls.port, client_context)
     response = client.get("/mid.bin")
-    assert response.status == 200 and response.body == (site / "mid.bin").read_bytes()
+    assert response.status == 200 and response.body == (h2_site / "mid.bin").read_bytes()
     big = client.get("/big.bin")
-    assert big.body == (site / "big.bin").read_bytes()
+    assert big.body == (h2_site / "big.bin").read_bytes()
     client.close()
 
 
-def test_head_conditional_range_compression_listing_errors(h2c, site):
+def test_head_conditional_range_compression_listing_errors(h2c, h2_site):
     client = H2Client(h2c.port)
     head = client.get("/mid.bin", method="HEAD")
     assert head.status == 200 and head.body == b""
@@ -80,7 +66,7 @@ def test_head_conditional_range_compression_listing_errors(h2c, site):
     assert client.get("/mid.bin", headers=[("if-none-match", etag)]).status == 304
     assert client.get("/mid.bin", headers=[("if-match", '"other"')]).status == 412
     part = client.get("/mid.bin", headers=[("range", "bytes=100-199")])
-    assert part.status == 206 and part.body == (site / "mid.bin").read_bytes()[100:200]
+    assert part.status == 206 and part.body == (h2_site / "mid.bin").read_bytes()[100:200]
     assert part.header(b"content-range") == b"bytes 100-199/204800"
     parts = client.get("/mid.bin", headers=[("range", "bytes=0-9,100000-100009")])
     assert parts.status == 206 and parts.header(b"content-type").startswith(
@@ -101,7 +87,7 @@ def test_head_conditional_range_compression_listing_errors(h2c, site):
     client.close()
 
 
-def test_streams_are_served_concurrently_and_fairly(h2c, site):
+def test_streams_are_served_concurrently_and_fairly(h2c, h2_site):
     """Two large files on one connection: DATA of both arrive interleaved, not one after the
     other (the engine schedules streams round robin within an urgency)."""
     client = H2Client(h2c.port)
@@ -112,7 +98,7 @@ def test_streams_are_served_concurrently_and_fairly(h2c, site):
         before = {s: len(client.responses[s].body) for s in (first, second)}
         assert client.read_once()
         order.extend(s for s in (first, second) if len(client.responses[s].body) > before[s])
-    expected = (site / "big.bin").read_bytes()
+    expected = (h2_site / "big.bin").read_bytes()
     assert client.responses[first].body == expected and client.responses[second].body == expected
     # Before the first stream is done, the second has made progress.
     done_first = max(i for i, s in enumerate(order) if s == first)
@@ -122,9 +108,9 @@ def test_streams_are_served_concurrently_and_fairly(h2c, site):
     client.close()
 
 
-def test_access_log_says_http2(server_factory, site, engine, tmp_path):
+def test_access_log_says_http2(server_factory, h2_site, engine, tmp_path):
     log = tmp_path / "access.log"
-    server = server_factory(root=str(site), http2_engine=engine, access_log=True,
+    server = server_factory(root=str(h2_site), http2_engine=engine, access_log=True,
                             access_log_file=str(log))
     client = H2Client(server.port)
     client.get("/index.html")
@@ -168,8 +154,8 @@ def _app(root):
     return app
 
 
-def test_app_routes_bodies_streams_and_failures(server_factory, site, engine):
-    server = server_factory(root=str(site), handler=_app(site), http2_engine=engine)
+def test_app_routes_bodies_streams_and_failures(server_factory, h2_site, engine):
+    server = server_factory(root=str(h2_site), handler=_app(h2_site), http2_engine=engine)
     client = H2Client(server.port)
     body = os.urandom(300 * 1024)   # beyond the initial windows: flow control both ways
     echoed = client.get("/echo", method="POST", body=body)
@@ -215,8 +201,8 @@ def test_wsgi_gets_request_bodies_and_its_answer_goes_out(server_factory, engine
     handler.close()
 
 
-def test_request_bodies_over_max_body_get_413(server_factory, site, engine):
-    server = server_factory(handler=_app(site), http2_engine=engine, max_body=1000)
+def test_request_bodies_over_max_body_get_413(server_factory, h2_site, engine):
+    server = server_factory(handler=_app(h2_site), http2_engine=engine, max_body=1000)
     client = H2Client(server.port)
     declared = client.get("/echo", method="POST", body=b"x" * 2000,
                           headers=[("content-length", "2000")])
@@ -229,11 +215,11 @@ def test_request_bodies_over_max_body_get_413(server_factory, site, engine):
 
 # -- connections ---------------------------------------------------------------------------------
 
-def test_graceful_drain_finishes_open_streams_after_goaway(server_factory, site, engine):
+def test_graceful_drain_finishes_open_streams_after_goaway(server_factory, h2_site, engine):
     """GOAWAY announces the drain, the open stream is answered in full, then the connection
     closes: read as raw frames, since a client state machine stops at the first GOAWAY."""
     from hyperframe.frame import Frame
-    server = server_factory(root=str(site), handler=_app(site), http2_engine=engine)
+    server = server_factory(root=str(h2_site), handler=_app(h2_site), http2_engine=engine)
     client = H2Client(server.port)
     slow = client.request("/slow")
     time.sleep(0.1)   # the request is on its way to the pool
@@ -257,8 +243,8 @@ def test_graceful_drain_finishes_open_streams_after_goaway(server_factory, site,
     assert not server.thread.is_alive()
 
 
-def test_idle_connection_gets_goaway_and_closes(server_factory, site, engine):
-    server = server_factory(root=str(site), http2_engine=engine, keepalive_timeout=1)
+def test_idle_connection_gets_goaway_and_closes(server_factory, h2_site, engine):
+    server = server_factory(root=str(h2_site), http2_engine=engine, keepalive_timeout=1)
     client = H2Client(server.port)
     assert client.get("/index.html").status == 200
     started = time.monotonic()
@@ -267,8 +253,8 @@ def test_idle_connection_gets_goaway_and_closes(server_factory, site, engine):
     assert 0.5 < time.monotonic() - started < 4
 
 
-def test_max_keepalive_requests_ends_with_goaway(server_factory, site, engine):
-    server = server_factory(root=str(site), http2_engine=engine, max_keepalive_requests=3)
+def test_max_keepalive_requests_ends_with_goaway(server_factory, h2_site, engine):
+    server = server_factory(root=str(h2_site), http2_engine=engine, max_keepalive_requests=3)
     client = H2Client(server.port)
     for _ in range(3):
         assert client.get("/index.html").status == 200
@@ -276,8 +262,8 @@ def test_max_keepalive_requests_ends_with_goaway(server_factory, site, engine):
     assert code == 0 and last == 5
 
 
-def test_connection_limit_reclaims_idle_h2_connections(server_factory, site, engine):
-    server = server_factory(root=str(site), http2_engine=engine, max_connections=1)
+def test_connection_limit_reclaims_idle_h2_connections(server_factory, h2_site, engine):
+    server = server_factory(root=str(h2_site), http2_engine=engine, max_connections=1)
     first = H2Client(server.port)
     assert first.get("/index.html").status == 200
     second = H2Client(server.port)   # takes the idle one's place
@@ -286,8 +272,8 @@ def test_connection_limit_reclaims_idle_h2_connections(server_factory, site, eng
     assert first.closed
 
 
-def test_http2_off_answers_the_preface_as_http1(server_factory, site):
-    server = server_factory(root=str(site), http2=False)
+def test_http2_off_answers_the_preface_as_http1(server_factory, h2_site):
+    server = server_factory(root=str(h2_site), http2=False)
     with connect(server.port) as sock:
         sock.sendall(engines.PREFACE)
         answer = read_until_close(sock)
@@ -301,7 +287,7 @@ def test_http1_still_served_beside_h2c(h2c):
     assert answer.startswith(b"HTTP/1.1 200 OK") and answer.endswith(b"<h1>hello over h2</h1>")
 
 
-def test_engines_answer_alike(server_factory, site):
+def test_engines_answer_alike(server_factory, h2_site):
     """The same requests to both engines: the same statuses, fields (but the date) and bodies."""
     for name in engines.ENGINES:
         try:
@@ -314,7 +300,7 @@ def test_engines_answer_alike(server_factory, site):
                 ("/index.html", "POST", [])]
     answers = {}
     for name in engines.ENGINES:
-        server = server_factory(root=str(site), http2_engine=name)
+        server = server_factory(root=str(h2_site), http2_engine=name)
         client = H2Client(server.port)
         answers[name] = [
             (r.status, sorted(h for h in r.headers if h[0] != b"date"), r.body)
@@ -347,7 +333,7 @@ def test_version_names_the_engine_and_no_extensions_falls_back_to_h2(cli):
 
 
 def test_without_any_engine_http11_only_said_in_one_line(cli):
-    """No extension and no site-packages (so no h2 package): one line says so, and the
+    """No extension and no h2_site-packages (so no h2 package): one line says so, and the
     server speaks HTTP/1.1 (a client preface gets the HTTP/1 answer to version 2.0)."""
     import sys
 

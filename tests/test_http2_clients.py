@@ -13,8 +13,6 @@ import pytest
 
 from reactor.apps.wsgi import WSGIHandler
 from reactor.net.tls import Certificates
-from test_http2 import site  # noqa: F401  (a fixture: a small site)
-from test_tls import ca, pki  # noqa: F401  (fixtures: a CA and its files)
 
 CURL = shutil.which("curl")
 NGHTTP = shutil.which("nghttp")
@@ -36,11 +34,11 @@ needs_curl = pytest.mark.skipif(not _curl_speaks_http2(), reason="no curl with H
 
 
 @pytest.fixture
-def servers(server_factory, site, engine, pki):  # noqa: F811
-    """(h2c server, h2 over TLS server) of the site, on the engine."""
+def servers(server_factory, h2_site, engine, pki):
+    """(h2c server, h2 over TLS server) of the small site, on the engine."""
     certificates = Certificates([(str(pki / "cert.pem"), str(pki / "key.pem"))])
-    return (server_factory(root=str(site), http2_engine=engine),
-            server_factory(root=str(site), http2_engine=engine, tls=certificates))
+    return (server_factory(root=str(h2_site), http2_engine=engine),
+            server_factory(root=str(h2_site), http2_engine=engine, tls=certificates))
 
 
 def curl(*args):
@@ -51,7 +49,7 @@ def curl(*args):
 
 
 @needs_curl
-def test_curl_http2_over_tls_and_prior_knowledge(servers, site, pki):
+def test_curl_http2_over_tls_and_prior_knowledge(servers, h2_site, pki):
     plain, secure = servers
     out = curl("--http2", "--cacert", str(pki / "ca.pem"), "--resolve",
                f"localhost:{secure.port}:127.0.0.1", "-w", "\n%{http_version}",
@@ -59,13 +57,13 @@ def test_curl_http2_over_tls_and_prior_knowledge(servers, site, pki):
     assert out == b"<h1>hello over h2</h1>\n2"
     out = curl("--http2-prior-knowledge", "-w", "%{http_version} %{size_download}", "-o",
                "/dev/null", f"http://127.0.0.1:{plain.port}/big.bin")
-    assert out == b"2 %d" % (site / "big.bin").stat().st_size
+    assert out == b"2 %d" % (h2_site / "big.bin").stat().st_size
     # Several files over one connection (over TLS: curl 7.88 cannot reuse a prior-knowledge
     # connection, against nginx either), one of them a range.
     out = curl("--cacert", str(pki / "ca.pem"), "--resolve", f"localhost:{secure.port}:127.0.0.1",
                "-r", "0-3", f"https://localhost:{secure.port}/mid.bin",
                f"https://localhost:{secure.port}/mid.bin", "-w", "[%{num_connects}]")
-    mid = (site / "mid.bin").read_bytes()
+    mid = (h2_site / "mid.bin").read_bytes()
     assert out == mid[:4] + b"[1]" + mid[:4] + b"[0]"
     # Without --http2 curl still asks for h2 by ALPN over TLS (and gets it).
     head = curl("-sI", "--cacert", str(pki / "ca.pem"), "--resolve",
@@ -80,7 +78,7 @@ def _sha_app(environ, start_response):
 
 
 @needs_curl
-def test_curl_uploads_to_wsgi_over_h2c(server_factory, engine, tmp_path):  # noqa: F811
+def test_curl_uploads_to_wsgi_over_h2c(server_factory, engine, tmp_path):
     handler = WSGIHandler(_sha_app, threads=2, server_name="localhost", server_port=0)
     server = server_factory(handler=handler, http2_engine=engine)
     upload = tmp_path / "upload.bin"
@@ -92,7 +90,7 @@ def test_curl_uploads_to_wsgi_over_h2c(server_factory, engine, tmp_path):  # noq
 
 
 @needs(NGHTTP, "nghttp")
-def test_nghttp_fetches_many_streams(servers, site):
+def test_nghttp_fetches_many_streams(servers, h2_site):
     plain, secure = servers
     urls = [f"http://127.0.0.1:{plain.port}/index.html?{i}" for i in range(20)]
     done = subprocess.run([NGHTTP, "-n", "-s", *urls, f"http://127.0.0.1:{plain.port}/mid.bin"],

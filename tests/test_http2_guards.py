@@ -11,20 +11,26 @@ import time
 
 import hpack
 import pytest
-
-from h2client import (ContinuationFrame, DataFrame, H2Client, HeadersFrame, PingFrame,
-                      SettingsFrame, WindowUpdateFrame)
+from h2client import (
+    ContinuationFrame,
+    DataFrame,
+    H2Client,
+    HeadersFrame,
+    PingFrame,
+    SettingsFrame,
+    WindowUpdateFrame,
+)
 from netutil import fetch, wait_until
+
 from reactor.http import limits
 from reactor.http.h2 import CANCEL, ENHANCE_YOUR_CALM, PROTOCOL_ERROR
-from test_http2 import site  # noqa: F401  (a fixture: a small site)
 
 FLOOD = limits.H2_GLITCH_BURST + 100
 
 
 @pytest.fixture
-def server(server_factory, site, engine):  # noqa: F811
-    return server_factory(root=str(site), http2_engine=engine, metrics="/metrics",
+def server(server_factory, h2_site, engine):
+    return server_factory(root=str(h2_site), http2_engine=engine, metrics="/metrics",
                           send_timeout=1)
 
 
@@ -99,7 +105,7 @@ def test_empty_data_flood_gets_enhance_your_calm(server):
     assert_calmed(server, client, "glitches")
 
 
-def test_provoked_resets_count_against_the_peer(server, engine):  # noqa: F811
+def test_provoked_resets_count_against_the_peer(server, engine):
     """CVE-2025-8671 (MadeYouReset): requests malformed in a way that is a stream error
     (a connection-specific field, RFC 9113 §8.2.2) make the server send RST_STREAM. libnghttp2
     keeps the connection, so each reset spends the glitch budget, until ENHANCE_YOUR_CALM; the
@@ -176,9 +182,9 @@ def test_too_many_streams_is_a_protocol_error(server):
     assert client.until_goaway()[0] == PROTOCOL_ERROR
 
 
-def test_a_window_that_never_opens_resets_the_stream_after_send_timeout(server_factory, site,
-                                                                        engine):  # noqa: F811
-    server = server_factory(root=str(site), http2_engine=engine, send_timeout=1)
+def test_a_window_that_never_opens_resets_the_stream_after_send_timeout(server_factory, h2_site,
+                                                                        engine):
+    server = server_factory(root=str(h2_site), http2_engine=engine, send_timeout=1)
     client = H2Client(server.port, settings={0x4: 0})   # INITIAL_WINDOW_SIZE 0
     stalled = client.request("/mid.bin")
     started = time.monotonic()
@@ -190,19 +196,19 @@ def test_a_window_that_never_opens_resets_the_stream_after_send_timeout(server_f
     assert server.server.h2_goaways == {"send_timeout": 1}
 
 
-def test_a_connection_window_that_never_opens_resets_its_streams(server_factory, site,
-                                                                   engine):  # noqa: F811
+def test_a_connection_window_that_never_opens_resets_its_streams(server_factory, h2_site,
+                                                                   engine):
     """Stream windows wide open, the connection's never given back: after 64 KiB every stream
     stalls, and each is reset after send_timeout; the connection then idles out."""
-    server = server_factory(root=str(site), http2_engine=engine, send_timeout=0.5)
+    server = server_factory(root=str(h2_site), http2_engine=engine, send_timeout=0.5)
     client = H2Client(server.port, settings={0x4: 2 ** 31 - 1}, acknowledge=False)
     response = client.get("/big.bin")
     assert response.reset == CANCEL and len(response.body) == 65535
 
 
-def test_a_client_that_stops_reading_is_closed_after_send_timeout(server_factory, site,
-                                                                 engine):  # noqa: F811
-    server = server_factory(root=str(site), http2_engine=engine, send_timeout=1)
+def test_a_client_that_stops_reading_is_closed_after_send_timeout(server_factory, h2_site,
+                                                                 engine):
+    server = server_factory(root=str(h2_site), http2_engine=engine, send_timeout=1)
     client = H2Client(server.port, settings={0x4: 2 ** 31 - 1}, receive_buffer=4096)
     client.conn.increment_flow_control_window(2 ** 31 - 1 - 65535)
     client.request("/big.bin")   # 3 MiB, never read: the socket fills

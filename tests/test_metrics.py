@@ -7,10 +7,11 @@ import signal
 import time
 
 import pytest
-
 from netutil import exchange, fetch, wait_until
 from processes import get
-from reactor.ops.metrics import _ACCEPTED as ACCEPTED, BUCKETS, SIZE, Shared
+
+from reactor.ops.metrics import _ACCEPTED as ACCEPTED
+from reactor.ops.metrics import BUCKETS, SIZE, Shared
 
 
 def scrape(port) -> dict:

@@ -181,6 +181,44 @@ def test_keepalive_request_limit():
     assert not keep and b"Connection: close" in pieces[0]
 
 
+def test_a_draining_connection_answers_what_it_received_and_closes_after_the_last():
+    p = make()
+    p.drain()
+    [first, second] = p.receive(GET + GET)
+    pieces, keep = p.respond(first, Response(200, [], b""), queued=True)
+    assert keep and b"Connection" not in pieces[0]
+    pieces, keep = p.respond(second, Response(200, [], b""))
+    assert not keep and b"Connection: close" in pieces[0]
+
+
+def test_a_draining_connection_holding_part_of_a_request_waits_for_it():
+    p = make()
+    p.drain()
+    [request] = p.receive(GET + GET[:10])
+    _, keep = p.respond(request, Response(200, [], b""))
+    assert keep
+    [request] = p.receive(GET[10:])
+    _, keep = p.respond(request, Response(200, [], b""))
+    assert not keep
+
+
+@pytest.mark.parametrize("served, state, asks, more, plan", [
+    (0, None, False, False, (5, False)),
+    (0, None, True, False, (5, True)),
+    (0, Protocol.drain, False, False, (5, True)),
+    (0, Protocol.drain, False, True, (5, False)),
+    (7, None, False, False, (3, True)),
+    (0, Protocol.stop_after_next, False, False, (1, True)),
+], ids=["serving", "the last asks to close", "draining", "draining, more held",
+        "three answers to the request limit", "after a refused body"])
+def test_one_plan_for_a_read_of_five_requests(served, state, asks, more, plan):
+    p = make(max_requests=10)
+    p.served = served
+    if state is not None:
+        state(p)
+    assert p.plan_answers(5, asks, more) == plan
+
+
 def test_error_response_closes():
     p = make()
     [piece] = p.error(HTTPError(431, "too many fields"))

@@ -9,15 +9,15 @@ import sys
 import time
 
 import pytest
-
 from netutil import connect, exchange, fetch, read_until_close, wait_until
-from reactor.ops.accesslog import AccessLog
+
 from reactor.config import Config
 from reactor.http.errors import ConfigError
-from reactor.ops.forwarded import ForwardedRules
-from reactor.ops.proxy import MAX_HEADER, V2_SIGNATURE, HeaderError, Networks, parse_header
 from reactor.http.request import Request
 from reactor.http.response import Response
+from reactor.ops.accesslog import AccessLog
+from reactor.ops.forwarded import ForwardedRules
+from reactor.ops.proxy import MAX_HEADER, V2_SIGNATURE, HeaderError, Networks, parse_header
 
 GET = b"GET / HTTP/1.1\r\nHost: t\r\n\r\n"
 

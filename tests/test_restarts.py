@@ -9,7 +9,6 @@ import socket
 import time
 
 import pytest
-
 from netutil import wait_until
 from processes import REPO, Load
 
@@ -48,28 +47,28 @@ def app_cli(cli, tmp_path):
 def test_workers_share_one_listening_socket(cli):
     server = cli("--workers", "2")
     workers = server.workers()
-    listeners = {pid: _listening_inodes(pid) for pid in workers}
+    listeners = {pid: set(_listening_sockets(pid).values()) for pid in workers}
     assert len(set(map(frozenset, listeners.values()))) == 1   # the same socket in both
-    assert listeners[min(workers)] == _listening_inodes(server.proc.pid)
+    assert listeners[min(workers)] == set(_listening_sockets(server.proc.pid).values())
 
 
-def _listening_inodes(pid) -> set:
-    """Inodes of the listening TCP sockets among the descriptors of `pid`."""
+def _listening_sockets(pid) -> dict:
+    """{descriptor: inode} of the listening TCP sockets among the descriptors of `pid`."""
     listening = set()
     with open("/proc/net/tcp") as table:
         for line in table.readlines()[1:]:
             fields = line.split()
             if fields[3] == "0A":   # TCP_LISTEN
                 listening.add(fields[9])
-    inodes = set()
+    sockets = {}
     for fd in os.listdir(f"/proc/{pid}/fd"):
         try:
             target = os.readlink(f"/proc/{pid}/fd/{fd}")
         except OSError:
             continue
         if target.startswith("socket:[") and target[8:-1] in listening:
-            inodes.add(target[8:-1])
-    return inodes
+            sockets[int(fd)] = target[8:-1]
+    return sockets
 
 
 def test_sighup_replaces_every_worker_and_loads_the_new_code_without_a_failure(
@@ -136,12 +135,86 @@ def test_sigusr2_re_executes_the_supervisor_with_the_same_socket(cli, tmp_path):
         assert f":{server.port}/" in server.next_line()   # the new one's ready line
         answered = load.answered
         assert wait_until(lambda: load.answered > answered + 50)
+        # The new supervisor starts workers as its predecessor did: here a rolling restart.
+        old = server.workers(successor)
+        os.kill(successor, signal.SIGHUP)
+        assert wait_until(lambda: not (server.workers(successor) & old)
+                          and len(server.workers(successor)) == 2, timeout=20)
     try:
         assert load.failures == [] and set(load.statuses) == {200}
         assert len(server.workers(successor)) == 2
     finally:
         os.kill(successor, signal.SIGTERM)
     assert wait_until(lambda: not pid_file.exists(), timeout=15)
+
+
+# Draining under a load that outlasts the drain grace: the clients never pause, so a worker
+# that waits for its connections to fall idle waits until the grace ends, and then cuts them.
+DRAIN_GRACE = 1.0
+CLIENTS = 8   # keep-alive connections, four for each of the two workers
+
+
+@pytest.mark.parametrize("lane", ["fast lane", "full path"])
+@pytest.mark.parametrize("signum", [signal.SIGHUP, signal.SIGUSR2, signal.SIGTERM],
+                         ids=lambda signum: signum.name)
+def test_a_draining_worker_closes_busy_keepalive_connections_at_their_next_answer(
+        cli, tmp_path, signum, lane):
+    pid_file = tmp_path / "reactor.pid"
+    server = cli("--workers", "2", "--shutdown-grace", str(DRAIN_GRACE), "--pid-file",
+                 str(pid_file), *(() if lane == "fast lane" else ("--no-fast-lane",)))
+    [listener] = _listening_sockets(server.proc.pid)   # the workers inherit its descriptor
+    old = server.workers()
+    successor = None
+    try:
+        with Load(server.port, clients=CLIENTS) as load:
+            began = time.monotonic()
+            assert wait_until(lambda: load.answered > 200)
+            signalled = time.monotonic()
+            round_trip = (signalled - began) * CLIENTS / load.answered
+            server.proc.send_signal(signum)
+            drains = _drain_times(server, old, listener, timeout=DRAIN_GRACE + 10)
+            if signum == signal.SIGTERM:
+                assert server.proc.wait(10) == 0
+            else:
+                if signum == signal.SIGUSR2:
+                    assert server.proc.wait(10) == 0
+                    successor = int(pid_file.read_text())
+                # The new workers serve on, past the end of the old ones' grace.
+                time.sleep(max(signalled + DRAIN_GRACE + 0.2 - time.monotonic(), 0))
+                answered = load.answered
+                assert wait_until(lambda: load.answered > answered + 100)
+    finally:
+        if successor is not None:
+            os.kill(successor, signal.SIGTERM)
+    assert load.cut == [] and load.bodies == {b"hello"}
+    if signum != signal.SIGTERM:
+        assert load.failures == []   # and the shared socket refused no one
+    # An old worker's connections are each one round trip from its answer saying close, and
+    # then it exits (a few milliseconds here); one that waits for them to fall idle lasts the
+    # whole grace.
+    assert set(drains) == old and max(drains.values()) < DRAIN_GRACE / 2, (drains, round_trip)
+
+
+def _drain_times(server, pids, listener, timeout) -> dict:
+    """Seconds each worker of `pids` took from closing its descriptor `listener` (stopping
+    accepting is where draining starts) until its supervisor no longer had it, sampled every
+    few milliseconds."""
+    closed, gone = {}, {}
+    supervisor = server.proc.pid
+    deadline = time.monotonic() + timeout
+    while len(gone) < len(pids) and time.monotonic() < deadline:
+        now = time.monotonic()
+        running = server.workers(supervisor)
+        for pid in pids - gone.keys():
+            if pid not in running:
+                gone[pid] = now - closed.get(pid, now)
+            elif pid not in closed:
+                try:
+                    os.readlink(f"/proc/{pid}/fd/{listener}")
+                except FileNotFoundError:
+                    closed[pid] = now
+        time.sleep(0.002)
+    return gone
 
 
 def test_a_killed_worker_loses_no_queued_connection(cli):

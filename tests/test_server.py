@@ -9,9 +9,9 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import pytest
+from netutil import connect, exchange, parse_responses, read_until_close, wait_until
 
 from reactor.http.response import FileSlice, Response
-from netutil import connect, exchange, parse_responses, read_until_close, wait_until
 
 
 def echo(request):

@@ -8,12 +8,12 @@ import threading
 import time
 
 import pytest
+from netutil import exchange, fetch, head, parse_responses, wait_until
+from test_static_handler import request
 
 from reactor.static import StaticFiles
 from reactor.static.codecs import CODECS
 from reactor.static.compressed import MAX_IN_MEMORY, Compressor
-from netutil import fetch, wait_until
-from test_static_handler import request
 
 WORDS = ("function", "return", "const", "let", "value", "=>", "{", "}", "(", ")", "await",
          "this.state", "props", "render", "export", "default", "import", "from", ";", "\n")
@@ -32,6 +32,7 @@ def script(size: int, seed: int = 1) -> bytes:
 
 APP_JS = script(50 * 1024)
 LARGE_JS = script(900 * 1024, seed=2)   # its gzip is larger than MAX_IN_MEMORY
+VENDOR_JS = script(70_000, seed=3)      # above the file cache; its gzip is kept in memory
 
 
 @pytest.fixture
@@ -256,3 +257,36 @@ def test_work_for_versions_that_changed_does_not_use_up_the_queue(site, monkeypa
             request("/app.js", accept_encoding="gzip")).fields)
     finally:
         handler.close()
+
+
+@pytest.mark.parametrize("sidecar", [False, True], ids=["compressed here", "sidecar"])
+@pytest.mark.parametrize("fast_lane", [True, False], ids=["fast lane", "full path"])
+def test_plain_answers_of_a_large_file_stay_whole_once_its_gzip_is_in_memory(
+        site, server_factory, fast_lane, sidecar):
+    (site / "vendor.js").write_bytes(VENDOR_JS)
+    if sidecar:
+        (site / "vendor.js.gz").write_bytes(gzip.compress(VENDOR_JS, mtime=0))
+    srv = server_factory(root=str(site), fast_lane=fast_lane)
+    first = parse_responses(exchange(srv.port, head(b"/vendor.js", b"Connection: close")))[0]
+    assert first.body == VENDOR_JS
+    encoded(srv, "/vendor.js")
+    plain = [(b"GET", b""), (b"GET", b"Accept-Encoding: identity"), (b"HEAD", b"")]
+    data = b"".join(head(b"/vendor.js", *filter(None, [field]), method=method)
+                    for method, field in plain) + head(b"/vendor.js", b"Connection: close")
+    answers = parse_responses(exchange(srv.port, data), [m.decode() for m, _ in plain] + ["GET"])
+    for answer in answers:
+        assert answer.status == 200 and answer.getheader("Content-Encoding") is None
+        assert answer.getheader("Content-Length") == str(len(VENDOR_JS))
+        assert answer.getheader("ETag") == first.getheader("ETag")
+    assert [answer.body for answer in answers] == [VENDOR_JS, VENDOR_JS, b"", VENDOR_JS]
+
+
+def test_the_first_request_after_a_compressed_file_changes_gets_the_new_version(
+        site, server_factory):
+    srv = server_factory(root=str(site))
+    encoded(srv, "/app.js")
+    changed = script(40 * 1024, seed=9)
+    (site / "app.js").write_bytes(changed)
+    srv.revalidate()
+    response, body = fetch(srv.port, "/app.js", headers={"Accept-Encoding": "gzip"})
+    assert response.status == 200 and body == changed   # identity until the new gzip is made

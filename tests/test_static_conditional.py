@@ -2,8 +2,16 @@
 
 import pytest
 
-from reactor.static.conditional import (NOT_MODIFIED, PRECONDITION_FAILED, PROCEED, evaluate,
-                                        http_date, if_range_holds, make_etag, parse_http_date)
+from reactor.static.conditional import (
+    NOT_MODIFIED,
+    PRECONDITION_FAILED,
+    PROCEED,
+    evaluate,
+    http_date,
+    if_range_holds,
+    make_etag,
+    parse_http_date,
+)
 
 ETAG = make_etag(1_700_000_000_123_456_789, 1024)
 OTHER = b'"other"'

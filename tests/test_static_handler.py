@@ -104,6 +104,39 @@ def test_large_file_changed_since_lookup_gets_headers_from_what_is_opened(handle
     assert fields_of(second)["ETag"] != fields_of(first)["ETag"]
 
 
+def changing_at_each_open(handler, path, *changes):
+    """Make `handler` change `path` on disk right before each of its next opens, as another
+    process could between a lookup and the open that follows it: each change is new bytes,
+    or None to delete it."""
+    open_file = handler.files.open_file
+    pending = list(changes)
+
+    def open_after_a_change(snapshot):
+        change = pending.pop(0)
+        if change is None:
+            path.unlink()
+        else:
+            path.write_bytes(change)
+        return open_file(snapshot)
+    handler.files.open_file = open_after_a_change
+    return pending
+
+
+@pytest.mark.parametrize("changes", [(BIG + b"more", BIG[::-1]), (BIG + b"more", None), (None,)],
+                         ids=["changed again", "deleted after the new lookup", "deleted"])
+def test_a_file_changing_between_lookup_and_open_is_looked_up_again_once(handler, root,
+                                                                          changes):
+    body_of(handler(request("/big.bin")))
+    pending = changing_at_each_open(handler, root / "big.bin", *changes)
+    # A precondition, so that no kept descriptor is used: every send opens the file.
+    response = handler(request("/big.bin", if_none_match='"other"'))
+    assert pending == []   # each change was followed by exactly one open
+    if changes[-1] is None:
+        assert response.status == 404
+    else:
+        assert response.length == len(changes[-1]) and body_of(response) == changes[-1]
+
+
 def test_errors(handler):
     assert handler(request("/nope")).status == 404
     assert handler(request("/%zz")).status == 400
@@ -151,7 +184,8 @@ class _Refusing:
 
 
 def _refuse_file_system(monkeypatch):
-    from reactor.static import files, handler as handler_module
+    from reactor.static import files
+    from reactor.static import handler as handler_module
 
     refusing = _Refusing(os, {"stat", "lstat", "open", "fstat"})
     refusing.path = _Refusing(os.path, {"realpath"})

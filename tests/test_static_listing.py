@@ -1,7 +1,6 @@
 """reactor.static.listing and reactor.static.mime: pure rendering and lookup."""
 
 import html.parser
-
 import json
 
 from reactor.static.listing import human_size, order, render, render_json

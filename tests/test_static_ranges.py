@@ -5,8 +5,17 @@ import email.policy
 
 import pytest
 
-from reactor.static.ranges import (IGNORE, MAX_RANGES, MERGE_GAP, MULTIPART_TYPE, UNSATISFIABLE,
-                                   content_range, multipart_heads, parse, unsatisfied_range)
+from reactor.static.ranges import (
+    IGNORE,
+    MAX_RANGES,
+    MERGE_GAP,
+    MULTIPART_TYPE,
+    UNSATISFIABLE,
+    content_range,
+    multipart_heads,
+    parse,
+    unsatisfied_range,
+)
 
 
 @pytest.mark.parametrize("value,size,expected", [

@@ -13,11 +13,11 @@ import subprocess
 import time
 
 import pytest
+from netutil import exchange
 
 from reactor.static.conditional import http_date
 from reactor.static.files import MAX_CACHED_FILE, VALIDITY
 from reactor.static.ranges import MAX_RANGES
-from netutil import exchange
 
 BIG = os.urandom(MAX_CACHED_FILE * 3 + 123)
 SECRET = b"TOP-SECRET-OUTSIDE-THE-ROOT"

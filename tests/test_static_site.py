@@ -5,10 +5,10 @@ import subprocess
 import sys
 
 import pytest
-
-from reactor.static.site import Cors, HeaderRule
-from reactor.http.errors import ConfigError
 from netutil import fetch
+
+from reactor.http.errors import ConfigError
+from reactor.static.site import Cors, HeaderRule
 
 NAV = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
 

@@ -8,11 +8,10 @@ import time
 from pathlib import Path
 
 import pytest
-
 from netutil import wait_until
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
-import stress   # noqa: E402
+import stress  # noqa: E402
 
 
 @pytest.fixture(scope="module")

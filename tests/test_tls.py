@@ -4,6 +4,7 @@ Certificates come from trustme (a throwaway CA). Tests that need curl or openssl
 that reason, where the tool is absent (.ci/run installs both).
 """
 
+import email.utils
 import hashlib
 import http.client
 import os
@@ -17,8 +18,8 @@ import time
 
 import pytest
 import trustme
+from netutil import connect, parse_responses, read_until_close
 
-from netutil import connect, read_until_close
 from reactor.config import Config
 from reactor.http.h2 import ENGINE
 from reactor.http.response import FileSlice, Response
@@ -33,30 +34,9 @@ needs_curl = pytest.mark.skipif(CURL is None, reason="no curl command here")
 REQUEST = b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n"
 
 
-@pytest.fixture(scope="module")
-def ca():
-    return trustme.CA()
-
-
-@pytest.fixture(scope="module")
-def pki(ca, tmp_path_factory):
-    """Files of a CA and a certificate for localhost / 127.0.0.1."""
-    folder = tmp_path_factory.mktemp("pki")
-    leaf = ca.issue_cert("localhost", "127.0.0.1")
-    leaf.cert_chain_pems[0].write_to_path(str(folder / "cert.pem"))
-    leaf.private_key_pem.write_to_path(str(folder / "key.pem"))
-    ca.cert_pem.write_to_path(str(folder / "ca.pem"))
-    return folder
-
-
 @pytest.fixture
 def certificates(pki):
     return Certificates([(str(pki / "cert.pem"), str(pki / "key.pem"))])
-
-
-@pytest.fixture
-def client_context(pki):
-    return ssl.create_default_context(cafile=str(pki / "ca.pem"))
 
 
 @pytest.fixture
@@ -232,12 +212,16 @@ def test_sni_chooses_the_certificate(ca, pki, tmp_path, client_context):
 
 # -- hostile or confused clients ---------------------------------------------------------------
 
-def test_plain_http_on_the_tls_port_gets_a_plain_400(https):
+def test_plain_http_on_the_tls_port_gets_a_plain_400_dated_when_sent(https):
+    started = int(time.time())
+    time.sleep(started + 1.01 - time.time())   # into the next second of the wall clock
     with connect(https.port) as sock:
         sock.sendall(REQUEST)
         data = read_until_close(sock)
     assert data.startswith(b"HTTP/1.1 400 Bad Request\r\n")
     assert b"Content-Type: text/plain" in data and b"plain HTTP request" in data
+    date = parse_responses(data)[0].getheader("Date")
+    assert email.utils.parsedate_to_datetime(date).timestamp() > started
 
 
 def test_tls_hello_on_a_plain_port_is_closed_without_an_answer(server_factory, site):

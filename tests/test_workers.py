@@ -8,10 +8,10 @@ import sys
 import time
 
 import pytest
-
 from conftest import BIG_SIZE
 from netutil import wait_until
 from processes import REPO, Cli, get
+
 from reactor.ops import supervisor
 
 # Replaces itself (same pid) with reactor after putting the socket it was given at fd 3 and

@@ -9,12 +9,12 @@ from concurrent.futures import Future
 from wsgiref.validate import WSGIWarning, validator
 
 import pytest
+from netutil import assert_answered_promptly, fetch
 
 from reactor.apps.app import App
+from reactor.apps.wsgi import FileWrapper, WSGIHandler
 from reactor.http.request import Request
 from reactor.http.response import FileSlice
-from reactor.apps.wsgi import FileWrapper, WSGIHandler
-from netutil import assert_answered_promptly, fetch
 
 
 def make_request(method="GET", target="/", fields=(), body=b"", version=11, chunked=False):

@@ -22,10 +22,10 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import unquote_to_bytes
 
-from .app import import_object, request_path
 from ..config import Config
 from ..http.request import Request
 from ..http.response import FileSlice, Response, error_response
+from .app import import_object, request_path
 
 log = logging.getLogger("reactor.wsgi")
 

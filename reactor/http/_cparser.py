@@ -7,8 +7,8 @@ reactor.http.errors, reactor.http.request and reactor.http.limits; never
 reactor.http._pyparser.
 """
 
-from . import limits
 from .._native import ffi, lib
+from . import limits
 from .errors import ParseError
 from .request import Request
 

@@ -9,8 +9,19 @@ reactor.http.h2's constants only; never reactor.http._h2python.
 
 from .._nghttp2 import ffi, lib
 from . import limits
-from .h2 import (CLOSE, COOKIES, DATA, END, END_STREAM, HOST, PSEUDO_SHIFT, REQUEST, TOO_LARGE,
-                 Piece, Refusal)
+from .h2 import (
+    CLOSE,
+    COOKIES,
+    DATA,
+    END,
+    END_STREAM,
+    HOST,
+    PSEUDO_SHIFT,
+    REQUEST,
+    TOO_LARGE,
+    Piece,
+    Refusal,
+)
 
 # The shim's buffers, shared by every connection of a loop (a connection uses them only within
 # one call): records, the header arena, the output. Sizes: see csrc/h2.c (SLICE_RECORDS,

@@ -24,9 +24,22 @@ import h2.settings
 from hyperframe.frame import ContinuationFrame, GoAwayFrame
 
 from . import limits
-from .h2 import (CLOSE, COOKIES, DATA, END, END_STREAM, ENHANCE_YOUR_CALM, HOST,
-                 INTERNAL_ERROR, NO_ERROR, PSEUDO_SHIFT, REFUSED_STREAM, REQUEST, TOO_LARGE,
-                 Refusal)
+from .h2 import (
+    CLOSE,
+    COOKIES,
+    DATA,
+    END,
+    END_STREAM,
+    ENHANCE_YOUR_CALM,
+    HOST,
+    INTERNAL_ERROR,
+    NO_ERROR,
+    PSEUDO_SHIFT,
+    REFUSED_STREAM,
+    REQUEST,
+    TOO_LARGE,
+    Refusal,
+)
 
 NAME = f"h2 {h2.__version__} (pure Python)"
 

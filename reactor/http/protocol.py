@@ -9,8 +9,14 @@ order, keep-alive and the input state. Must not import sockets, the loop or any 
 import enum
 
 from .errors import HTTPError, ParseError
-from .response import (INLINE_BODY, NO_CONTENT, FileSlice, error_response, render_head,
-                       render_message)
+from .response import (
+    INLINE_BODY,
+    NO_CONTENT,
+    FileSlice,
+    error_response,
+    render_head,
+    render_message,
+)
 
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
@@ -88,8 +94,8 @@ class Protocol:
     """One connection's HTTP state. Create with a RequestParser and the limits it enforces."""
 
     __slots__ = ("parser", "decoder_factory", "max_body", "max_requests", "judge", "state",
-                 "served", "persist", "_buffer", "_body_request", "_body_parts", "_body_size",
-                 "_body_left", "_decoder")
+                 "served", "persist", "draining", "_buffer", "_body_request", "_body_parts",
+                 "_body_size", "_body_left", "_decoder")
 
     def __init__(self, parser, decoder_factory, max_body: int, max_requests: int, judge=None):
         self.parser = parser
@@ -101,6 +107,7 @@ class Protocol:
         self.state = State.IDLE
         self.served = 0
         self.persist = True   # whether the connection may outlive the next response
+        self.draining = False   # answer what was received, then close (see plan_answers)
         self._buffer = b""
         self._body_request = None
 
@@ -232,10 +239,28 @@ class Protocol:
         self.state = State.CLOSED
         return 0
 
-    def respond(self, request, response) -> tuple:
-        """(pieces to write in order, keep_alive). Pieces are bytes, FileSlice or Stream."""
+    def plan_answers(self, count: int, last_asks_close: bool, more: bool) -> tuple:
+        """Whether the connection stays open after its answers: the one place that decides it,
+        asked by the full path for each response and by the fast lane for each read.
+
+        For `count` requests received in a row and answered now, in order (only the last of
+        them may have asked to close; `more`: input past them was received):
+        (how many of them are answered, whether the connection closes after the last of those).
+        It closes when the client asked to, at the keep-alive request limit, after a refused
+        body (stop_after_next) and, while draining, after the answer that would leave it idle:
+        every request already received is answered and the last answer says close, so no
+        client is cut off with a request on its way."""
+        left = self.max_requests - self.served if self.persist else 1
+        if count >= left:
+            return left, True
+        return count, last_asks_close or (self.draining and not more)
+
+    def respond(self, request, response, queued: bool = False) -> tuple:
+        """(pieces to write in order, keep_alive); `queued`: requests received after this one
+        wait for their answers. Pieces are bytes, FileSlice or Stream."""
+        _, closes = self.plan_answers(1, not request.keep_alive, queued or self.holds_input)
         self.served += 1
-        keep_alive = request.keep_alive and self.persist and self.served < self.max_requests
+        keep_alive = not closes
         body = response.body
         streamed = response.length is None and response.status not in NO_CONTENT
         if streamed and request.version < 11:
@@ -254,6 +279,11 @@ class Protocol:
         if isinstance(body, (list, tuple)):
             return [head, *body], keep_alive
         return [head, Stream(body, chunked=version >= 11)], keep_alive
+
+    def drain(self):
+        """Graceful shutdown: the requests already received are answered, the last of them
+        with Connection: close."""
+        self.draining = True
 
     def stop_after_next(self):
         """The next response is the last: it says Connection: close."""

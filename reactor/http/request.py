@@ -31,6 +31,13 @@ def plain_key(target: bytes, head: bool, http11: bool, keep_alive: bool, accept)
     return target + bytes((1 + bits,)) + (accept or b"")
 
 
+def closing_key(key: bytes) -> bytes:
+    """The key of the same plain request had it asked to close the connection: its answer is
+    the one a server that closes after answering sends."""
+    at = _PLAIN_BITS.search(key).start()
+    return key[:at] + bytes((1 + ((key[at] - 1) & ~PLAIN_KEEP_ALIVE),)) + key[at + 1:]
+
+
 def split_plain_key(key: bytes) -> tuple:
     """(target, head, version, keep_alive, accept): what plain_key was given."""
     at = _PLAIN_BITS.search(key).start()

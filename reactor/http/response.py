@@ -10,7 +10,7 @@ import time
 from email.utils import formatdate
 from http import HTTPStatus
 
-from .. import __version__
+from .._version import __version__
 
 SERVER = f"reactor/{__version__}".encode()
 
@@ -47,7 +47,8 @@ class FileSlice:
             release(self.fd)
 
 
-def _render_fields(headers) -> bytes:
+def render_fields(headers) -> bytes:
+    """(name, value) pairs as `Name: value\r\n` lines (bytes are taken as rendered already)."""
     if isinstance(headers, bytes):
         return headers
     lines = []
@@ -86,7 +87,7 @@ class Response:
 
     def __init__(self, status: int = 200, headers=(), body=b""):
         self.status = status
-        self.fields = _render_fields(headers)
+        self.fields = render_fields(headers)
         if status in NO_CONTENT:
             if isinstance(body, FileSlice):
                 body.close()

@@ -1,28 +1,28 @@
 """One client connection: its transport, its states, and the execution of what the protocol asks.
 
 Reads into the server's shared receive buffer (a connection holds no buffer of its own while
-idle), feeds the protocol, calls the handler for each request in order, and writes the
-pieces with send / sendfile, registering for writability only after a partial write.
+idle), answers plain requests from the fast lane's ready messages, feeds the protocol the
+rest, calls the handler for each request in order and queues the answers for its writing half
+(output.py); then keep-alive, deadlines and closing (half-close and linger, or at once).
 Knows HTTP framing through `protocol`, never files or routes: handlers own those. The bytes
 move through a transport (transport.py), plain or TLS; which one is never asked here.
 """
 
-import enum
 import logging
 import socket
 from concurrent.futures import Future
 
+from ..http import limits
 from ..http.errors import HTTPError
 from ..http.h2 import PREFACE
-from ..http.protocol import EarlyAnswer, Stream, State as InputState, discard_body
+from ..http.protocol import EarlyAnswer, discard_body
+from ..http.protocol import State as InputState
 from ..http.request import Request
-from ..http.response import NO_CONTENT, FileSlice, error_response
-from ..http import limits
+from ..http.response import NO_CONTENT, error_response
+from .output import Output, ResponseEnd
+from .socketside import SocketSide, State
 
 log = logging.getLogger("reactor")
-
-MSG_MORE = getattr(socket, "MSG_MORE", 0)
-_END = object()
 
 # What a read must start with to be HTTP/2 with prior knowledge: the preface's request line
 # (RFC 9113 §3.4), which no HTTP/1 request of ours could be (version 2.0 is a 505 there).
@@ -32,46 +32,15 @@ PRIOR_KNOWLEDGE = PREFACE[:16]
 # unparsed in the protocol's order, so memory and open files per connection stay bounded.
 MAX_QUEUED = 32
 
-# Queued bytes are joined into one send up to this size (pipelined small responses); beyond
-# it, pieces go out as they are, so a large body is never copied just to be joined.
-JOIN_LIMIT = 64 * 1024
-
 # After `Connection: close`, how long to keep reading (and discarding) what the client is
 # still sending, so that closing with unread data does not reset the response away.
 LINGER_TIME = 2.0
 LINGER_BYTES = 256 * 1024
 
 
-class State(enum.Enum):
-    IDLE = "idle"                  # keep-alive, waiting for the next request
-    READING_HEAD = "reading head"  # part of a head has arrived
-    READING_BODY = "reading body"  # a body is arriving
-    WRITING = "writing"            # a response is being produced or written
-    CLOSING = "closing"            # last response written, draining input before close
-    CLOSED = "closed"
-
-
 # The 408 a connection gets when its deadline passes in these states.
 _TOO_SLOW = {State.READING_HEAD: "request head too slow",
              State.READING_BODY: "request body too slow"}
-
-
-class ResponseEnd:
-    """Where one response ends in the output: when the bytes before it are written (or the
-    connection is lost first) the server learns the body bytes that actually went out.
-
-    `request` is None for pieces that are no logged response of their own (100 Continue, an
-    error before any request was read); they only move where the next response starts.
-    `end` is the connection's written-byte count at which the response ends, once known."""
-
-    __slots__ = ("request", "status", "head", "end", "started")
-
-    def __init__(self, request, status: int, head: int, started: float = 0.0):
-        self.request = request
-        self.status = status
-        self.head = head
-        self.end = None
-        self.started = started    # loop time the request arrived
 
 
 def answer(call, request):
@@ -89,46 +58,7 @@ def answer_of(future, request):
     return answer(lambda _request: future.result(), request)
 
 
-class SocketSide:
-    """What both kinds of connection (HTTP/1.1 here, HTTP/2 in h2connection.py) do with their
-    socket: read into the server's shared buffer, stop reading while the client does not read
-    what it asked for (the backpressure), wait for writability meanwhile, and give up after
-    send_timeout without progress. The class using it has `state`, `reading`, `blocked`,
-    `deadline`, `loop`, `server`, `transport`, `on_readable`, `close` and `_write_more`
-    (write what is queued, once the socket takes more)."""
-
-    __slots__ = ()
-
-    def _read(self):
-        """Bytes read into the server's receive buffer: their count (0 when the client
-        closed), or None when there was nothing to read or the connection was lost."""
-        try:
-            return self.transport.recv_into(self.server.recv_buffer)
-        except (BlockingIOError, InterruptedError):
-            return None   # on TLS also: a handshake step
-        except OSError:
-            self.close()
-            return None
-
-    def _block(self):
-        self.deadline = self.loop.now + self.server.config.send_timeout
-        if not self.blocked:
-            self._watch(False, True)
-
-    def _watch(self, reading: bool, writing: bool):
-        if self.state is State.CLOSED:
-            return
-        self.reading = reading
-        self.blocked = writing
-        self.transport.watch(self.on_readable if reading else None,
-                             self._on_writable if writing else None)
-
-    def _on_writable(self):
-        self.deadline = self.loop.now + self.server.config.send_timeout
-        self._write_more()
-
-
-class Connection(SocketSide):
+class Connection(Output, SocketSide):
     __slots__ = ("server", "loop", "transport", "client", "protocol", "handler", "lane", "pending",
                  "output", "waiting", "state", "deadline", "closing", "reading", "blocked",
                  "lingered", "written", "ended_at", "ending", "body_started", "client_done")
@@ -218,14 +148,10 @@ class Connection(SocketSide):
 
     def _answer_plain(self, lane, keys, end, n):
         """Answer the plain requests `keys` (ending at `end` of the n bytes received) from the
-        fast lane's ready messages, in order, until one has none. Returns None when that was
-        all of the input and it is written, else the offset where the full path takes over
-        (with what was answered queued before it)."""
-        protocol = self.protocol
-        total = len(keys)
-        room = protocol.max_requests - 1 - protocol.served
-        if total > room:
-            keys = keys[:max(room, 0)]   # the last allowed request is answered with a close
+        fast lane's ready messages, in order, until one has none, as far as plan_answers
+        allows. Returns None when that was all of the input and it is written (or the
+        connection closes after it), else the offset where the full path takes over (with what
+        was answered queued before it)."""
         messages = lane.messages
         answers = []
         for key in keys:
@@ -233,17 +159,27 @@ class Connection(SocketSide):
             if message is None:
                 break
             answers.append(message)
-        count = len(answers)
-        if not count:
+        ready = len(answers)
+        if not ready:
             return 0
-        if count < total:
-            end = lane.plain_start(count)
+        if ready < len(keys):
+            end = lane.plain_start(ready)
+        protocol = self.protocol
+        asked = keys[ready - 1] in lane.closing   # only the last request of a scan may ask
+        count, closes = protocol.plan_answers(ready, asked, end < n)
+        if count < ready or (closes and not asked):
+            # The server closes after the last answer it gives: the answer to that request
+            # asking to close.
+            last = lane.closing_answer(keys[count - 1])
+            if last is None:
+                return 0   # not ready: the full path answers the whole read
+            keys = [*keys[:count - 1], last[0]]
+            answers[count - 1:] = [last[1]]
         protocol.served += count
         lane.hits[0] += count
-        closes = keys[count - 1] in lane.closing
         if closes:
-            # The client asked to close; it sent nothing after, unless more is in the buffer.
-            self.client_done = count == total and end == n
+            # Without lingering only when the client asked to close and sent nothing after.
+            self.client_done = asked and count == ready and end == n
             protocol.finish()
             self._closing()
         server = self.server
@@ -277,8 +213,7 @@ class Connection(SocketSide):
             self.advance()
             return None
         elif end == n:
-            self.deadline = self.loop.now + server.config.keepalive_timeout
-            server.reclaimable[self] = None   # idle again, as _note_input would say
+            self._idle()
             return None
         return end if end < n else None
 
@@ -329,10 +264,15 @@ class Connection(SocketSide):
                                 self.body_started + config.body_grace
                                 + self.protocol.body_received / config.body_min_rate)
         else:
-            self.state = State.IDLE
-            self.deadline = now + config.keepalive_timeout
-            if self.protocol.served:
-                self.server.reclaimable[self] = None
+            self._idle()
+
+    def _idle(self):
+        """Between requests, kept open: the keep-alive deadline runs, and once it has answered
+        a request the connection is one that the connection limit may close to make room."""
+        self.state = State.IDLE
+        self.deadline = self.loop.now + self.server.config.keepalive_timeout
+        if self.protocol.served:
+            self.server.reclaimable[self] = None
 
     # -- answering -----------------------------------------------------------------------------
 
@@ -407,7 +347,7 @@ class Connection(SocketSide):
 
     def _respond(self, request, response, started):
         """Queue the response; `started` is the loop time its request arrived."""
-        pieces, keep_alive = self.protocol.respond(request, response)
+        pieces, keep_alive = self.protocol.respond(request, response, bool(self.pending))
         head = len(pieces[0])
         if len(pieces) == 1 and request.method != "HEAD" and response.status not in NO_CONTENT:
             head -= response.length   # head and body joined in one buffer
@@ -420,151 +360,9 @@ class Connection(SocketSide):
                                                         or self.protocol.holds_input)
             self._closing()
 
-    def _ended(self, end):
-        """The response that `end` closes is written, or the connection lost it part way."""
-        started, self.ended_at = self.ended_at, end.end
-        if end.request is not None:
-            sent = end.end - started - end.head
-            self.server.response_ended(self, end.request, end.status, sent if sent > 0 else 0,
-                                       end.started)
-
-    def _written(self, count: int):
-        self.written += count
-        ending = self.ending
-        while ending and ending[0].end <= self.written:
-            self._ended(ending.pop(0))
-
     def _closing(self):
         self.closing = True
         self.pending.clear()
-
-    # -- output --------------------------------------------------------------------------------
-
-    def _flush(self) -> bool:
-        """Write queued pieces; False when the socket is full (writer registered) or the
-        connection is gone or waiting on a stream item."""
-        output = self.output
-        transport = self.transport
-        while output:
-            piece = output[0]
-            if piece.__class__ is bytes or piece.__class__ is memoryview:
-                if len(output) > 2 and bytes in (output[1].__class__, output[2].__class__):
-                    piece = self._join_leading_bytes(piece)
-                # MSG_MORE only when more bytes follow: a corked last piece waits 200 ms.
-                more = len(output) > 2 or (len(output) == 2
-                                           and output[1].__class__ is not ResponseEnd)
-                flags = MSG_MORE if more else 0
-                try:
-                    sent = transport.send(piece, flags)
-                except (BlockingIOError, InterruptedError):
-                    sent = 0
-                except OSError:
-                    self.close()
-                    return False
-                self._written(sent)
-                if sent < len(piece):
-                    # A view, so a large body is not copied again on every partial send.
-                    output[0] = memoryview(piece)[sent:]
-                    self._block()
-                    return False
-                output.pop(0)
-            elif piece.__class__ is FileSlice:
-                if not self._send_file(piece):
-                    return False
-            elif piece.__class__ is Stream:
-                if not self._pull_stream(piece):
-                    return False
-            elif piece.__class__ is ResponseEnd:
-                output.pop(0)
-                piece.end = self.written
-                self._ended(piece)
-            else:
-                output[0] = memoryview(piece)   # bytearray and other buffers
-        return True
-
-    def _join_leading_bytes(self, first) -> bytes:
-        """Small responses queued back to back become one send; large bodies are not copied.
-        The ends of the responses joined move to `ending`, each with its offset."""
-        output = self.output
-        size = len(first)
-        parts = [first]
-        count = 1
-        ends = self.ending
-        for piece in output[1:]:
-            if piece.__class__ is ResponseEnd:
-                piece.end = self.written + size
-                ends.append(piece)
-            elif piece.__class__ is not bytes or size + len(piece) > JOIN_LIMIT:
-                break
-            else:
-                size += len(piece)
-                parts.append(piece)
-            count += 1
-        output[:count] = [b"".join(parts) if len(parts) > 1 else first]
-        return output[0]
-
-    def _send_file(self, piece) -> bool:
-        while piece.count:
-            try:
-                sent = self.transport.sendfile(piece.fd, piece.offset,
-                                               min(piece.count, limits.SENDFILE_CHUNK))
-            except (BlockingIOError, InterruptedError):
-                self._block()
-                return False
-            except OSError:
-                self.close()
-                return False
-            if sent == 0:
-                # The file shrank under us: the promised length can no longer be kept, and
-                # anything else sent now would be read as a different response.
-                log.warning("file changed while being sent to %s; closing", self.client[0])
-                self.close()
-                return False
-            piece.offset += sent
-            piece.count -= sent
-            self._written(sent)
-        piece.close()
-        self.output.pop(0)
-        return True
-
-    def _pull_stream(self, stream) -> bool:
-        output = self.output
-        if self.waiting is not None:
-            return False
-        try:
-            item = next(stream.iterator, _END)
-            if isinstance(item, Future):
-                self.waiting = item
-                item.add_done_callback(
-                    lambda future: self.loop.call_soon_threadsafe(self._stream_ready, future))
-                return False
-        except Exception:
-            log.exception("response body failed after its head was sent to %s", self.client[0])
-            self.close()
-            return False
-        if item is _END:
-            output.pop(0)
-            stream.close()
-            last = stream.last()
-            if last:
-                output.insert(0, last)
-        elif item:
-            output.insert(0, stream.frame(bytes(item)))
-        return True
-
-    def _stream_ready(self, future):
-        if self.waiting is not future:
-            return
-        self.waiting = None
-        try:
-            item = future.result()
-        except Exception:
-            log.exception("response body failed after its head was sent to %s", self.client[0])
-            self.close()
-            return
-        if item:
-            self.output.insert(0, self.output[0].frame(bytes(item)))
-        self.advance()
 
     def _write_more(self):
         self.advance()
@@ -614,16 +412,14 @@ class Connection(SocketSide):
                 self.deadline = deadline
 
     def drain(self):
-        """Graceful shutdown: finish the response under way without reading another request,
-        then close. A connection between requests may still send one (a keep-alive client
-        may have sent it already, and closing on it would reset it unanswered); that request
-        is the last, and one that does not come within DRAIN_IDLE closes the connection."""
-        if self.state is State.WRITING:
-            self.protocol.finish()   # the answer under way says Connection: close
-        elif self.state is not State.CLOSING:
-            self.protocol.stop_after_next()
-            if self.state is State.IDLE:
-                self.deadline = min(self.deadline, self.loop.now + limits.DRAIN_IDLE)
+        """Graceful shutdown: every request already received is answered, and the answer that
+        would leave the connection idle says Connection: close (Protocol.plan_answers), on the
+        fast lane as on the full path. A connection between requests may still send one read
+        of requests (a keep-alive client may have sent them already, and closing on them would
+        reset them unanswered); one that sends nothing within DRAIN_IDLE is closed."""
+        self.protocol.drain()
+        if self.state is State.IDLE:
+            self.deadline = min(self.deadline, self.loop.now + limits.DRAIN_IDLE)
 
     def close(self):
         """Close now: the client is gone, too slow, or the framing is lost."""

@@ -17,7 +17,7 @@ Knows keys and messages, not sockets or files: imports only protocol and request
 import time
 
 from ..http.protocol import plain_message
-from ..http.request import Request, split_plain_key
+from ..http.request import Request, closing_key, split_plain_key
 
 # Ready messages held at once; each is a cached file's message (below INLINE_BODY) for one
 # variant of its key, and all of them are dropped every second.
@@ -70,6 +70,14 @@ class FastLane:
         if until < self.expires:
             self.expires = until
         return message
+
+    def closing_answer(self, key: bytes):
+        """(key, message) of the answer to `key`'s request after which the server closes the
+        connection: the answer to the same request asking to close, the bytes the full path
+        sends then. None when it has no ready answer."""
+        key = closing_key(key)
+        message = self.messages.get(key) or self.fill(key)
+        return None if message is None else (key, message)
 
     def _renew(self):
         """Drop every message at the next second of the wall clock (their Date)."""

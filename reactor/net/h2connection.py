@@ -18,11 +18,22 @@ from concurrent.futures import Future
 
 from ..http import limits
 from ..http.errors import HTTPError
-from ..http.h2 import (CANCEL, CLOSE, DATA, END, END_STREAM, NO_ERROR, REQUEST, Piece,
-                       Refusal, build_request)
+from ..http.h2 import (
+    CANCEL,
+    CLOSE,
+    DATA,
+    END,
+    END_STREAM,
+    NO_ERROR,
+    REQUEST,
+    Piece,
+    Refusal,
+    build_request,
+)
 from ..http.protocol import discard_body
 from ..http.response import NO_CONTENT, FileSlice, date_and_server, error_response
-from .connection import SocketSide, State, answer, answer_of
+from .connection import answer, answer_of
+from .socketside import SocketSide, State
 
 log = logging.getLogger("reactor")
 

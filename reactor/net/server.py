@@ -13,15 +13,15 @@ import socket
 import stat
 
 from ..http import limits
-from .connection import Connection
 from ..http.errors import ConfigError, HTTPError
-from .fastlane import FastLane
-from .h2connection import H2Connection
 from ..http.https import HTTPSHandler, redirect_to_https
-from .loop import Loop
 from ..http.parser import ChunkedDecoder, RequestParser
 from ..http.protocol import Protocol
 from ..http.response import error_response, render_head
+from .connection import Connection
+from .fastlane import FastLane
+from .h2connection import H2Connection
+from .loop import Loop
 from .transport import PlainTransport, TLSTransport
 
 log = logging.getLogger("reactor")
@@ -109,9 +109,10 @@ def remove_stale_socket(path: str):
 class Server:
     """One single-threaded server: a loop, its listeners and its connections."""
 
-    def __init__(self, config, handler=None, loop=None, tls=None):
+    def __init__(self, config, handler=None, loop=None, tls=None, parser_class=RequestParser):
         """`tls`: the Certificates for listeners added as secure (loaded from the Config when
-        it names certificates and none are given)."""
+        it names certificates and none are given). `parser_class`: the RequestParser of a
+        backend other than the one reactor.parser picked (both parse alike)."""
         self.config = config
         self.loop = loop or Loop()
         self.handler = handler if handler is not None else build_handler(config)
@@ -127,8 +128,8 @@ class Server:
         self.tls = tls
         self.secure_listeners = set()
         self.plain_handler = self.secure_handler = None   # set by start(), see _scheme_handlers
-        self.parser = RequestParser(max_request_line=config.max_request_line,
-                                    max_head=config.max_head, max_headers=config.max_headers)
+        self.parser = parser_class(max_request_line=config.max_request_line,
+                                   max_head=config.max_head, max_headers=config.max_headers)
         self.recv_buffer = bytearray(limits.RECV_SIZE)
         self.recv_view = memoryview(self.recv_buffer)
         self.connections = set()
@@ -152,14 +153,17 @@ class Server:
         self.rejected = {}              # status -> requests refused with it (limits, framing)
         self.h2_goaways = {}            # reason -> HTTP/2 connections or streams a guard ended
         self.h2_guards = {}             # what the HTTP/2 guards counted, over closed connections
-        self.refusal = self.new_protocol().error(
-            HTTPError(400, "a plain HTTP request was sent to the HTTPS port"))[0]
         self.lanes = {}   # handler -> its FastLane, made by start() (see _scheme_handlers)
 
     def new_protocol(self) -> Protocol:
         config = self.config
         return Protocol(self.parser, ChunkedDecoder, config.max_body,
                         config.max_keepalive_requests)
+
+    def refusal(self) -> bytes:
+        """What a client speaking plain HTTP to an HTTPS port is sent, dated now."""
+        return self.new_protocol().error(
+            HTTPError(400, "a plain HTTP request was sent to the HTTPS port"))[0]
 
     def reload_certificates(self) -> bool:
         """Re-read the certificate files for new connections; False (old ones kept, one line
@@ -356,7 +360,12 @@ class Server:
     def connection_closed(self, connection):
         self.connections.discard(connection)
         self.reclaimable.pop(connection, None)
-        if not self.accepting and len(self.connections) < self.config.max_connections:
+        if self.accepting:
+            return
+        if self.draining:
+            if not self.connections:
+                self.loop.stop()   # drained: at once, not at the next sweep
+        elif len(self.connections) < self.config.max_connections:
             self._accept_on()
 
     # -- deadlines and shutdown ----------------------------------------------------------------

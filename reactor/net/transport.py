@@ -85,9 +85,9 @@ class TLSTransport:
                  "refusal", "kernel_tls", "open", "alpn", "kernel_sendfile", "_read", "_write",
                  "_pending")
 
-    def __init__(self, loop, sock, context, refusal: bytes, client, kernel_tls: bool):
-        """`refusal` is what a client speaking plain HTTP to this port is sent before the
-        close; `kernel_tls` asks to check, after the handshake, whether the kernel took over
+    def __init__(self, loop, sock, context, refusal, client, kernel_tls: bool):
+        """`refusal()` renders what a client speaking plain HTTP to this port is sent before
+        the close; `kernel_tls` asks to check, after the handshake, whether the kernel took over
         encryption (then files go out with sendfile)."""
         self.sock = context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
         self.loop = loop
@@ -180,7 +180,7 @@ class TLSTransport:
         client sent so that the close does not reset the answer away."""
         raw = socket.socket
         try:
-            raw.send(self.sock, self.refusal)
+            raw.send(self.sock, self.refusal())
             raw.shutdown(self.sock, socket.SHUT_WR)
             while raw.recv(self.sock, 65536):
                 pass

@@ -1,21 +1,17 @@
-"""The top of the process tree: what a run serves with, and the supervisor of `--workers N`.
+"""The supervisor of `--workers N`: the process tree and what its signals do.
 
-`serve` is what the command line calls: it raises the open-file limit, takes the listening
-sockets handed to this process (systemd's LISTEN_FDS, `--fd`, or a re-executed supervisor's),
-and runs one server here or a Supervisor that forks the workers. The supervisor binds one
-listening socket that every worker inherits (or, with `--reuse-port`, lets each worker bind
-its own), replaces workers that die, and turns signals into operations: a rolling restart
-(SIGHUP), more or fewer workers (SIGTTIN/SIGTTOU), re-executing itself with its sockets
-(SIGUSR2) and a graceful stop (SIGINT/SIGTERM).
+It binds one listening socket that every worker inherits (or, with `--reuse-port`, lets each
+worker bind its own), forks the workers, replaces those that die, and turns signals into
+operations: a rolling restart (SIGHUP), more or fewer workers (SIGTTIN/SIGTTOU),
+re-executing itself with its sockets (SIGUSR2) and a graceful stop (SIGINT/SIGTERM).
 
-Imports server (Server, open_listener, ready_line), tls (load_certificates), config and
-errors, never HTTP; the server knows nothing of this module. The only module that forks or execs.
+Imports the server's listeners, the worker and the socket hand-over, never HTTP; the server
+knows nothing of this module. With inherit.py, the only module that forks or execs.
 """
 
 import dataclasses
 import logging
 import os
-import resource
 import select
 import signal
 import socket
@@ -23,24 +19,14 @@ import sys
 import time
 import traceback
 
-from . import wiring
 from ..http.errors import ConfigError
+from ..net.server import open_listener
+from .inherit import exec_successor, tell_predecessor
 from .metrics import Shared
-from ..net.server import Server, open_listener, ready_line, remove_stale_socket
-from ..net.tls import load_certificates
+from .process import describe, write_pid_file
+from .worker import run_worker
 
 log = logging.getLogger("reactor")
-
-# systemd passes its sockets as the descriptors from 3 on (sd_listen_fds(3)).
-SD_LISTEN_FDS_START = 3
-
-# A re-executed supervisor finds here the pipe on which to tell its predecessor that its
-# workers are ready (the predecessor then drains and exits).
-UPGRADE_FD_VARIABLE = "REACTOR_UPGRADE_FD"
-
-# Descriptors a worker needs besides its connections: stdio, the selector, the loop's wake-up
-# pair, the listeners and the files being sent. Only used to say when the limit is too low.
-RESERVED_FDS = 32
 
 # A worker that dies within STABLE_AFTER seconds of its start doubles its restart delay, from
 # RESTART_DELAY up to RESTART_DELAY_MAX: a worker that cannot start (a broken app, a port
@@ -59,167 +45,10 @@ READY_TIMEOUT = 60.0
 # killed: a worker stuck in application code must not keep the supervisor alive.
 KILL_MARGIN = 5.0
 
-# How often a worker checks that its supervisor still exists; an orphan drains and exits.
-PARENT_CHECK = 1.0
-
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _HANDLED = {signal.SIGINT, signal.SIGTERM, signal.SIGCHLD, signal.SIGHUP, signal.SIGTTIN,
             signal.SIGTTOU, signal.SIGUSR1, signal.SIGUSR2}
 
-
-def serve(config, ready=print, argv=None):
-    """Run the server of `config` until SIGINT/SIGTERM; then drain and return. With more than
-    one worker a Supervisor forks them and this process only watches over them; `argv` (the
-    command line's arguments) lets it re-execute itself on SIGUSR2."""
-    note = connection_limit_note(config, raise_open_files_limit())
-    if note:
-        log.warning("%s", note)
-    upgrade_fd = _upgrade_fd()
-    inherited = inherited_listeners(config, upgrade=upgrade_fd is not None)
-    tls, tls_listeners = None, []
-    if config.tls:
-        tls = load_certificates(config)   # before the fork: every worker shares its ticket keys
-        if config.tls_port is not None:
-            # A predecessor passes its HTTPS socket last: the port stays open across the exec.
-            handed = upgrade_fd is not None and len(inherited) > 1
-            tls_listeners.append(inherited.pop() if handed
-                                 else open_listener(config, config.tls_port))
-    main_pid = os.getpid()
-    owns_socket_file = config.unix and not inherited
-    try:
-        if config.workers > 1:
-            supervisor = Supervisor(config, inherited, ready, argv=argv, upgrade_fd=upgrade_fd,
-                                    tls=tls, tls_listeners=tls_listeners)
-            supervisor.run()
-            owns_socket_file = owns_socket_file and not supervisor.handed_over
-            return
-        listeners = inherited or [open_listener(config)]
-
-        def started():
-            _write_pid_file(config)
-            ready(describe(config, listeners[0], tls, tls_listeners))
-            if upgrade_fd is not None:
-                _tell_predecessor(upgrade_fd)
-
-        run_worker(config, listeners, started, tls=tls, tls_listeners=tls_listeners)
-    finally:
-        if os.getpid() == main_pid:
-            _remove_pid_file(config)
-            # The socket file is ours to remove, unless it was handed to us or passed on.
-            if owns_socket_file:
-                remove_stale_socket(config.unix)
-
-
-# -- what every run checks ---------------------------------------------------------------------
-
-def raise_open_files_limit() -> int:
-    """Raise the soft RLIMIT_NOFILE to the hard limit; return the soft limit now in force."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard != soft:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-            soft = hard
-        except (ValueError, OSError):
-            pass   # macOS refuses an unlimited hard value; the soft one still works
-    return soft
-
-
-def connection_limit_note(config, open_files: int):
-    """The line to print when `max_connections` per worker cannot fit in `open_files`."""
-    room = max(open_files - RESERVED_FDS, 0)
-    if open_files == resource.RLIM_INFINITY or config.max_connections <= room:
-        return None
-    return (f"max-connections {config.max_connections} per worker exceeds the open-file limit "
-            f"of {open_files} (ulimit -n): about {room} connections fit; the rest wait to be "
-            f"accepted")
-
-
-def inherited_listeners(config, upgrade=False) -> list:
-    """Listening sockets handed to this process: systemd's (LISTEN_FDS naming this pid) and
-    `--fd`. Empty when there are none; ConfigError when one is not a listening socket. After
-    a re-exec (`upgrade`) the LISTEN_FDS are every listener, `--fd` included."""
-    fds = []
-    if os.environ.get("LISTEN_PID") == str(os.getpid()):
-        try:
-            count = int(os.environ.get("LISTEN_FDS", "0"))
-        except ValueError:
-            raise ConfigError(f"LISTEN_FDS={os.environ['LISTEN_FDS']!r} is not a number") from None
-        fds.extend(range(SD_LISTEN_FDS_START, SD_LISTEN_FDS_START + count))
-        # As sd_listen_fds(1) does: the variables describe this process, not its children.
-        for name in ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"):
-            os.environ.pop(name, None)
-    if config.fd is not None and not upgrade:
-        fds.append(config.fd)
-    return [_listening_socket(fd) for fd in fds]
-
-
-def _listening_socket(fd: int) -> socket.socket:
-    try:
-        sock = socket.socket(fileno=fd)
-    except OSError as error:
-        raise ConfigError(f"inherited fd {fd} is not a socket: {error.strerror}") from None
-    if sock.type != socket.SOCK_STREAM or not sock.getsockopt(socket.SOL_SOCKET,
-                                                             socket.SO_ACCEPTCONN):
-        sock.detach()
-        raise ConfigError(f"inherited fd {fd} is not a listening stream socket")
-    # Applications that start subprocesses must not pass the listener on.
-    sock.set_inheritable(False)
-    sock.setblocking(False)
-    return sock
-
-
-def describe(config, listener, tls=None, tls_listeners=()) -> str:
-    """The ready line for `listener`, which may be an inherited socket the Config does not
-    name, and the HTTPS `tls_listeners`."""
-    if listener.family == socket.AF_UNIX:
-        name = listener.getsockname()
-        if isinstance(name, bytes):
-            name = name.decode(errors="replace")
-        config = dataclasses.replace(config, unix=name or f"fd {listener.fileno()}")
-    elif config.unix:
-        config = dataclasses.replace(config, unix=None)
-    return ready_line(config, listener, tls, tls_listeners)
-
-
-def _upgrade_fd():
-    """The predecessor's pipe when this process is a re-executed supervisor, else None."""
-    value = os.environ.pop(UPGRADE_FD_VARIABLE, None)
-    if value is None:
-        return None
-    fd = int(value)
-    os.set_inheritable(fd, False)
-    return fd
-
-
-def _tell_predecessor(fd):
-    try:
-        os.write(fd, b"ready\n")
-        os.close(fd)
-    except OSError:
-        pass   # it is gone already: nothing is left to drain
-
-
-def _write_pid_file(config):
-    if config.pid_file:
-        temporary = f"{config.pid_file}.{os.getpid()}"
-        with open(temporary, "w") as file:
-            file.write(f"{os.getpid()}\n")
-        os.replace(temporary, config.pid_file)   # never a half-written file to a reader
-
-
-def _remove_pid_file(config):
-    """Remove the pid file if it still names this process (a successor rewrites it)."""
-    if not config.pid_file:
-        return
-    try:
-        with open(config.pid_file) as file:
-            if file.read().strip() == str(os.getpid()):
-                os.unlink(config.pid_file)
-    except (OSError, ValueError):
-        pass
-
-
-# -- the supervisor ----------------------------------------------------------------------------
 
 class Slot:
     """One worker position: the process filling it now and its restart back-off."""
@@ -291,11 +120,12 @@ class Supervisor:
                 self._start(slot)
             self._wait_until_ready()
             if self.stop_signal is None:
-                _write_pid_file(self.config)
+                write_pid_file(self.config)
                 self.ready(describe(self.config, (self.shared or [self.reservation])[0],
                                     self.tls, self.tls_listeners))
                 if self.upgrade_fd is not None:
-                    _tell_predecessor(self.upgrade_fd)
+                    tell_predecessor(self.upgrade_fd)
+                    self.upgrade_fd = None   # closed: a worker forked from now on has none
             self._supervise()
         finally:
             signal.set_wakeup_fd(old_wakeup)
@@ -320,7 +150,7 @@ class Supervisor:
             for slot, status in self._reap():
                 self._stop_all(signal.SIGTERM)
                 self._wait_for_exit()
-                raise ConfigError(f"worker {slot.index} {_exit_text(status)} during start-up")
+                raise ConfigError(f"worker {slot.index} {exit_text(status)} during start-up")
 
     def _supervise(self):
         while True:
@@ -489,28 +319,11 @@ class Supervisor:
         sys.stderr.flush()
         pid = os.fork()
         if pid == 0:
-            self._exec_successor(ready_w)
+            exec_successor(self.shared + self.tls_listeners, ready_w, self.argv)
         os.close(ready_w)
         os.set_blocking(ready_r, False)
         self.successor = (pid, ready_r, time.monotonic() + READY_TIMEOUT)
         log.info("re-executing: new supervisor %d starting", pid)
-
-    def _exec_successor(self, ready_w):
-        """In the forked child: put the listeners at fds 3.. as systemd would, and exec."""
-        try:
-            # Out of the way first: the numbers 3.. may be held by the very sockets we move.
-            moved = [os.dup(sock.fileno()) for sock in self.shared + self.tls_listeners]
-            pipe = os.dup(ready_w)
-            for number, fd in enumerate(moved, SD_LISTEN_FDS_START):
-                os.dup2(fd, number)           # dup2 makes the copy inheritable
-            upgrade = os.dup2(pipe, SD_LISTEN_FDS_START + len(moved))
-            os.environ.update(LISTEN_FDS=str(len(moved)), LISTEN_PID=str(os.getpid()))
-            os.environ[UPGRADE_FD_VARIABLE] = str(upgrade)
-            os.execv(sys.executable, [sys.executable, "-m", "reactor", *self.argv])
-        except BaseException:
-            traceback.print_exc()
-        finally:
-            os._exit(1)
 
     def _check_successor(self):
         if self.successor is None:
@@ -528,7 +341,7 @@ class Supervisor:
         try:
             done, status = os.waitpid(pid, os.WNOHANG)
             if done:
-                failed = _exit_text(status)
+                failed = exit_text(status)
         except ChildProcessError:
             failed = "exited"
         if failed is None and time.monotonic() >= deadline:
@@ -623,7 +436,7 @@ class Supervisor:
             if self.replacing is not None and pid == self.replacing[1]:
                 log.error("new worker %d %s during start-up; rolling restart abandoned, the "
                           "old workers keep serving", self.replacing[0].index,
-                          _exit_text(status))
+                          exit_text(status))
                 self._abandon_restart()
                 continue
             slot = by_pid.get(pid)
@@ -640,7 +453,7 @@ class Supervisor:
         else:
             slot.delay = min(max(slot.delay * 2, RESTART_DELAY), RESTART_DELAY_MAX)
         slot.due = now + slot.delay if slot.delay else now
-        log.warning("worker %d %s; restarting in %.1fs", slot.index, _exit_text(status),
+        log.warning("worker %d %s; restarting in %.1fs", slot.index, exit_text(status),
                     slot.delay)
 
     def _stop_all(self, signum):
@@ -706,54 +519,9 @@ def _reserve_port(config) -> socket.socket:
     return sock
 
 
-def _exit_text(status: int) -> str:
+def exit_text(status: int) -> str:
     code = os.waitstatus_to_exitcode(status)
     if code < 0:
         return f"was killed by {signal.Signals(-code).name}"
     return f"exited with status {code}"
 
-
-# -- one worker --------------------------------------------------------------------------------
-
-def run_worker(config, listeners, started, parent=None, metrics=(None, None), tls=None,
-               tls_listeners=()):
-    """Serve `listeners` (or a new one) in this process until SIGINT/SIGTERM, then drain.
-    `started()` is called once the server listens. A worker passes its supervisor's pid as
-    `parent` and drains when that process is gone, and `metrics`: the shared counters and
-    its region of them. `tls_listeners` are served over TLS with the Certificates `tls`, and
-    so are `listeners` when the Config names no separate TLS port. A single process (no
-    parent) re-reads its certificates on SIGHUP."""
-    listeners = listeners or [open_listener(config)]
-    server = Server(config, tls=tls)
-    wiring.install(server, config, *metrics)
-    for sock in listeners:
-        server.add_listener(sock, secure=config.tls and config.tls_port is None)
-    for sock in tls_listeners:
-        server.add_listener(sock, secure=True)
-
-    def stop(signum, frame):
-        server.loop.call_soon_threadsafe(server.shutdown)
-
-    def reopen_logs(signum, frame):
-        server.loop.call_soon_threadsafe(server.reopen_logs)
-
-    def check_parent():
-        if os.getppid() != parent:
-            server.shutdown()
-        else:
-            server.loop.call_later(PARENT_CHECK, check_parent)
-
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGUSR1, reopen_logs)
-    if parent is None and server.tls is not None:
-        signal.signal(signal.SIGHUP, lambda signum, frame: server.loop.call_soon_threadsafe(
-            server.reload_certificates))
-    if parent is not None:
-        server.loop.call_later(PARENT_CHECK, check_parent)
-    started()
-    try:
-        server.serve_forever()
-    finally:
-        if server.metrics is not None:
-            server.metrics.publish()   # the last counts, for the supervisor to fold in

@@ -12,11 +12,11 @@ With none of it asked for, nothing is wired and nothing costs. The server import
 import sys
 
 from ..http.errors import ConfigError
+from ..http.response import Response
 from .accesslog import AccessLog
 from .forwarded import ForwardedRules
 from .metrics import Metrics, Shared
 from .proxy import HeaderReader, Networks
-from ..http.response import Response
 
 _NO_STORE = [("Content-Type", "text/plain; charset=utf-8"), ("Cache-Control", "no-store")]
 _PROMETHEUS = [("Content-Type", "text/plain; version=0.0.4; charset=utf-8"),

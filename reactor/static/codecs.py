@@ -46,7 +46,7 @@ def _zstd():
         import zstandard
     except ImportError:
         try:
-            from compression import zstd   # Python 3.14+
+            from compression import zstd  # Python 3.14+
         except ImportError:
             return None
         return lambda data: zstd.compress(data, level=ZSTD_LEVEL)

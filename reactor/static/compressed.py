@@ -128,18 +128,11 @@ class Compressor:
             source.encoded[coding] = None
             return None
         data, path, st = made
-        variant = Snapshot.__new__(Snapshot)
         if data is not None:
-            variant.path, variant.key, variant.size = source.path, (source.key, coding), len(data)
+            variant = Snapshot(source.path, (source.key, coding), len(data), source.mtime_ns, data)
         else:
-            variant.path, variant.key, variant.size = path, file_key(st), st.st_size
-        variant.rel, variant.name, variant.mtime_ns = source.rel, source.name, source.mtime_ns
-        variant.data = data
-        variant.variants = {}
-        variant.encoded = variant.codings = None
-        variant.signature = (variant.key,)
-        variant.deadline = 0.0
-        variant.response = variant.not_modified = None
+            variant = Snapshot(path, file_key(st), st.st_size, source.mtime_ns, None)
+        variant.rel, variant.name = source.rel, source.name
         source.encoded[coding] = variant
         budget = self._memory if data is not None else self._disk
         for old_source, old_coding, old in budget.add(source, coding, variant):

@@ -13,7 +13,8 @@ What it guarantees:
   it is a regular file beside its file, not a symlink, and not older than the file.
 - One snapshot: a Snapshot's stat fields and bytes come from one open file, checked before and
   after reading; a file that keeps changing while read is not cached in memory at all. Large
-  files are opened per request (open_file) and described by that descriptor's own fstat.
+  files are sent from a descriptor kept with their snapshot (shared_file) only while its fstat
+  is the snapshot's version, else opened (open_file) and described by that descriptor's own.
 - Revalidation: a lookup is trusted for VALIDITY seconds, then resolved and stat'ed again; an
   unchanged file keeps its Snapshot (and whatever the handler cached on it), a changed one gets
   a new Snapshot and the old one is retired (deadline 0, content dropped).
@@ -68,35 +69,42 @@ class Snapshot:
     read consistently, else None.
     `variants` maps a content-coding to the Snapshot of its sidecar; `encoded` (None until
     used) is the compressor's, for the codings it makes itself; `codings` (None until the
-    handler asks) the handler's, all the codings it may send. `response` and `not_modified`
-    belong to the handler, which renders them once per snapshot. `deadline`
+    handler asks) the handler's, all the codings it may send. `response`, `fields` and
+    `not_modified` belong to the handler, which renders them once per snapshot. `deadline`
     (monotonic) is when the lookup that found it must be checked again.
     `fd` is a descriptor of this version kept for sending it (Files.shared_file), `users` the
     slices of it not yet sent; it is closed once the snapshot is retired and none is left.
+
+    Made from a file's stat (`Snapshot.of(path, st, data)`), or from what the compressor made
+    of one: `key` then says which version and coding, and `mtime_ns` is the source's.
     """
 
     __slots__ = ("path", "rel", "name", "key", "size", "mtime_ns", "data", "variants", "encoded",
-                 "codings", "signature", "deadline", "response", "not_modified", "fd", "users",
-                 "kept", "retired")
+                 "codings", "signature", "deadline", "response", "fields", "not_modified", "fd",
+                 "users", "kept", "retired")
 
-    def __init__(self, path: str, st, data):
+    def __init__(self, path: str, key: tuple, size: int, mtime_ns: int, data):
         self.path = path
         self.name = os.path.basename(path)
         self.rel = self.name
-        self.key = file_key(st)
-        self.size = st.st_size
-        self.mtime_ns = st.st_mtime_ns
+        self.key = key
+        self.size = size
+        self.mtime_ns = mtime_ns
         self.data = data
         self.variants = {}
         self.encoded = self.codings = None
-        self.signature = (self.key,)
+        self.signature = (key,)
         self.deadline = 0.0
-        self.response = None
-        self.not_modified = None
+        self.response = self.fields = self.not_modified = None
         self.fd = None
         self.users = 0
         self.kept = None      # the Files' count of kept descriptors, while this one is kept
         self.retired = False
+
+    @classmethod
+    def of(cls, path: str, st, data):
+        """The Snapshot of the file at `path` whose fstat is `st` (`data`: its bytes or None)."""
+        return cls(path, file_key(st), st.st_size, st.st_mtime_ns, data)
 
     def release(self, fd: int):
         """A slice of the kept descriptor is sent or abandoned."""
@@ -117,7 +125,7 @@ class Snapshot:
 
     def retire(self):
         self.deadline = 0.0
-        self.data = self.response = self.not_modified = None
+        self.data = self.response = self.fields = self.not_modified = None
         self.retired = True
         if not self.users:
             self._close_kept()
@@ -214,14 +222,14 @@ def _read(path: str):
     fd, st = opened
     try:
         if st.st_size > MAX_CACHED_FILE:
-            return Snapshot(path, st, None)
+            return Snapshot.of(path, st, None)
         for _ in range(_READ_TRIES):
             data = _read_all(fd, st.st_size)
             after = os.fstat(fd)
             if data is not None and file_key(after) == file_key(st):
-                return Snapshot(path, st, data)
+                return Snapshot.of(path, st, data)
             st = after
-        return Snapshot(path, st, None)
+        return Snapshot.of(path, st, None)
     except OSError:
         return None
     finally:
@@ -268,7 +276,7 @@ class Files:
         fd, st = opened
         if file_key(st) == snapshot.key:
             return fd, snapshot
-        fresh = Snapshot(snapshot.path, st, None)
+        fresh = Snapshot.of(snapshot.path, st, None)
         fresh.rel, fresh.name = snapshot.rel, snapshot.name
         return fd, fresh
 

@@ -18,6 +18,9 @@ Policies, besides those of paths, ranges and encoding:
   whose Accept names text/html, to a path whose last segment has no dot) gets that file;
   anything else is 404, with the error page (`404.html` in the root unless told otherwise)
   as its body when there is one.
+- A file whose version on disk is not the one its lookup found (it changed within VALIDITY,
+  and is sent from its file, not from memory) is looked up again and answered from that
+  lookup, so its fields (Vary, the sidecars it may be sent from) are the new version's too.
 - Site fields (`--header` rules for the path, CORS) are on every answer; those that depend on
   the request's Origin are added per request, the rest are rendered into the cached answers.
 - Content-coding: the client's q-values choose among the file's sidecars and, for a
@@ -25,12 +28,14 @@ Policies, besides those of paths, ranges and encoding:
   yet is asked of the compressor and the best one ready (or identity) is sent meanwhile, so
   no request waits on a compression. Every answer for such a file says Vary: Accept-Encoding.
 
-The hot path: a small file's 200 Response is rendered once per snapshot and, for targets that
-name the file (or a directory whose first index file it is), kept in `_hot` by raw target. A
-request whose target is there, whose snapshot was checked less than VALIDITY ago, and which
-carries no precondition or Range field gets that Response back with no system call and no
-parsing; for a file that can be encoded, the answer in the negotiated coding when that one is
-ready in memory.
+The hot path: the 200 Response of a snapshot whose bytes are in memory (a small file, or a
+sidecar or compressed result of any file) is rendered once per snapshot and kept on it, and a
+file for which such an answer was sent is kept in `_hot` by raw target (for targets that name
+the file, or a directory whose first index file it is). A request whose target is there, whose
+snapshot was checked less than VALIDITY ago, and which carries no precondition or Range field
+gets the kept Response for the coding it negotiates, with no system call and no parsing. A
+snapshot sent from its file keeps only its rendered fields, never a Response, so a request for
+it (a large file's identity bytes, say) always takes the full path.
 """
 
 import os
@@ -39,7 +44,7 @@ from urllib.parse import parse_qs
 
 from ..http.errors import HTTPError
 from ..http.request import PRECONDITION_FIELDS
-from ..http.response import FileSlice, Response, error_response
+from ..http.response import FileSlice, Response, error_response, render_fields
 from . import conditional, encoding, listing, mime, paths, ranges
 from .compressed import MAX_SOURCE, Compressor
 from .files import Directory, Files, Snapshot
@@ -95,19 +100,19 @@ def _with_fields(response, fields: bytes) -> Response:
     return copy
 
 
-def _hot_variant(snapshot, accept):
-    """The cached answer for `snapshot` in the coding the Accept-Encoding value `accept` (None:
-    no such field) asks for, when that answer is ready in memory; else None (the full path
-    decides)."""
-    coding = encoding.negotiate(accept, snapshot.codings) if accept is not None else None
+def _kept_answer(snapshot, accept):
+    """The answer kept for `snapshot` in the coding the Accept-Encoding value `accept` (None:
+    no such field) asks for, when there is one; else None (the full path decides). Only a
+    snapshot whose bytes are in memory keeps an answer, so whatever is found here is
+    complete."""
+    codings = snapshot.codings
+    coding = encoding.negotiate(accept, codings) if codings and accept is not None else None
     if coding is None:
         return snapshot.response
     variant = snapshot.variants.get(coding)
     if variant is None and snapshot.encoded is not None:
         variant = snapshot.encoded.get(coding)
-    if variant.__class__ is Snapshot and variant.data is not None:
-        return variant.response
-    return None
+    return variant.response if variant.__class__ is Snapshot else None
 
 
 def _prefers_json(accept) -> bool:
@@ -171,10 +176,7 @@ class StaticFiles:
             snapshot = self._hot.get(request.target)
             if (snapshot is not None and snapshot.deadline > time.monotonic()
                     and self._preconditions.isdisjoint(request.fields)):
-                if not snapshot.codings:
-                    CACHE_COUNTS[0] += 1
-                    return snapshot.response
-                response = _hot_variant(snapshot, request.header(b"accept-encoding"))
+                response = _kept_answer(snapshot, request.header(b"accept-encoding"))
                 if response is not None:
                     CACHE_COUNTS[0] += 1
                     return response
@@ -234,7 +236,7 @@ class StaticFiles:
         snapshot = self._hot.get(target)
         if snapshot is None or snapshot.deadline <= time.monotonic():
             return None
-        response = snapshot.response if not snapshot.codings else _hot_variant(snapshot, accept)
+        response = _kept_answer(snapshot, accept)
         return None if response is None else (response, snapshot.deadline)
 
     # -- resolution ------------------------------------------------------------------------
@@ -381,7 +383,7 @@ class StaticFiles:
 
     # -- files -----------------------------------------------------------------------------
 
-    def _file(self, request, node, hot_target) -> Response:
+    def _file(self, request, node, hot_target, looked_again=False) -> Response:
         codings = node.codings
         if codings is None:
             codings = node.codings = self._codings_of(node)
@@ -396,29 +398,42 @@ class StaticFiles:
                     and (snapshot is node or snapshot is node.variants.get(coding))):
                 body = self.files.shared_file(snapshot)   # revalidated with the lookup
                 if body is not None:
-                    return self._whole(node, snapshot, coding, None).with_body(body)
+                    return self._whole(node, snapshot, coding, body)
             opened = self.files.open_file(snapshot)
-            if snapshot is not node and snapshot is not node.variants.get(coding):
-                if opened is None or opened[1] is not snapshot:
-                    # A compression cache file that went away or changed: drop it and answer
-                    # as if it had never been made.
-                    if opened is not None:
-                        os.close(opened[0])
-                    self.compressor.forget(node, coding)
-                    return self._file(request, node, hot_target)
-            if opened is None:
+            if opened is not None and opened[1] is snapshot:
+                fd = opened[0]
+            elif snapshot is not node and snapshot is not node.variants.get(coding):
+                # A compression cache file that went away or changed: drop it and answer as if
+                # it had never been made.
+                if opened is not None:
+                    os.close(opened[0])
+                self.compressor.forget(node, coding)
+                return self._file(request, node, hot_target, looked_again)
+            elif not looked_again:
+                # The file or the sidecar chosen changed or went away since the lookup: answer
+                # from a new one, as a server that never saw the old version would (whether
+                # the answer varies, which sidecars there are, what is there now).
+                if opened is not None:
+                    os.close(opened[0])
+                self.files.expire(node)
+                fresh = self.files.lookup(node.rel)
+                if fresh.__class__ is not Snapshot:
+                    return self._serve(request)
+                return self._file(request, fresh, hot_target, looked_again=True)
+            elif opened is None:
                 self.files.expire(node)
                 return self._error_page(404, None)
-            fd, current = opened
-            if current is not snapshot:
+            else:
+                # Changed again since that second lookup: the descriptor's own version.
                 self.files.expire(node)
-                snapshot = current
+                fd, snapshot = opened
         if not self._preconditions.isdisjoint(request.fields):
             return self._conditional(request, node, snapshot, coding, fd)
-        response = self._whole(node, snapshot, coding, fd)
-        if fd is None and hot_target is not None:
+        if fd is not None:
+            return self._whole(node, snapshot, coding, FileSlice(fd, 0, snapshot.size))
+        if hot_target is not None:
             self._make_hot(hot_target, node)
-        return response
+        return self._whole(node, snapshot, coding, None)
 
     def _codings_of(self, node) -> tuple:
         """Every coding `node` may be sent in, in the server's order: its sidecars' first (made
@@ -468,15 +483,21 @@ class StaticFiles:
             fields.append(("Content-Encoding", coding))
         return fields + self._validators(node, snapshot, coding)
 
-    def _whole(self, node, snapshot, coding, fd) -> Response:
-        """The 200 for `snapshot`, rendered once per snapshot: with its bytes when it has them,
-        else as a template that gets the open file `fd` as its body."""
+    def _whole(self, node, snapshot, coding, body) -> Response:
+        """The 200 for `snapshot`, its fields rendered once per snapshot. With `body` None its
+        bytes are in memory, and the whole answer is kept as `response`, which the hot path
+        and the fast lane give to any request of it; otherwise `body` is a FileSlice of its
+        file, so only the fields are kept (`fields`, which are not an answer by themselves)."""
+        fields = snapshot.fields
+        if fields is None:
+            fields = snapshot.fields = render_fields(self._content_fields(
+                node, snapshot, coding, mime.content_type(node.name)))
+        if body is not None:
+            return Response(200, fields, body)
         response = snapshot.response
         if response is None:
-            fields = self._content_fields(node, snapshot, coding, mime.content_type(node.name))
-            body = snapshot.data if snapshot.data is not None else b""
-            response = snapshot.response = Response(200, fields, body)
-        return response if fd is None else response.with_body(FileSlice(fd, 0, snapshot.size))
+            response = snapshot.response = Response(200, fields, snapshot.data)
+        return response
 
     def _conditional(self, request, node, snapshot, coding, fd) -> Response:
         etag, last_modified = _etag_and_date(snapshot, coding)
@@ -508,7 +529,8 @@ class StaticFiles:
                         ("Accept-Ranges", "bytes")])
                 if chosen is not ranges.IGNORE and (len(chosen) == 1 or coding is None):
                     return self._partial(node, snapshot, coding, fd, chosen)
-        return self._whole(node, snapshot, coding, fd)
+        return self._whole(node, snapshot, coding,
+                           None if fd is None else FileSlice(fd, 0, snapshot.size))
 
     def _partial(self, node, snapshot, coding, fd, chosen) -> Response:
         content_type = mime.content_type(node.name)
