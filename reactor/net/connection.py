@@ -8,20 +8,25 @@ Knows HTTP framing through `protocol`, never files or routes: handlers own those
 move through a transport (transport.py), plain or TLS; which one is never asked here.
 """
 
-import enum
 import logging
 import socket
 from concurrent.futures import Future
 
 from ..http import limits
 from ..http.errors import HTTPError
+from ..http.h2 import PREFACE
 from ..http.protocol import EarlyAnswer, discard_body
 from ..http.protocol import State as InputState
 from ..http.request import Request
 from ..http.response import NO_CONTENT, error_response
 from .output import Output, ResponseEnd
+from .socketside import SocketSide, State
 
 log = logging.getLogger("reactor")
+
+# What a read must start with to be HTTP/2 with prior knowledge: the preface's request line
+# (RFC 9113 §3.4), which no HTTP/1 request of ours could be (version 2.0 is a 505 there).
+PRIOR_KNOWLEDGE = PREFACE[:16]
 
 # Responses queued ahead of the one being written; beyond it, pipelined requests wait
 # unparsed in the protocol's order, so memory and open files per connection stay bounded.
@@ -33,21 +38,27 @@ LINGER_TIME = 2.0
 LINGER_BYTES = 256 * 1024
 
 
-class State(enum.Enum):
-    IDLE = "idle"                  # keep-alive, waiting for the next request
-    READING_HEAD = "reading head"  # part of a head has arrived
-    READING_BODY = "reading body"  # a body is arriving
-    WRITING = "writing"            # a response is being produced or written
-    CLOSING = "closing"            # last response written, draining input before close
-    CLOSED = "closed"
-
-
 # The 408 a connection gets when its deadline passes in these states.
 _TOO_SLOW = {State.READING_HEAD: "request head too slow",
              State.READING_BODY: "request body too slow"}
 
 
-class Connection(Output):
+def answer(call, request):
+    """call(request): what a handler (or its early_response) answered; a 500 when it raised,
+    logged with the request."""
+    try:
+        return call(request)
+    except Exception:
+        log.exception("handler failed for %s %s", request.method, request.target)
+        return error_response(500)
+
+
+def answer_of(future, request):
+    """The Response a handler's Future holds; a 500 when the handler raised, logged."""
+    return answer(lambda _request: future.result(), request)
+
+
+class Connection(Output, SocketSide):
     __slots__ = ("server", "loop", "transport", "client", "protocol", "handler", "lane", "pending",
                  "output", "waiting", "state", "deadline", "closing", "reading", "blocked",
                  "lingered", "written", "ended_at", "ending", "body_started", "client_done")
@@ -80,24 +91,39 @@ class Connection(Output):
         self.body_started = 0.0
         self.state = State.IDLE
         self.deadline = self.loop.now + server.config.header_timeout
-        transport.watch(self.on_readable, None)
+        transport.watch(self._first_readable if server.h2_engine is not None
+                        else self.on_readable, None)
 
     # -- input ---------------------------------------------------------------------------------
 
     def on_readable(self):
-        server = self.server
         if self.state is State.IDLE:
-            server.reclaimable.pop(self, None)
-        try:
-            n = self.transport.recv_into(server.recv_buffer)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            self.close()
-            return
-        if n == 0:
+            self.server.reclaimable.pop(self, None)
+        n = self._read()
+        if n:
+            self._received(n)
+        elif n == 0:
             self.on_eof()
+
+    def _first_readable(self):
+        """The first read where HTTP/2 is on: a client preface (h2c with prior knowledge), or
+        a TLS handshake that chose h2 by ALPN, hands the connection to HTTP/2; anything else
+        is HTTP/1.1, read by on_readable from now on."""
+        n = self._read()
+        if not n:
+            if n == 0:
+                self.close()
             return
+        server = self.server
+        if self.transport.alpn == "h2" or server.recv_buffer.startswith(PRIOR_KNOWLEDGE, 0, n):
+            server.switch_to_h2(self, n)
+            return
+        self.transport.watch(self.on_readable, None)
+        self._received(n)
+
+    def _received(self, n):
+        """The n bytes at the start of the server's receive buffer: answer what they hold."""
+        server = self.server
         start = 0
         lane = self.lane
         if lane is not None and self.state is State.IDLE:
@@ -296,11 +322,7 @@ class Connection(Output):
     def _serve(self, request):
         request.client = self.client
         started = self.loop.now
-        try:
-            response = self.handler(request)
-        except Exception:
-            log.exception("handler failed for %s %s", request.method, request.target)
-            response = error_response(500)
+        response = answer(self.handler, request)
         if isinstance(response, Future):
             self.waiting = response
             response.add_done_callback(
@@ -312,18 +334,10 @@ class Connection(Output):
     def _early_response(self, request):
         """The handler's answer from the head alone, or None to read the body."""
         request.client = self.client
-        try:
-            return self.handler.early_response(request)
-        except Exception:
-            log.exception("handler failed for %s %s", request.method, request.target)
-            return error_response(500)
+        return answer(self.handler.early_response, request)
 
     def _resume(self, request, future, started):
-        try:
-            response = future.result()
-        except Exception:
-            log.exception("handler failed for %s %s", request.method, request.target)
-            response = error_response(500)
+        response = answer_of(future, request)
         if self.waiting is not future:
             discard_body(response.body)   # closed meanwhile: release its file or stream
             return
@@ -350,13 +364,8 @@ class Connection(Output):
         self.closing = True
         self.pending.clear()
 
-    def _watch(self, reading: bool, writing: bool):
-        if self.state is State.CLOSED:
-            return
-        self.reading = reading
-        self.blocked = writing
-        self.transport.watch(self.on_readable if reading else None,
-                             self._on_writable if writing else None)
+    def _write_more(self):
+        self.advance()
 
     # -- closing -------------------------------------------------------------------------------
 
