@@ -8,6 +8,8 @@ on one core and wrk on the other, and measures requests/s and latency for the sm
 throughput for the two larger files, the script with and without Accept-Encoding: gzip (reactor
 against nginx, also with gzip on), the same over HTTPS (reactor against nginx with ssl, one
 certificate and cipher list for both; 1 KiB keep-alive and per new connection, 100 KiB, 10 MiB),
+HTTP/2 with h2load against nginx with http2 (h2c 1 KiB with 10 connections of 100 streams,
+the same over TLS, a page of 60 assets, 10 MiB; the pure-Python engine as a row of its own),
 and resident memory. Runs are interleaved (each scenario visits every server
 in turn, in a rotated order each round) and repeated, and ratios are the median of per-round
 ratios, so that a noisy shared machine moves all servers together instead of skewing one.
@@ -31,7 +33,8 @@ import servers_load as load
 import servers_setup as setup
 
 ORDER = ("reactor", "reactor-py", "reactor-log", "reactor-full", "nginx", "nginx-tuned",
-         "nginx-gzip", "aiohttp", "http.server", "bare-loop", "reactor-tls", "nginx-tls")
+         "nginx-gzip", "aiohttp", "http.server", "bare-loop", "reactor-tls", "nginx-tls",
+         "reactor-h2", "reactor-h2py", "nginx-h2", "reactor-h2-tls", "nginx-h2-tls")
 # reactor-full (the fast lane off) runs only when asked for: it shows what the lane is worth.
 DEFAULT = tuple(name for name in ORDER if name != "reactor-full")
 # Fixed per server, so charts from different runs read the same way.
@@ -39,7 +42,9 @@ COLORS = {"reactor": "#2b6cb0", "reactor-py": "#63b3ed", "reactor-log": "#90cdf4
           "reactor-full": "#2c5282",
           "nginx": "#38a169", "nginx-tuned": "#276749", "nginx-gzip": "#9ae6b4",
           "aiohttp": "#dd6b20", "http.server": "#805ad5", "bare-loop": "#a0aec0",
-          "reactor-tls": "#1a365d", "nginx-tls": "#22543d"}
+          "reactor-tls": "#1a365d", "nginx-tls": "#22543d",
+          "reactor-h2": "#3182ce", "reactor-h2py": "#bee3f8", "nginx-h2": "#48bb78",
+          "reactor-h2-tls": "#2a4365", "nginx-h2-tls": "#1c4532"}
 # Ratios, the chart and the targets of the project are all stated against nginx.
 BASELINE = "nginx"
 
@@ -53,6 +58,15 @@ class Scenario:
     script: str
     connections: int
     metric: str  # "rps" or "mbps"
+    # HTTP/2 (h2load): requests in flight per connection, and requests in a 5 s run's worth
+    # (scaled by the run's duration); `paths` cycled through instead of `path`.
+    streams: int = 0
+    requests: int = 0
+    paths: tuple = ()
+
+    @property
+    def http2(self) -> bool:
+        return self.streams > 0
 
 
 SCENARIOS = (
@@ -80,6 +94,16 @@ SCENARIOS = (
              setup.MEDIUM[0], "keepalive", 16, "mbps"),
     Scenario("tls-10m", "HTTPS 10 MiB file, keep-alive, 4 connections", "HTTPS 10 MiB\nMB/s",
              setup.LARGE[0], "keepalive", 4, "mbps"),
+    Scenario("h2c", "h2c 1 KiB, 10 connections x 100 streams", "h2c 1 KiB\n-c10 -m100",
+             setup.SMALL[0], "h2load", 10, "rps", streams=100, requests=200_000),
+    Scenario("h2-tls", "h2 over TLS 1 KiB, 10 connections x 100 streams",
+             "h2 TLS 1 KiB\n-c10 -m100", setup.SMALL[0], "h2load", 10, "rps", streams=100,
+             requests=200_000),
+    Scenario("h2-page", "h2 over TLS, a page of 60 assets of 1-100 KiB, 4 connections x 60 "
+             "streams", "h2 TLS page\n60 assets", setup.PAGE[0][0], "h2load", 4, "rps",
+             streams=60, requests=12_000, paths=tuple(path for path, _ in setup.PAGE)),
+    Scenario("h2-10m", "h2 over TLS 10 MiB file, 4 connections", "h2 TLS 10 MiB\nMB/s",
+             setup.LARGE[0], "h2load", 4, "mbps", streams=1, requests=80),
 )
 # The compression targets: reactor's gzip answers against its identity ones and against nginx
 # compressing per request.
@@ -88,6 +112,12 @@ TARGETS = {"identity": 0.9, "nginx-gzip": 5.0}
 # HTTPS: keep-alive at least as fast as nginx; a handshake per request and large files (no
 # kTLS on these machines) within a tenth of it.
 TLS_TARGETS = {"tls-ka50": 1.0, "tls-close": 0.9, "tls-10m": 0.9}
+# HTTP/2: reactor ÷ nginx with http2 over TLS and h2c; h2c against reactor's own HTTP/1.1
+# keep-alive (the same file, wrk at 50 connections); 10 MiB over h2 against nginx's.
+H2_TARGETS = {("reactor-h2-tls", "nginx-h2-tls", "h2-tls"): 1.0,
+              ("reactor-h2", "nginx-h2", "h2c"): 1.2,
+              ("reactor-h2-tls", "nginx-h2-tls", "h2-10m"): 0.8}
+H2_OVER_HTTP1 = (("reactor-h2", "h2c", "reactor", "ka50"), 1.0)
 MEMORY_SCENARIO = "ka1000"
 
 FULL = dict(rounds=3, duration=5.0)
@@ -224,10 +254,16 @@ class Quiet:
 def one_run(args, server, sc, scripts, quiet):
     before = quiet.wait()
     plan = load.Load(sc.connections, sc.script, args.duration)
+    scheme = "https" if server.spec.tls else "http"
     with setup.RssSampler(server.pids) as rss, \
             setup.ForeignLoad(server.pids, (args.server_cpu, args.wrk_cpu)) as other:
-        result = load.run(server.port, sc.path, plan, scripts, args.wrk_cpu,
-                          "https" if server.spec.tls else "http")
+        if sc.http2:
+            requests = max(sc.connections * sc.streams,
+                           round(sc.requests * args.duration / FULL["duration"]))
+            result = load.run_h2load(server.port, sc.paths or (sc.path,), plan, sc.streams,
+                                     requests, args.wrk_cpu, scheme)
+        else:
+            result = load.run(server.port, sc.path, plan, scripts, args.wrk_cpu, scheme)
     result.update(rss_peak_kib=rss.peak_kib, pss_peak_kib=rss.pss_peak_kib,
                   foreign_cores=round(other.cores, 3), load_before_cores=round(before, 3),
                   server_cpu_s=round(other.server_s, 3))
@@ -241,6 +277,10 @@ def measure(args, running, status, scripts):
     names = [n for n in ORDER if n in running]
     for name in names:
         scheme = "https" if running[name].spec.tls else "http"
+        if running[name].spec.http2:
+            load.run_h2load(running[name].port, (setup.SMALL[0],), load.Load(4, "h2load", 1),
+                            10, 2000, args.wrk_cpu, scheme)
+            continue
         load.run(running[name].port, setup.SMALL[0], load.Load(50, "keepalive", 1), scripts,
                  args.wrk_cpu, scheme)
         # The compressed scenario measures the requests after the first: this one makes the
@@ -306,7 +346,8 @@ def summarise(runs, status):
             got = _ok(runs, name, sc.key)
             if not got:
                 continue
-            timed = sc.script != "pipeline16"
+            # wrk's latency is per batch when pipelining; h2load gives a mean, no percentiles.
+            timed = sc.script not in ("pipeline16", "h2load")
             per[sc.key] = {
                 "value": statistics.median(r[sc.metric] for r in got),
                 "cpu_us": statistics.median(r.get("cpu_us", 0.0) for r in got),
@@ -430,7 +471,7 @@ def report(args, status, summary, ratios, meta, runs) -> str:
 
     # wrk's percentiles come out inconsistent under pipelining (p99 below p50), so the
     # pipelined run reports throughput only.
-    latency = [sc for sc in SCENARIOS if sc.metric == "rps" and sc.script != "pipeline16"]
+    latency = [sc for sc in SCENARIOS if sc.metric == "rps" and sc.script not in ("pipeline16", "h2load")]
     lines += ["", "Latency p50 / p99 in ms.", "",
               "| server | " + " | ".join(_name(sc) for sc in latency) + " |",
               "|" + "---|" * (len(latency) + 1)]
@@ -445,6 +486,7 @@ def report(args, status, summary, ratios, meta, runs) -> str:
 
     lines += compression_report(runs, status, summary)
     lines += tls_report(ratios, status)
+    lines += h2_report(runs, ratios, status, summary)
 
     notes = []
     for n in names:
@@ -528,6 +570,38 @@ def tls_report(ratios, status) -> list:
     titles = {sc.key: sc.title for sc in SCENARIOS}
     return ["", f"HTTPS targets, reactor ÷ {status['nginx-tls']['label']}:", ""] + _verdicts(
         (titles[key], mine[key], target) for key, target in TLS_TARGETS.items())
+
+
+def h2_report(runs, ratios, status, summary) -> list:
+    """The HTTP/2 targets, in requests/s (or MB/s) and in CPU per request."""
+    lines = []
+    titles = {sc.key: sc.title for sc in SCENARIOS}
+    checks, cpu = [], []
+    for (mine, theirs, key), target in H2_TARGETS.items():
+        value = ratios.get(mine, {}).get(theirs, {}).get(key)
+        if value is None:
+            continue
+        checks.append((f"{titles[key]}: {status[mine]['label']} ÷ {status[theirs]['label']}",
+                       value, target))
+        a = summary.get(mine, {}).get(key, {}).get("cpu_us")
+        b = summary.get(theirs, {}).get(key, {}).get("cpu_us")
+        if a and b:
+            cpu.append(f"- CPU per request, {titles[key]}: {status[theirs]['label']} ÷ "
+                       f"{status[mine]['label']}: {b / a:.2f} ({a:.1f} against {b:.1f} µs)")
+    (mine, key, theirs, their_key), target = H2_OVER_HTTP1
+    value = _pair_ratio(runs, mine, key, theirs, their_key)
+    if value is not None:
+        checks.append((f"{status[mine]['label']} {key} ÷ {status[theirs]['label']} "
+                       f"{their_key} (HTTP/1.1 keep-alive)", value, target))
+    slow = summary.get("reactor-h2py", {}).get("h2c", {}).get("cpu_us")
+    fast = summary.get("reactor-h2", {}).get("h2c", {}).get("cpu_us")
+    if slow and fast:
+        cpu.append(f"- The pure-Python engine costs {slow:.1f} µs per request against "
+                   f"{fast:.1f} with libnghttp2 ({slow / fast:.1f}x)")
+    if checks:
+        lines = ["", "HTTP/2 targets (h2load; median of per-round ratios):", ""]
+        lines += _verdicts(checks) + cpu
+    return lines
 
 
 def _short(v, metric):

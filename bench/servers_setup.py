@@ -32,7 +32,10 @@ MEDIUM = ("/image.png", 100 * 1024)
 LARGE = ("/big.bin", 10 * 1024 * 1024)
 # A minified-looking JavaScript bundle, for compression on the fly.
 SCRIPT = ("/app.js", 50 * 1024)
-FILES = (SMALL, MEDIUM, LARGE, SCRIPT)
+# A page as a browser fetches it over HTTP/2: 60 assets of 1 to 100 KiB (sizes spread as a
+# real page's are: many small, a few large).
+PAGE = tuple((f"/page/asset-{i:02d}.bin", 1024 + (i * i * 1709) % (99 * 1024)) for i in range(60))
+FILES = (SMALL, MEDIUM, LARGE, SCRIPT) + PAGE
 
 READY_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 5.0
@@ -76,7 +79,9 @@ def build_tree(root: str) -> dict:
         MEDIUM[0]: b"\x89PNG\r\n\x1a\n" + rnd.randbytes(MEDIUM[1] - 8),
         LARGE[0]: rnd.randbytes(LARGE[1]),
         SCRIPT[0]: script_js(rnd),
+        **{path: rnd.randbytes(size) for path, size in PAGE},
     }
+    os.mkdir(os.path.join(root, "page"))
     digests = {}
     for path, data in contents.items():
         with open(os.path.join(root, path.lstrip("/")), "wb") as f:
@@ -85,6 +90,7 @@ def build_tree(root: str) -> dict:
     # nginx workers drop root privileges to nobody; mkdtemp's 0700 would hide the tree from them.
     os.chmod(os.path.dirname(root), 0o755)
     os.chmod(root, 0o755)
+    os.chmod(os.path.join(root, "page"), 0o755)
     for path in contents:
         os.chmod(os.path.join(root, path.lstrip("/")), 0o644)
     return digests
@@ -160,6 +166,7 @@ class Spec:
     skip: dict = field(default_factory=dict)
     cwd: str = REPO
     tls: bool = False   # speaks HTTPS, with the certificate of tls_files()
+    http2: bool = False   # measured over HTTP/2 (h2load), checked with curl over HTTP/2
 
 
 def _reactor_argv(port, tree, workdir):
@@ -191,6 +198,25 @@ def tls_files(workdir: str) -> tuple:
 def _reactor_tls_argv(port, tree, workdir):
     cert, key = tls_files(workdir)
     return _reactor_argv(port, tree, workdir) + ["--tls-cert", cert, "--tls-key", key]
+
+
+# h2load keeps its connections for the whole run and does not reconnect after a GOAWAY, so
+# neither server may end a connection after some number of requests (reactor's default is
+# 10,000, nginx's keepalive_requests 1,000): those requests would count as failures.
+UNCAPPED = 100_000_000
+NGINX_UNCAPPED = f"    keepalive_requests {UNCAPPED};\n"
+
+
+def _reactor_h2_argv(port, tree, workdir):
+    return _reactor_argv(port, tree, workdir) + ["--max-keepalive-requests", str(UNCAPPED)]
+
+
+def _reactor_h2_tls_argv(port, tree, workdir):
+    return _reactor_tls_argv(port, tree, workdir) + ["--max-keepalive-requests", str(UNCAPPED)]
+
+
+def _reactor_h2py_argv(port, tree, workdir):
+    return _reactor_h2_argv(port, tree, workdir) + ["--http2-engine", "h2"]
 
 
 def _http_server_argv(port, tree, workdir):
@@ -244,9 +270,10 @@ def nginx_tls(workdir: str) -> str:
 
 
 def nginx_config(port: int, tree: str, workdir: str, tuned: bool = False,
-                 gzip: bool = False, tls: bool = False) -> str:
+                 gzip: bool = False, tls: bool = False, http2: bool = False) -> str:
     """One worker and no access log, otherwise nginx's own defaults (`tuned`: NGINX_TUNED on
-    top, `gzip`: NGINX_GZIP, `tls`: HTTPS by nginx_tls); every path it writes lies under
+    top, `gzip`: NGINX_GZIP, `tls`: HTTPS by nginx_tls, `http2`: the listener speaks h2, by
+    ALPN with `tls`, else h2c with prior knowledge only); every path it writes lies under
     workdir."""
     nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     if nofile == resource.RLIM_INFINITY:
@@ -263,7 +290,7 @@ events {{
 }}
 http {{
     access_log off;
-{NGINX_TUNED if tuned else ""}{NGINX_GZIP if gzip else ""}\
+{NGINX_UNCAPPED if http2 else ""}{NGINX_TUNED if tuned else ""}{NGINX_GZIP if gzip else ""}\
     client_body_temp_path {temp}/body;
     proxy_temp_path {temp}/proxy;
     fastcgi_temp_path {temp}/fastcgi;
@@ -276,7 +303,7 @@ http {{
     }}
     default_type application/octet-stream;
     server {{
-        listen 127.0.0.1:{port}{" ssl" if tls else ""} backlog=4096;
+        listen 127.0.0.1:{port}{" ssl" if tls else ""}{" http2" if http2 else ""} backlog=4096;
         root {tree};
 {nginx_tls(workdir) if tls else ""}\
     }}
@@ -284,11 +311,11 @@ http {{
 """
 
 
-def _nginx_argv(port, tree, workdir, tuned=False, gzip=False, tls=False):
+def _nginx_argv(port, tree, workdir, tuned=False, gzip=False, tls=False, http2=False):
     conf = os.path.join(workdir, f"nginx-{port}.conf")
     os.makedirs(os.path.join(workdir, "nginx-temp"), exist_ok=True)
     with open(conf, "w") as f:
-        f.write(nginx_config(port, tree, workdir, tuned, gzip, tls))
+        f.write(nginx_config(port, tree, workdir, tuned, gzip, tls, http2))
     return [which("nginx") or "nginx", "-p", workdir, "-c", conf,
             "-e", os.path.join(workdir, "nginx-error.log")]
 
@@ -305,6 +332,14 @@ def _nginx_tls_argv(port, tree, workdir):
     return _nginx_argv(port, tree, workdir, tls=True)
 
 
+def _nginx_h2_argv(port, tree, workdir):
+    return _nginx_argv(port, tree, workdir, http2=True)
+
+
+def _nginx_h2_tls_argv(port, tree, workdir):
+    return _nginx_argv(port, tree, workdir, tls=True, http2=True)
+
+
 # The compression scenarios compare reactor with nginx only; the other peers sit them out.
 _NOT_JS = {"js50": "compression is reactor against nginx", "js50gz": "compression is reactor "
            "against nginx"}
@@ -318,6 +353,16 @@ TLS_SCENARIOS = ("tls-ka50", "tls-close", "tls-100k", "tls-10m")
 PLAIN_SCENARIOS = ("ka50", "ka1000", "close", "pipe16", "100k", "10m", "js50", "js50gz")
 _NOT_TLS = {key: "HTTPS is reactor against nginx with ssl" for key in TLS_SCENARIOS}
 _ONLY_TLS = {key: "plain HTTP is measured without TLS" for key in PLAIN_SCENARIOS}
+
+# HTTP/2 (h2load): h2c against nginx's h2c listener, h2 over TLS against nginx's ssl http2 one.
+H2C_SCENARIOS = ("h2c",)
+H2_TLS_SCENARIOS = ("h2-tls", "h2-page", "h2-10m")
+_NOT_H2 = {key: "HTTP/2 is measured on the HTTP/2 servers"
+           for key in H2C_SCENARIOS + H2_TLS_SCENARIOS}
+_ONLY_H2C = {key: "h2c servers run the h2c scenario"
+             for key in PLAIN_SCENARIOS + TLS_SCENARIOS + H2_TLS_SCENARIOS}
+_ONLY_H2_TLS = {key: "h2 over TLS servers run the h2 scenarios"
+                for key in PLAIN_SCENARIOS + TLS_SCENARIOS + H2C_SCENARIOS}
 
 SPECS = {
     "reactor": Spec("reactor", "reactor (C parser)", _reactor_argv),
@@ -341,23 +386,41 @@ SPECS = {
                         tls=True),
     "nginx-tls": Spec("nginx-tls", "nginx HTTPS (1 worker, defaults)", _nginx_tls_argv,
                       skip=_ONLY_TLS, tls=True),
+    "reactor-h2": Spec("reactor-h2", "reactor h2c (libnghttp2)", _reactor_h2_argv,
+                       skip=_ONLY_H2C, http2=True),
+    "reactor-h2py": Spec("reactor-h2py", "reactor h2c (pure-Python h2)", _reactor_h2py_argv,
+                         skip=_ONLY_H2C, http2=True),
+    "nginx-h2": Spec("nginx-h2", "nginx h2c (1 worker, defaults)", _nginx_h2_argv,
+                     skip=_ONLY_H2C, http2=True),
+    "reactor-h2-tls": Spec("reactor-h2-tls", "reactor h2 (libnghttp2)", _reactor_h2_tls_argv,
+                           skip=_ONLY_H2_TLS, tls=True, http2=True),
+    "nginx-h2-tls": Spec("nginx-h2-tls", "nginx h2 (1 worker, defaults)", _nginx_h2_tls_argv,
+                         skip=_ONLY_H2_TLS, tls=True, http2=True),
 }
 for _spec in SPECS.values():
     if not _spec.tls:
         _spec.skip = {**_spec.skip, **_NOT_TLS}
+    if not _spec.http2:
+        _spec.skip = {**_spec.skip, **_NOT_H2}
 
 
 def prerequisite(name: str) -> str:
     """Install what a server needs; return '' when it can be tried, else the reason it cannot."""
-    if name in ("nginx", "nginx-tuned", "nginx-gzip", "nginx-tls"):
+    if SPECS[name].http2:
+        reason = ensure_command("h2load", "nghttp2-client") or ensure_command("curl", "curl")
+        if reason:
+            return reason
+    if name.startswith("nginx"):
         reason = ensure_command("nginx", "nginx-light")
-        if reason or name != "nginx-tls":
+        if reason or not SPECS[name].tls:
             return reason
     if SPECS[name].tls and not which("openssl"):
         return "no openssl command to make the certificate"
     if name == "aiohttp":
         return ensure_module("aiohttp", "aiohttp")
-    if name in ("reactor", "reactor-py", "reactor-log", "reactor-tls", "reactor-full"):
+    if name.startswith("reactor"):
+        if SPECS[name].http2 and not _reactor_http2_engine(name):
+            return "its HTTP/2 engine is not installed"
         backend, reason = _reactor_backend(name)
         if reason:
             return reason
@@ -389,10 +452,20 @@ def _reactor_backend(name: str):
     return (match.group(1) if match else "unknown"), ""
 
 
+def _reactor_http2_engine(name: str) -> str:
+    """The name of the HTTP/2 engine the server `name` runs with ('' when it is missing)."""
+    wanted = "h2" if name == "reactor-h2py" else "nghttp2"
+    env = dict(os.environ, **SPECS[name].env)
+    probe = f"from reactor.http import h2; print(h2.engine({wanted!r}).NAME)"
+    done = subprocess.run([sys.executable, "-c", probe], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=30)
+    return done.stdout.strip()
+
+
 def version(name: str) -> str:
     """A one-line version string for the report; '' where none can be had."""
     try:
-        if name in ("nginx", "nginx-tuned", "nginx-gzip", "nginx-tls"):
+        if name.startswith("nginx"):
             out = subprocess.run([which("nginx") or "nginx", "-v"], capture_output=True,
                                  text=True).stderr
             return out.strip().split("/")[-1]
@@ -400,7 +473,7 @@ def version(name: str) -> str:
             probe = "import aiohttp; print(aiohttp.__version__)"
             return subprocess.run([sys.executable, "-c", probe], capture_output=True,
                                   text=True).stdout.strip()
-        if name in ("reactor", "reactor-py", "reactor-log", "reactor-tls", "reactor-full"):
+        if name.startswith("reactor"):
             env = dict(os.environ, **SPECS[name].env)
             return subprocess.run([sys.executable, "-m", "reactor", "--version"], cwd=REPO,
                                   env=env, capture_output=True, text=True,
@@ -476,7 +549,8 @@ class Server:
                 raise Unavailable(f"exited with {self.proc.returncode}" +
                                   (f": {tail}" if tail else ""))
             try:
-                status, _, _ = fetch(self.port, self.spec.paths[0], self.spec.tls)
+                status, _, _ = fetch(self.port, self.spec.paths[0], self.spec.tls,
+                                     self.spec.http2)
                 return
             except OSError:
                 time.sleep(0.1)
@@ -485,7 +559,7 @@ class Server:
     def _check(self) -> None:
         for path in self.spec.paths:
             try:
-                status, headers, body = fetch(self.port, path, self.spec.tls)
+                status, headers, body = fetch(self.port, path, self.spec.tls, self.spec.http2)
             except OSError as e:
                 raise Unavailable(f"GET {path} failed: {e}") from e
             if status != 200:
@@ -513,7 +587,9 @@ class Server:
         self.proc = None
 
 
-def fetch(port: int, path: str, tls: bool = False):
+def fetch(port: int, path: str, tls: bool = False, http2: bool = False):
+    if http2:
+        return _fetch_h2(port, path, tls)
     if tls:   # the run's own certificate: checking it would prove nothing here
         conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=10,
                                            context=ssl._create_unverified_context())
@@ -525,6 +601,19 @@ def fetch(port: int, path: str, tls: bool = False):
         return resp.status, resp.getheaders(), resp.read()
     finally:
         conn.close()
+
+
+def _fetch_h2(port: int, path: str, tls: bool):
+    """(status, [], body) of a GET over HTTP/2 by curl (prior knowledge on a plain port);
+    OSError when it does not answer over HTTP/2."""
+    url = f"{'https' if tls else 'http'}://127.0.0.1:{port}{path}"
+    flag = "--http2" if tls else "--http2-prior-knowledge"
+    done = subprocess.run(["curl", "-sk", flag, "-w", "\n%{http_code} %{http_version}", url],
+                          capture_output=True, timeout=30)
+    body, _, tail = done.stdout.rpartition(b"\n")
+    if done.returncode != 0 or not tail.endswith(b" 2"):
+        raise ConnectionError(f"curl over HTTP/2: exit {done.returncode}, {tail!r}")
+    return int(tail.split()[0]), [], body
 
 
 # -- memory --------------------------------------------------------------------------------------

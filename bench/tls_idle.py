@@ -1,11 +1,13 @@
 """Memory of idle HTTPS connections: N clients that each made one request and then wait.
 
-    python bench/tls_idle.py [--connections 1000] [--target-mib 64]
+    python bench/tls_idle.py [--connections 1000] [--target-mib 64] [--http2]
 
 Starts `python -m reactor` over TLS on 127.0.0.1 (a throwaway certificate made with openssl),
 opens the connections (full handshake, one 1 KiB request each, then silence), and prints the
 server's resident memory before and with them held, per connection, and against the target
-for the whole process. Exits 1 when the target is missed. Only ever aims at 127.0.0.1.
+for the whole process. With --http2 the clients speak h2 (ALPN; the `h2` package makes their
+frames), so each connection holds an HTTP/2 session. Exits 1 when the target is missed. Only
+ever aims at 127.0.0.1.
 """
 
 import argparse
@@ -32,7 +34,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--connections", type=int, default=1000)
     parser.add_argument("--target-mib", type=float, default=64.0)
+    parser.add_argument("--http2", action="store_true", help="h2 clients (ALPN) instead of HTTP/1.1")
     args = parser.parse_args()
+    opener = open_h2 if args.http2 else open_one
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     with tempfile.TemporaryDirectory() as folder:
@@ -48,11 +52,11 @@ def main() -> int:
         try:
             port = int(server.stdout.readline().split("https://127.0.0.1:")[1].split("/")[0])
             context = ssl.create_default_context(cafile=paths["ca"])
-            held.append(open_one(context, port))   # the first request warms the caches
+            held.append(opener(context, port))   # the first request warms the caches
             time.sleep(0.5)
             before = rss_kib(server.pid)
             for _ in range(args.connections):
-                held.append(open_one(context, port))
+                held.append(opener(context, port))
             time.sleep(1.0)
             after = rss_kib(server.pid)
         finally:
@@ -63,7 +67,7 @@ def main() -> int:
     per = (after - before) / args.connections
     met = after / 1024 <= args.target_mib
     print(f"reactor over TLS: {before / 1024:.1f} MiB before, {after / 1024:.1f} MiB with "
-          f"{args.connections:,} idle TLS connections ({per:.1f} KiB each); target: the whole "
+          f"{args.connections:,} idle {'h2' if args.http2 else 'TLS'} connections ({per:.1f} KiB each); target: the whole "
           f"process within {args.target_mib:g} MiB: {'met' if met else 'NOT met'}")
     return 0 if met else 1
 
@@ -75,6 +79,28 @@ def open_one(context, port):
     answer = b""
     while not answer.endswith(b"x" * 64):
         answer += sock.recv(65536)
+    return sock
+
+
+def open_h2(context, port):
+    import h2.config
+    import h2.connection
+    import h2.events
+
+    context.set_alpn_protocols(["h2"])
+    sock = context.wrap_socket(socket.create_connection(("127.0.0.1", port)),
+                               server_hostname="localhost")
+    client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    client.initiate_connection()
+    client.send_headers(1, [(":method", "GET"), (":scheme", "https"),
+                            (":authority", "localhost"), (":path", "/index.html")],
+                        end_stream=True)
+    sock.sendall(client.data_to_send())
+    ended = False
+    while not ended:
+        for event in client.receive_data(sock.recv(65536)):
+            ended = ended or isinstance(event, h2.events.StreamEnded)
+        sock.sendall(client.data_to_send())   # the SETTINGS acknowledgement
     return sock
 
 

@@ -162,7 +162,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the plain port answers every request with 301 to its HTTPS URL")
     p.add_argument("--hsts", type=int, metavar="SECONDS", default=0,
                    help="add Strict-Transport-Security: max-age=SECONDS to HTTPS responses")
-    p.add_argument("--version", action="store_true", help="print the version and parser backend")
+    p.add_argument("--http2", action=argparse.BooleanOptionalAction, default=True,
+                   help="HTTP/2: h2 by ALPN on HTTPS, h2c with prior knowledge on plain ports "
+                        "(default on where an engine is installed)")
+    p.add_argument("--http2-engine", choices=("nghttp2", "h2"), default="",
+                   help="the HTTP/2 engine (default: libnghttp2, else the h2 package; h2 is "
+                        "far slower, for comparison)")
+    p.add_argument("--version", action="store_true",
+                   help="print the version, the parser backend and the HTTP/2 engine")
     return p
 
 
@@ -207,7 +214,7 @@ def config_from_args(args) -> Config:
         tls_cert=tuple(args.tls_cert or ()), tls_key=tuple(args.tls_key or ()),
         tls_password_file=args.tls_password_file, tls_port=args.tls_port,
         redirect_https=args.redirect_https, hsts=args.hsts, fast_lane=args.fast_lane,
-        **overrides,
+        http2=args.http2, http2_engine=args.http2_engine, **overrides,
     ).checked()
     _check_site_rules(config)
     return config
@@ -225,12 +232,20 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     if args.version:
+        from .http.h2 import ENGINE
         from .http.parser import BACKEND
-        print(f"reactor {__version__} (parser: {BACKEND}, Python {sys.version.split()[0]})")
+        print(f"reactor {__version__} (parser: {BACKEND}, http2: {ENGINE or 'none'}, "
+              f"Python {sys.version.split()[0]})")
         return 0
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     try:
         config = config_from_args(args)
+        if config.http2 and not config.http2_engine:
+            from .http.h2 import ENGINE, WHY_NOT
+            if ENGINE is None:
+                print(f"reactor: HTTP/1.1 only: no HTTP/2 engine ({WHY_NOT}; install "
+                      f"libnghttp2's headers and rebuild, or pip install 'reactor[http2]')",
+                      file=sys.stderr)
         from .ops.serve import serve
         serve(config, ready=lambda line: print(line, flush=True), argv=argv)
     except ConfigError as error:

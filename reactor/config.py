@@ -1,6 +1,6 @@
 """One frozen Config for a server run: every knob, its default and its check.
 
-Imports only limits and errors. The CLI builds it from argv; tests and embedders build it
+Imports only limits and errors (and reactor.http.h2, to check that an engine asked for is there). The CLI builds it from argv; tests and embedders build it
 directly. Nothing here opens sockets or files beyond checking that the root exists.
 """
 
@@ -77,6 +77,8 @@ class Config:
     redirect_https: bool = False       # the plain port answers 301 to the HTTPS URL
     hsts: int = 0                      # Strict-Transport-Security max-age on HTTPS responses
     handshake_timeout: float = limits.HANDSHAKE_TIMEOUT
+    http2: bool = True                 # h2 by ALPN on TLS, h2c with prior knowledge on plain ports
+    http2_engine: str = ""             # "nghttp2" or "h2"; "" takes the best one installed
 
     @property
     def tls(self) -> bool:
@@ -109,6 +111,7 @@ class Config:
         if self.compress_cache is not None and not os.path.isdir(self.compress_cache):
             raise ConfigError(f"--compress-cache {self.compress_cache!r} is not a directory")
         self._check_tls()
+        self._check_http2()
         if self.workers < 1:
             raise ConfigError("--workers must be at least 1")
         if self.threads < 1:
@@ -156,6 +159,20 @@ class Config:
             raise ConfigError("--redirect-https needs --tls-port (the plain port to redirect from)")
         if self.hsts < 0:
             raise ConfigError("--hsts must be a number of seconds, 0 or more")
+
+
+    def _check_http2(self):
+        if not self.http2_engine:
+            return
+        from .http import h2
+        if self.http2_engine not in h2.ENGINES:
+            raise ConfigError(f"--http2-engine {self.http2_engine!r}: choose "
+                              f"{' or '.join(h2.ENGINES)}")
+        try:
+            h2.engine(self.http2_engine)
+        except ImportError as error:
+            raise ConfigError(f"--http2-engine {self.http2_engine}: not available "
+                              f"({error})") from None
 
 
 def _check_networks(flag, specs):

@@ -9,7 +9,12 @@ handle has `.port`, `.url` (http:// or https://127.0.0.1:PORT), `.server`, `.rev
 (static files: changes on disk are seen by the next request) and `.stop()`; every server is
 stopped at the end of the test.
 
-`backend` runs a test once per parser backend module (reactor.http._pyparser, reactor.http._cparser).
+`backend` runs a test once per parser backend module (reactor.http._pyparser, reactor.http._cparser);
+`engine` once per HTTP/2 engine name ("nghttp2", "h2").
+
+`ca`, `pki` (its files: ca.pem, cert.pem and key.pem for localhost and 127.0.0.1) and
+`client_context` (an SSLContext trusting the CA) are for HTTPS; `h2_site` a small site for the
+HTTP/2 tests.
 
 Tests marked `slow` are long forms of others, skipped unless pytest is given `--slow`.
 
@@ -19,14 +24,18 @@ killed at the end of the test.
 """
 
 import importlib
+import os
 import signal
+import ssl
 import threading
 
 import pytest
+import trustme
 from processes import Cli
 
 from reactor.config import Config
 from reactor.http import _pyparser
+from reactor.http import h2 as engines
 from reactor.net.server import Server, open_listener
 from reactor.ops import wiring as ops
 
@@ -106,21 +115,74 @@ def server_factory():
         handle.stop()
 
 
-def _parser_backends():
-    params = [pytest.param(_pyparser, id="python")]
-    try:
-        cparser = importlib.import_module("reactor.http._cparser")
-    except ImportError as error:
-        params.append(pytest.param(None, id="c", marks=pytest.mark.skip(
-            reason=f"C extension not built: {error}")))
-    else:
-        params.append(pytest.param(cparser, id="c"))
+def _available(candidates) -> list:
+    """pytest params of (id, load) pairs: load() gives the value, or raises ImportError where
+    it is missing, and then the param is skipped with that reason."""
+    params = []
+    for name, load in candidates:
+        try:
+            value = load()
+        except ImportError as error:
+            params.append(pytest.param(None, id=name, marks=pytest.mark.skip(
+                reason=f"{name} not available: {error}")))
+        else:
+            params.append(pytest.param(value, id=name))
     return params
 
 
-@pytest.fixture(params=_parser_backends())
+@pytest.fixture(params=_available([
+        ("python", lambda: _pyparser),
+        ("c", lambda: importlib.import_module("reactor.http._cparser"))]))
 def backend(request):
     return request.param
+
+
+def _h2_engine(name):
+    engines.engine(name)
+    return name
+
+
+@pytest.fixture(params=_available([(name, lambda name=name: _h2_engine(name))
+                                   for name in engines.ENGINES]))
+def engine(request):
+    """The name of an HTTP/2 engine (Config.http2_engine): each test runs on both."""
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def ca():
+    return trustme.CA()
+
+
+@pytest.fixture(scope="module")
+def pki(ca, tmp_path_factory):
+    """Files of a CA and a certificate for localhost / 127.0.0.1."""
+    folder = tmp_path_factory.mktemp("pki")
+    leaf = ca.issue_cert("localhost", "127.0.0.1")
+    leaf.cert_chain_pems[0].write_to_path(str(folder / "cert.pem"))
+    leaf.private_key_pem.write_to_path(str(folder / "key.pem"))
+    ca.cert_pem.write_to_path(str(folder / "ca.pem"))
+    return folder
+
+
+@pytest.fixture
+def client_context(pki):
+    return ssl.create_default_context(cafile=str(pki / "ca.pem"))
+
+
+@pytest.fixture
+def h2_site(tmp_path):
+    """A small site for the HTTP/2 tests: a page, a stylesheet, files of 200 KiB and 3 MiB,
+    a directory."""
+    root = tmp_path / "site"
+    root.mkdir()
+    (root / "index.html").write_bytes(b"<h1>hello over h2</h1>")
+    (root / "style.css").write_bytes(b"body { color: #333; }\n" * 200)
+    (root / "big.bin").write_bytes(os.urandom(3 * 1024 * 1024 + 17))
+    (root / "mid.bin").write_bytes(os.urandom(200 * 1024))
+    (root / "docs").mkdir()
+    (root / "docs" / "a.txt").write_bytes(b"a")
+    return root
 
 
 @pytest.fixture

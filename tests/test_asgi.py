@@ -244,6 +244,15 @@ def test_https(server_factory, tmp_path):
     assert asgi_apps.seen["ws_scope"]["scheme"] == "wss"
 
 
+def test_http2_with_prior_knowledge(raw):
+    with httpx.Client(base_url=raw.url, http1=False, http2=True) as client:
+        response = client.post("/scope", content=b"over h2")
+        assert response.http_version == "HTTP/2" and response.text == "ok"
+        assert client.get("/stream").content == b"part0;part1;part2;"
+    assert asgi_apps.seen["body"] == b"over h2"
+    assert asgi_apps.seen["scope"]["http_version"] == "2"
+
+
 def test_access_log_and_metrics(server_factory):
     lines = []
 

@@ -156,6 +156,20 @@ def test_single_page_app_route_renders_compressed_with_cors_and_headers(tmp_path
     assert fetch(site.port, "/assets/index-00000000.js")[0].status == 404
 
 
+# Reports the protocol the page and its subresources came over (Resource Timing).
+PROTOCOL_PAGE = """<!doctype html><title>protocol</title><pre id="out">pending</pre>
+<img src="/reactor.png"><link rel="stylesheet" href="/style.css">
+<script>
+window.addEventListener("load", function () {
+  var nav = performance.getEntriesByType("navigation")[0];
+  var resources = performance.getEntriesByType("resource").map(function (e) {
+    return e.nextHopProtocol; });
+  document.getElementById("out").textContent = JSON.stringify(
+    {page: nav.nextHopProtocol, resources: resources});
+});
+</script>"""
+
+
 @pytest.fixture
 def https_site(tmp_path, server_factory):
     """The demo site over HTTPS with a trustme certificate, and the base64 SHA-256 of the
@@ -172,6 +186,7 @@ def https_site(tmp_path, server_factory):
     root = tmp_path / "site"
     shutil.copytree(REPO / "static", root)
     (root / "check-index.html").write_text(CHECK_PAGE % "/")
+    (root / "protocol.html").write_text(PROTOCOL_PAGE)
     leaf = trustme.CA().issue_cert("localhost", "127.0.0.1")
     leaf.cert_chain_pems[0].write_to_path(str(tmp_path / "cert.pem"))
     leaf.private_key_pem.write_to_path(str(tmp_path / "key.pem"))
@@ -181,6 +196,18 @@ def https_site(tmp_path, server_factory):
     tls = Certificates([(str(tmp_path / "cert.pem"), str(tmp_path / "key.pem"))])
     srv = server_factory(root=str(root), tls=tls)
     return srv, base64.b64encode(hashlib.sha256(spki).digest()).decode()
+
+
+def test_demo_page_over_https_comes_over_h2(https_site):
+    from reactor.http.h2 import ENGINE
+
+    if ENGINE is None:
+        pytest.skip("no HTTP/2 engine here: the page comes over HTTP/1.1")
+    srv, spki = https_site
+    result = inspect(f"https://localhost:{srv.port}/protocol.html",
+                     f"--ignore-certificate-errors-spki-list={spki}")
+    assert result["page"] == "h2", result
+    assert result["resources"] == ["h2", "h2"], result
 
 
 def test_demo_page_over_https(https_site):

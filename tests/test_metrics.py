@@ -110,6 +110,6 @@ def test_exposition_has_help_and_type_for_every_family(server_factory, site):
     assert ("http_server_request_duration_seconds", "histogram") in families
     for line in body.splitlines():
         if not line.startswith("#"):
-            name = re.match(r"[a-z_]+", line).group(0)
+            name = re.match(r"[a-zA-Z_:][a-zA-Z0-9_:]*", line).group(0)   # Prometheus names
             base = re.sub(r"_(bucket|sum|count)$", "", name)
             assert any(family in (name, base) for family, _ in families), line

@@ -21,6 +21,7 @@ import trustme
 from netutil import connect, parse_responses, read_until_close
 
 from reactor.config import Config
+from reactor.http.h2 import ENGINE
 from reactor.http.response import FileSlice, Response
 from reactor.net.server import Server, open_listener
 from reactor.net.tls import Certificates, kernel_tls_available
@@ -33,30 +34,9 @@ needs_curl = pytest.mark.skipif(CURL is None, reason="no curl command here")
 REQUEST = b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n"
 
 
-@pytest.fixture(scope="module")
-def ca():
-    return trustme.CA()
-
-
-@pytest.fixture(scope="module")
-def pki(ca, tmp_path_factory):
-    """Files of a CA and a certificate for localhost / 127.0.0.1."""
-    folder = tmp_path_factory.mktemp("pki")
-    leaf = ca.issue_cert("localhost", "127.0.0.1")
-    leaf.cert_chain_pems[0].write_to_path(str(folder / "cert.pem"))
-    leaf.private_key_pem.write_to_path(str(folder / "key.pem"))
-    ca.cert_pem.write_to_path(str(folder / "ca.pem"))
-    return folder
-
-
 @pytest.fixture
 def certificates(pki):
     return Certificates([(str(pki / "cert.pem"), str(pki / "key.pem"))])
-
-
-@pytest.fixture
-def client_context(pki):
-    return ssl.create_default_context(cafile=str(pki / "ca.pem"))
 
 
 @pytest.fixture
@@ -101,14 +81,22 @@ def test_verifying_client_gets_the_page_on_a_kept_alive_connection(https, client
     conn.close()
 
 
-def test_alpn_is_http11_and_tls12_uses_an_aead_ecdhe_suite(https, client_context):
+def test_alpn_prefers_h2_and_tls12_uses_an_aead_ecdhe_suite(https, client_context):
     client_context.maximum_version = ssl.TLSVersion.TLSv1_2
-    client_context.set_alpn_protocols(["h2", "http/1.1"])
+    client_context.set_alpn_protocols(["http/1.1", "h2"])
     with tls_connect(https.port, client_context) as sock:
         name, version, _bits = sock.cipher()
         assert version == "TLSv1.2" and name.startswith("ECDHE-") and ("GCM" in name or "CHACHA" in name)
-        assert sock.selected_alpn_protocol() == "http/1.1"
+        # The server's order decides: h2 where it speaks HTTP/2.
+        assert sock.selected_alpn_protocol() == ("h2" if ENGINE else "http/1.1")
         assert sock.compression() is None
+
+
+def test_alpn_is_http11_without_http2(server_factory, certificates, site, client_context):
+    server = server_factory(tls=certificates, root=str(site), http2=False)
+    client_context.set_alpn_protocols(["h2", "http/1.1"])
+    with tls_connect(server.port, client_context) as sock:
+        assert sock.selected_alpn_protocol() == "http/1.1"
 
 
 def test_weak_tls12_suites_are_refused(https, client_context):

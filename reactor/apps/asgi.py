@@ -26,7 +26,7 @@ from urllib.parse import unquote
 from ..config import Config
 from ..http import limits
 from ..http.errors import ConfigError
-from ..http.protocol import discard_body
+from ..http.protocol import BodyStream, discard_body
 from ..http.response import SERVER_OWNED, Deferred, FileSlice, Response, error_response
 from .app import import_object, request_path
 
@@ -40,6 +40,7 @@ ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
 MISSING_TTL = 1.0
 MAX_MISSING = 4096
 HTTP_EXTENSIONS = {"http.response.pathsend": {}}
+HTTP_VERSIONS = {10: "1.0", 11: "1.1", 20: "2"}   # Request.version -> the scope's http_version
 
 if sys.version_info >= (3, 12):
     def start_task(loop, coroutine):
@@ -155,7 +156,7 @@ class ASGIHandler:
         return {
             "type": kind,
             "asgi": ASGI_VERSION,
-            "http_version": "1.1" if request.version >= 11 else "1.0",
+            "http_version": HTTP_VERSIONS.get(request.version, "1.1"),
             "method": request.method,
             "scheme": scheme,
             "path": self.root_path + unquote(path),
@@ -254,8 +255,12 @@ class HTTPCycle:
     def __init__(self, handler, request):
         self.handler = handler
         self.request = request
-        self.stream = request.stream   # the server streams bodies to this handler
-        self.stream.listener = self._wake
+        stream = request.stream
+        if stream is None:   # HTTP/2 hands requests over with their bodies read whole
+            stream = BodyStream(complete=True)
+            stream.feed(request.body)
+        stream.listener = self._wake
+        self.stream = stream
         self.future = None     # what the server waits on, when the answer is not ready at once
         self.response = None
         self.status = None

@@ -252,7 +252,7 @@ class WSGIHandler:
         env["REQUEST_METHOD"] = request.method
         env["PATH_INFO"] = unquote_to_bytes(path).decode("latin-1")
         env["QUERY_STRING"] = request.target.partition("?")[2]
-        env["SERVER_PROTOCOL"] = "HTTP/1.1" if request.version >= 11 else "HTTP/1.0"
+        env["SERVER_PROTOCOL"] = "HTTP/%d.%d" % divmod(request.version, 10)
         if request.scheme != "http":
             env["wsgi.url_scheme"] = request.scheme
             if request.scheme == "https":

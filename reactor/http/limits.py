@@ -100,3 +100,78 @@ WS_PING_INTERVAL = 20.0
 
 # Size of the reusable receive buffer. A whole pipelined burst of browser requests fits.
 RECV_SIZE = 64 * 1024
+
+# -- HTTP/2 ----------------------------------------------------------------------------------
+# Who enforces each: "library" is libnghttp2 (told the value by csrc/h2.c), "ours" is the shim
+# (csrc/h2.c) or, with the pure-Python `h2` engine, reactor/http/_h2python.py, which keeps the
+# same budgets so that both engines answer a flood the same way. What one peer can cost is
+# bounded by these, by the HTTP/1 limits above (bodies, timeouts, connections), and by the
+# read buffer: a read is at most RECV_SIZE bytes, whatever frames it holds.
+
+# Streams a client may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS; library). h2o's
+# default; nginx allows 128. A HEADERS frame past it is refused (REFUSED_STREAM) until the
+# client has acknowledged our SETTINGS, and is a PROTOCOL_ERROR after.
+H2_MAX_CONCURRENT_STREAMS = 100
+
+# The header list of one request, counted as RFC 7541 §4.1 does (name + value + 32 per field),
+# and its number of fields (ours: the library only advertises SETTINGS_MAX_HEADER_LIST_SIZE).
+# Past either the request is answered 431, as an HTTP/1 head past MAX_HEAD or MAX_HEADERS is.
+H2_MAX_HEADER_LIST = MAX_HEAD
+H2_MAX_FIELDS = MAX_HEADERS
+
+# A header block that decodes to more than this ends the connection with ENHANCE_YOUR_CALM
+# (ours): an HPACK bomb references one large table entry thousands of times, so a few bytes on
+# the wire would decode to megabytes; past 8x the list limit nothing honest is going on.
+H2_HPACK_BOMB = 8 * H2_MAX_HEADER_LIST
+
+# Entries in one SETTINGS frame (library, CVE-2020-11080): past it, ENHANCE_YOUR_CALM; the
+# library's default, set explicitly.
+H2_MAX_SETTINGS = 32
+
+# CONTINUATION frames after one HEADERS (CVE-2024-27316 and kin): past it, ENHANCE_YOUR_CALM.
+# The library's option where the build has it (Debian's 1.52 does, backported), else ours.
+H2_MAX_CONTINUATIONS = 8
+
+# RST_STREAM frames received (rapid reset, CVE-2023-44487): a token bucket of this burst,
+# refilled at this rate a second; empty, ENHANCE_YOUR_CALM (ours). The library's bucket, where
+# the build has one, stays behind it at twice the size (it would answer INTERNAL_ERROR).
+# The library's defaults: a browser cancelling a page's requests is far below them.
+H2_RESET_BURST = 1000
+H2_RESET_RATE = 33
+
+# "Glitches" (ours; libnghttp2 1.67's glitch limiter, which 1.52 lacks): frames that cost work
+# and ask for nothing: PING, SETTINGS, PRIORITY, PRIORITY_UPDATE and WINDOW_UPDATE frames, empty
+# DATA without END_STREAM, invalid frames, and every RST_STREAM the peer makes us send with an
+# error code (MadeYouReset, CVE-2025-8671). A bucket of this burst and rate; each request
+# received and each DATA frame sent earns one back, so a long download's WINDOW_UPDATEs never
+# add up. Empty, ENHANCE_YOUR_CALM.
+H2_GLITCH_BURST = 1000
+H2_GLITCH_RATE = 100
+
+# SETTINGS/PING acknowledgements queued for a peer that does not read them (library,
+# CVE-2019-9512/9515): past it, ENHANCE_YOUR_CALM. Behind the glitch budget, which counts the
+# same frames and answers first, at twice its burst (the library's default is 1000).
+H2_MAX_OUTBOUND_ACK = 2 * H2_GLITCH_BURST
+
+# Our receive windows (SETTINGS_INITIAL_WINDOW_SIZE per stream, and the connection's): request
+# body bytes a client may send ahead of the handler. Bodies are consumed as they are buffered,
+# up to H2_BODY_BUDGET per connection; past that the windows close until a handler has taken
+# its body, the HTTP/2 form of the backpressure HTTP/1 gets from reading one body at a time.
+H2_INITIAL_WINDOW = 65535
+H2_CONNECTION_WINDOW = 1024 * 1024
+H2_BODY_BUDGET = 4 * MAX_BODY
+
+# Response body bytes framed for one connection per turn of the loop before the others get
+# theirs, and bytes of output buffered for it (the shim's buffer is shared; what a socket does
+# not take is copied out, and a connection above this stops reading, as h2o's 512 KiB does).
+H2_SEND_BUDGET = 256 * 1024
+H2_OUTPUT_LIMIT = 512 * 1024
+
+# Files at least this large go out with sendfile on h2c (NGHTTP2_DATA_FLAG_NO_COPY: a 9-byte
+# frame header, then the payload straight from the page cache); smaller ones, and every file
+# on TLS without kTLS, are read into the frame by the shim, so a response is one send.
+H2_SENDFILE_MIN = 64 * 1024
+
+# Graceful shutdown: GOAWAY announcing it first, then, this long later (about a round trip
+# and then some, as h2o waits 1 s), the GOAWAY with the last stream id that will be answered.
+H2_GOAWAY_DELAY = 1.0

@@ -9,21 +9,26 @@ Knows HTTP framing through `protocol`, never files or routes: handlers own those
 move through a transport (transport.py), plain or TLS; which one is never asked here.
 """
 
-import enum
 import logging
 import socket
 from concurrent.futures import Future
 
 from ..http import limits
 from ..http.errors import HTTPError
+from ..http.h2 import PREFACE
 from ..http.protocol import EarlyAnswer, discard_body
 from ..http.protocol import State as InputState
 from ..http.request import Request
 from ..http.response import NO_CONTENT, Deferred, Upgrade, error_response
 from .output import Output, ResponseEnd
+from .socketside import SocketSide, State
 from .tunnel import Switch, Tunnel
 
 log = logging.getLogger("reactor")
+
+# What a read must start with to be HTTP/2 with prior knowledge: the preface's request line
+# (RFC 9113 §3.4), which no HTTP/1 request of ours could be (version 2.0 is a 505 there).
+PRIOR_KNOWLEDGE = PREFACE[:16]
 
 # Responses queued ahead of the one being written; beyond it, pipelined requests wait
 # unparsed in the protocol's order, so memory and open files per connection stay bounded.
@@ -35,28 +40,31 @@ LINGER_TIME = 2.0
 LINGER_BYTES = 256 * 1024
 
 
-class State(enum.Enum):
-    IDLE = "idle"                  # keep-alive, waiting for the next request
-    READING_HEAD = "reading head"  # part of a head has arrived
-    READING_BODY = "reading body"  # a body is arriving
-    WRITING = "writing"            # a response is being produced or written
-    CLOSING = "closing"            # last response written, draining input before close
-    TUNNEL = "tunnel"              # after a 101: the bytes belong to another protocol
-    CLOSED = "closed"
-
-
 # The 408 a connection gets when its deadline passes in these states.
 _TOO_SLOW = {State.READING_HEAD: "request head too slow",
              State.READING_BODY: "request body too slow"}
 
 
-class Connection(Output, Tunnel):
+def answer(call, request):
+    """call(request): what a handler (or its early_response) answered; a 500 when it raised,
+    logged with the request."""
+    try:
+        return call(request)
+    except Exception:
+        log.exception("handler failed for %s %s", request.method, request.target)
+        return error_response(500)
+
+
+def answer_of(future, request):
+    """The Response a handler's Future holds; a 500 when the handler raised, logged."""
+    return answer(lambda _request: future.result(), request)
+
+
+class Connection(Output, SocketSide, Tunnel):
     __slots__ = ("server", "loop", "transport", "client", "protocol", "handler", "lane", "pending",
                  "output", "waiting", "state", "deadline", "closing", "reading", "blocked",
                  "lingered", "written", "ended_at", "ending", "body_started", "client_done",
                  "inflight", "tunnel")
-
-    TUNNEL_STATE = State.TUNNEL
 
     def __init__(self, server, transport, client, handler):
         self.server = server
@@ -90,24 +98,39 @@ class Connection(Output, Tunnel):
         self.body_started = 0.0
         self.state = State.IDLE
         self.deadline = self.loop.now + server.config.header_timeout
-        transport.watch(self.on_readable, None)
+        transport.watch(self._first_readable if server.h2_engine is not None
+                        else self.on_readable, None)
 
     # -- input ---------------------------------------------------------------------------------
 
     def on_readable(self):
-        server = self.server
         if self.state is State.IDLE:
-            server.reclaimable.pop(self, None)
-        try:
-            n = self.transport.recv_into(server.recv_buffer)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            self.close()
-            return
-        if n == 0:
+            self.server.reclaimable.pop(self, None)
+        n = self._read()
+        if n:
+            self._received(n)
+        elif n == 0:
             self.on_eof()
+
+    def _first_readable(self):
+        """The first read where HTTP/2 is on: a client preface (h2c with prior knowledge), or
+        a TLS handshake that chose h2 by ALPN, hands the connection to HTTP/2; anything else
+        is HTTP/1.1, read by on_readable from now on."""
+        n = self._read()
+        if not n:
+            if n == 0:
+                self.close()
             return
+        server = self.server
+        if self.transport.alpn == "h2" or server.recv_buffer.startswith(PRIOR_KNOWLEDGE, 0, n):
+            server.switch_to_h2(self, n)
+            return
+        self.transport.watch(self.on_readable, None)
+        self._received(n)
+
+    def _received(self, n):
+        """The n bytes at the start of the server's receive buffer: answer what they hold."""
+        server = self.server
         start = 0
         lane = self.lane
         if lane is not None and self.state is State.IDLE:
@@ -131,6 +154,29 @@ class Connection(Output, Tunnel):
             self.client_done = False   # input after the last request: linger on it
         elif not (self.pending or self.output or self.waiting is not None):
             self._note_input()
+
+    def _hold_body(self):
+        """Stop reading while the body being streamed has BODY_BUFFER bytes its handler has
+        not taken: the client waits, instead of the server buffering without bound. Also
+        while an upgrade request waits for its answer: what follows may not be HTTP."""
+        protocol = self.protocol
+        stream = protocol.streaming
+        if stream is not None and stream.full and stream.resume is None and self.reading:
+            stream.resume = self._resume_body
+            self._watch(False, self.blocked)
+        elif protocol.held and self.reading:
+            self._watch(False, self.blocked)   # advance() reads again after the answer
+
+    def _resume_body(self):
+        if (self.state is not State.CLOSED and not self.reading and not self.closing
+                and len(self.pending) < self.server.config.max_pipeline):
+            self._watch(True, self.blocked)
+
+    def _lose_inflight(self):
+        """Tell the request under way that its client sent all it will (EOF) or is gone."""
+        request = self.inflight
+        if request is not None and request.stream is not None:
+            request.stream.lose()
 
     def _answer_plain(self, lane, keys, end, n):
         """Answer the plain requests `keys` (ending at `end` of the n bytes received) from the
@@ -202,29 +248,6 @@ class Connection(Output, Tunnel):
             self._idle()
             return None
         return end if end < n else None
-
-    def _hold_body(self):
-        """Stop reading while the body being streamed has BODY_BUFFER bytes its handler has
-        not taken: the client waits, instead of the server buffering without bound. Also
-        while an upgrade request waits for its answer: what follows may not be HTTP."""
-        protocol = self.protocol
-        stream = protocol.streaming
-        if stream is not None and stream.full and stream.resume is None and self.reading:
-            stream.resume = self._resume_body
-            self._watch(False, self.blocked)
-        elif protocol.held and self.reading:
-            self._watch(False, self.blocked)   # advance() reads again after the answer
-
-    def _resume_body(self):
-        if (self.state is not State.CLOSED and not self.reading and not self.closing
-                and len(self.pending) < self.server.config.max_pipeline):
-            self._watch(True, self.blocked)
-
-    def _lose_inflight(self):
-        """Tell the request under way that its client sent all it will (EOF) or is gone."""
-        request = self.inflight
-        if request is not None and request.stream is not None:
-            request.stream.lose()
 
     def _plain_ends(self, lane, keys, answers):
         """Where each answer will end, in `ending`, for the access log and the metrics."""
@@ -334,11 +357,7 @@ class Connection(Output, Tunnel):
         request.client = self.client
         self.inflight = request
         started = self.loop.now
-        try:
-            response = self.handler(request)
-        except Exception:
-            log.exception("handler failed for %s %s", request.method, request.target)
-            response = error_response(500)
+        response = answer(self.handler, request)
         if response.__class__ is Deferred:
             self.waiting = response
             response.add_done_callback(lambda done: self._resume(request, done, started))
@@ -354,18 +373,10 @@ class Connection(Output, Tunnel):
     def _early_response(self, request):
         """The handler's answer from the head alone, or None to read the body."""
         request.client = self.client
-        try:
-            return self.handler.early_response(request)
-        except Exception:
-            log.exception("handler failed for %s %s", request.method, request.target)
-            return error_response(500)
+        return answer(self.handler.early_response, request)
 
     def _resume(self, request, future, started):
-        try:
-            response = future.result()
-        except Exception:
-            log.exception("handler failed for %s %s", request.method, request.target)
-            response = error_response(500)
+        response = answer_of(future, request)
         if self.waiting is not future:
             discard_body(response.body)   # closed meanwhile: release its file or stream
             return
@@ -396,13 +407,8 @@ class Connection(Output, Tunnel):
         self.closing = True
         self.pending.clear()
 
-    def _watch(self, reading: bool, writing: bool):
-        if self.state is State.CLOSED:
-            return
-        self.reading = reading
-        self.blocked = writing
-        self.transport.watch(self.on_readable if reading else None,
-                             self._on_writable if writing else None)
+    def _write_more(self):
+        self.advance()
 
     # -- closing -------------------------------------------------------------------------------
 
@@ -430,20 +436,13 @@ class Connection(Output, Tunnel):
         self.reading = self.blocked = False
         self.transport.watch(self._linger, None)
 
-    def _read_raw(self):
-        """Bytes read into the shared buffer: 0 at EOF or when the peer is gone, None when
-        none are there yet."""
-        try:
-            return self.transport.recv_into(self.server.recv_buffer)
-        except (BlockingIOError, InterruptedError):
-            return None
-        except OSError:
-            return 0
-
     def _linger(self):
-        n = self._read_raw()
-        if n is None:
+        try:
+            n = self.transport.recv_into(self.server.recv_buffer)
+        except (BlockingIOError, InterruptedError):
             return
+        except OSError:
+            n = 0
         self.lingered += n
         if n == 0 or self.lingered > LINGER_BYTES:
             self.close()

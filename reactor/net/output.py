@@ -2,9 +2,10 @@
 response ends in it.
 
 Joins small responses into one send, sends files with sendfile, pulls streamed bodies (which
-may wait on a Future or a Deferred), stops reading while the client is not reading (the backpressure), and
-tells the server the body bytes each response really sent once its last byte is written or
-lost. A part of Connection (the Output mixin); knows bytes and the transport, not HTTP.
+may wait on a Future or a Deferred), stops reading while the client is not reading (the
+backpressure), and tells the server the body bytes each response really sent once its last
+byte is written or lost (the backpressure itself is socketside.py's). A part of Connection
+(the Output mixin); knows bytes and the transport, not HTTP.
 """
 
 import logging
@@ -46,7 +47,7 @@ class ResponseEnd:
 
 class Output:
     """The writing half of Connection: works on its `output`, `ending`, `written` and
-    `ended_at`, and calls its `advance`, `close` and `_watch`."""
+    `ended_at`, and calls its `advance`, `close` and `_block` (socketside.py)."""
 
     __slots__ = ()
 
@@ -182,16 +183,6 @@ class Output:
             return
         if item:
             self.output.insert(0, self.output[0].frame(bytes(item)))
-        self.advance()
-
-    def _block(self):
-        self.deadline = self.loop.now + self.server.config.send_timeout
-        if not self.blocked:
-            # Stop reading while the client is not reading: that is the backpressure.
-            self._watch(False, True)
-
-    def _on_writable(self):
-        self.deadline = self.loop.now + self.server.config.send_timeout
         self.advance()
 
     def _written(self, count: int):

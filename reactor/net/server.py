@@ -21,6 +21,7 @@ from ..http.response import error_response, render_head
 from .aioloop import AsyncioLoop
 from .connection import Connection
 from .fastlane import FastLane
+from .h2connection import H2Connection
 from .loop import Loop
 from .transport import PlainTransport, TLSTransport
 
@@ -42,6 +43,15 @@ SWEEP_INTERVAL = 1.0
 LISTEN_BACKLOG = 1024
 
 _OUT_OF_RESOURCES = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
+
+
+def http2_engine(config):
+    """The HTTP/2 engine module a Config asks for: the one named, else the best installed;
+    None with --no-http2 or when there is none."""
+    if not config.http2:
+        return None
+    from ..http import h2
+    return h2.engine(config.http2_engine) if config.http2_engine else h2.DEFAULT
 
 
 def build_handler(config):
@@ -118,9 +128,15 @@ class Server:
             kind = getattr(self.handler, "event_loop", None)
             loop = Loop() if kind is None else AsyncioLoop(kind)
         self.loop = loop
+        self.h2_engine = http2_engine(config)
+        # Buffers the HTTP/2 engine fills, shared by this loop's HTTP/2 connections.
+        self.h2_shared = self.h2_engine.new_shared() if self.h2_engine is not None else None
         if tls is None and config.tls:
             from .tls import load_certificates
             tls = load_certificates(config)
+        if tls is not None:
+            from .tls import ALPN, ALPN_H2
+            tls.offer(ALPN_H2 if self.h2_engine is not None else ALPN)
         self.tls = tls
         self.secure_listeners = set()
         self.plain_handler = self.secure_handler = None   # set by start(), see _scheme_handlers
@@ -147,6 +163,8 @@ class Server:
         self.accepted = 0               # connections accepted, and those admitted to be served
         self.handled = 0
         self.rejected = {}              # status -> requests refused with it (limits, framing)
+        self.h2_goaways = {}            # reason -> HTTP/2 connections or streams a guard ended
+        self.h2_guards = {}             # what the HTTP/2 guards counted, over closed connections
         self.lanes = {}   # handler -> its FastLane, made by start() (see _scheme_handlers)
 
     def new_protocol(self) -> Protocol:
@@ -340,6 +358,25 @@ class Server:
     def note_rejection(self, status: int):
         self.rejected[status] = self.rejected.get(status, 0) + 1
 
+    def note_h2_goaway(self, reason: str):
+        """An HTTP/2 guard ended a connection (or a stream, for `send_timeout`)."""
+        self.h2_goaways[reason] = self.h2_goaways.get(reason, 0) + 1
+
+    def note_h2_counts(self, counts: dict):
+        """What an HTTP/2 connection's guards counted, added when it closes."""
+        guards = self.h2_guards
+        for name, count in counts.items():
+            guards[name] = guards.get(name, 0) + count
+
+    def switch_to_h2(self, connection, n: int):
+        """`connection` turned out to speak HTTP/2 (its first n bytes are in the receive
+        buffer): an H2Connection takes over its socket."""
+        self.connections.discard(connection)
+        self.reclaimable.pop(connection, None)
+        h2 = H2Connection(self, connection.transport, connection.client, connection.handler)
+        self.connections.add(h2)
+        h2.feed(self.recv_view[:n])
+
     def reopen_logs(self):
         """Reopen the access log file (SIGUSR1, after log rotation)."""
         if self.access_log is not None:
@@ -397,9 +434,6 @@ class Server:
         shutdown = getattr(self.application, "shutdown", None)
         if shutdown is not None:
             shutdown(self.loop)   # the application's own shutdown, on its loop, after the drain
-        shutdown = getattr(self.application, "shutdown", None)
-        if shutdown is not None:
-            shutdown(self.loop)   # the application's own shutdown, on its loop, after the drain
         if self.access_log is not None:
             self.access_log.close()
         close_handler = getattr(self.handler, "close", None)
@@ -420,7 +454,9 @@ def ready_line(config, listener, tls=None, tls_listeners=()) -> str:
     for sock in tls_listeners:
         where += " and " + _url(sock, "https")
     what = config.asgi or config.app or config.wsgi or os.path.abspath(config.root)
-    notes = [f"parser: {BACKEND}", "1 worker" if config.workers == 1 else f"{config.workers} workers"]
+    engine = http2_engine(config)
+    notes = [f"parser: {BACKEND}", f"http2: {engine.NAME}" if engine is not None else "HTTP/1.1 only",
+             "1 worker" if config.workers == 1 else f"{config.workers} workers"]
     if tls is not None:
         notes.append("kTLS on" if tls.ktls else "kTLS off")
     return f"reactor serving {what} at {where} ({', '.join(notes)})"

@@ -1,7 +1,7 @@
 """Certificates and the TLS settings of the server: one SSLContext per certificate, chosen by SNI.
 
 Imports only errors. Builds contexts with safe defaults (TLS 1.2 and 1.3, forward-secret AEAD
-ciphers, no compression, no renegotiation, ALPN http/1.1) and reloads the files on request,
+ciphers, no compression, no renegotiation, ALPN h2 and http/1.1, or http/1.1 alone) and reloads the files on request,
 keeping the old contexts when the new files are bad. Knows nothing of sockets or HTTP: the TLS
 transport (transport.py) wraps connections with `Certificates.context`.
 
@@ -28,7 +28,10 @@ TLS12_CIPHERS = ":".join((
     "ECDHE-ECDSA-CHACHA20-POLY1305", "ECDHE-RSA-CHACHA20-POLY1305",
 ))
 
+# What ALPN offers: h2 first where the server speaks it (the client's list decides between
+# equals; CPython's server callback keeps our order, so h2 wins when both offer it).
 ALPN = ["http/1.1"]
+ALPN_H2 = ["h2", "http/1.1"]
 
 # Key exchange groups of Mozilla's profile. Python's ssl sets a list only from the version that
 # has SSLContext.set_groups; before it OpenSSL's defaults stay, which add X448 and P-521 (both
@@ -73,11 +76,19 @@ class Certificates:
     others are chosen by the name the client asks for (SNI). `context` is what new
     connections are wrapped with; `reload()` re-reads the files."""
 
-    def __init__(self, pairs, password_file=None, ktls=None):
+    def __init__(self, pairs, password_file=None, ktls=None, alpn=ALPN):
         self.pairs = [(cert, key or cert) for cert, key in pairs]
         self.password_file = password_file
         self.ktls = kernel_tls_available() if ktls is None else ktls
+        self.alpn = alpn
         self.context, self._by_name = self._load()
+
+    def offer(self, protocols):
+        """ALPN offers `protocols` from now on (the server that serves with these
+        certificates knows whether it speaks h2)."""
+        self.alpn = protocols
+        for context in {self.context, *self._by_name.values()}:
+            context.set_alpn_protocols(protocols)
 
     def reload(self) -> bool:
         """Re-read every file; on any error keep the contexts in use and log one line."""
@@ -134,7 +145,7 @@ class Certificates:
         context.options &= ~ssl.OP_CIPHER_SERVER_PREFERENCE
         if self.ktls:
             context.options |= OP_ENABLE_KTLS
-        context.set_alpn_protocols(ALPN)
+        context.set_alpn_protocols(self.alpn)
         if hasattr(context, "set_groups"):
             context.set_groups(GROUPS)
         try:

@@ -37,6 +37,9 @@ TLS_HANDSHAKE_RECORD = 0x16
 class PlainTransport:
     __slots__ = ("sock", "loop", "fd", "recv_into", "send", "sendfile", "shutdown", "watch")
 
+    alpn = None              # no TLS, no protocol negotiated: the first bytes decide
+    kernel_sendfile = True   # sendfile moves file bytes without a copy through Python
+
     def __init__(self, loop, sock):
         self.sock = sock
         self.loop = loop
@@ -79,7 +82,8 @@ class TLSTransport:
 
     __slots__ = ("sock", "loop", "fd", "client", "recv_into", "send", "sendfile", "shutdown",
                  "reader", "writer", "read_wants_write", "write_wants_read", "chunk",
-                 "refusal", "kernel_tls", "open", "_read", "_write", "_pending")
+                 "refusal", "kernel_tls", "open", "alpn", "kernel_sendfile", "_read", "_write",
+                 "_pending")
 
     def __init__(self, loop, sock, context, refusal, client, kernel_tls: bool):
         """`refusal()` renders what a client speaking plain HTTP to this port is sent before
@@ -95,6 +99,8 @@ class TLSTransport:
         self.read_wants_write = self.write_wants_read = False
         self.chunk = None      # file bytes read but not yet taken by OpenSSL
         self.open = False      # handshake done, close_notify not sent yet
+        self.alpn = None       # the protocol ALPN chose, once the handshake is done
+        self.kernel_sendfile = False   # until the kernel is found to encrypt (kTLS)
         self.recv_into = self._handshake
         self.send = self._send
         self.sendfile = self._send_file
@@ -154,9 +160,11 @@ class TLSTransport:
         self._write = sslobj.write
         self._pending = sslobj.pending
         self.open = True
+        self.alpn = sock.selected_alpn_protocol()
         self.recv_into = self._recv
         if self.kernel_tls and kernel_tls_active(sock):
             self.sendfile = functools.partial(send_file, self.fd)
+            self.kernel_sendfile = True
         return self._recv(buffer)
 
     def _handshake_failed(self, error):

@@ -8,6 +8,8 @@ of Connection (the Tunnel mixin); knows bytes and the transport, not what they s
 
 import math
 
+from .socketside import State
+
 
 class Switch:
     """In the output after a 101 head: once written, the connection becomes `tunnel`'s."""
@@ -24,14 +26,14 @@ class Switch:
 
 class Tunnel:
     """The tunnel's channel: write(), backlog, end(), close(), pause_reading() and
-    resume_reading(), on the Connection's `output`, `transport` and `tunnel` (None once
-    closed). The Connection names its state for a tunnel in TUNNEL_STATE."""
+    resume_reading(), on the Connection's `output`, `transport`, `state` and `tunnel` (None
+    once closed)."""
 
     __slots__ = ()
 
     def _switch(self, tunnel):
         """Carry `tunnel` from now on."""
-        self.state = self.TUNNEL_STATE
+        self.state = State.TUNNEL
         self.tunnel = tunnel
         self.deadline = math.inf   # the tunnel keeps its own time (pings)
         self.server.reclaimable.pop(self, None)
@@ -45,8 +47,8 @@ class Tunnel:
             tunnel.received(rest)
 
     def _tunnel_readable(self):
-        n = self._read_raw()
-        if n is None:
+        n = self._read()
+        if n is None:   # nothing yet, or the connection was lost (and is closed)
             return
         if n == 0:
             self.close()

@@ -86,9 +86,9 @@ class AccessLog:
         if self.format == "json":
             self.lines.append(self._json(client, request, status, sent, started))
             return
-        line = '%s - - [%s] "%s %s HTTP/1.%d" %d %d' % (
+        line = '%s - - [%s] "%s %s HTTP/%d.%d" %d %d' % (
             client[0], self._timestamp(), _escape(request.method), _escape(request.target),
-            request.version - 10, status, sent)
+            *divmod(request.version, 10), status, sent)
         if self.format == "combined":
             line += ' "%s" "%s"' % (_escape(_field(request, b"referer") or "-"),
                                     _escape(_field(request, b"user-agent") or "-"))
@@ -100,7 +100,8 @@ class AccessLog:
             "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now))
                     + ".%03dZ" % (now * 1000 % 1000),
             "client": client[0], "method": request.method, "path": request.target,
-            "protocol": "HTTP/1.%d" % (request.version - 10), "status": status, "bytes": sent,
+            "protocol": "HTTP/%d.%d" % divmod(request.version, 10), "status": status,
+            "bytes": sent,
             "duration_ms": round((time.monotonic() - started) * 1000, 3) if started else None,
             "referer": _field(request, b"referer"),
             "user_agent": _field(request, b"user-agent"),

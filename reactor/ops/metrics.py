@@ -37,6 +37,12 @@ REJECTIONS = {400: "bad_request", 408: "header_timeout", 413: "body_too_large",
               501: "transfer_coding", 505: "http_version"}
 _REJECTION = {status: index for index, status in enumerate(REJECTIONS)}
 
+# HTTP/2 guards: why a connection got GOAWAY for its peer's doing (send_timeout: a stream was
+# reset because its window never opened), and what the guards counted on closed connections.
+H2_GOAWAYS = ("glitches", "resets", "hpack_bomb", "flooded", "continuations", "protocol",
+              "send_timeout")
+H2_GUARDS = ("glitches", "resets_received", "resets_sent", "too_large")
+
 # The layout of one region: offsets of each family of counters.
 _REQUESTS = 0                                             # method x status class
 _DURATION = _REQUESTS + len(METHODS) * len(STATUS_CLASSES)  # method x (buckets + +Inf)
@@ -48,7 +54,9 @@ _HANDLED = _ACCEPTED + 1
 _CACHE_HITS = _HANDLED + 1
 _CACHE_MISSES = _CACHE_HITS + 1
 _REJECTED = _CACHE_MISSES + 1                             # per REJECTIONS entry
-_CONNECTIONS = _REJECTED + len(REJECTIONS)                 # gauges, per CONNECTION_STATES
+_H2_GOAWAYS = _REJECTED + len(REJECTIONS)                  # per H2_GOAWAYS entry
+_H2_GUARDS = _H2_GOAWAYS + len(H2_GOAWAYS)                 # per H2_GUARDS entry
+_CONNECTIONS = _H2_GUARDS + len(H2_GUARDS)                 # gauges, per CONNECTION_STATES
 SIZE = _CONNECTIONS + len(CONNECTION_STATES)
 _GAUGES = range(_CONNECTIONS, SIZE)
 
@@ -150,6 +158,10 @@ class Metrics:
             index = _REJECTION.get(status)
             if index is not None:
                 local[_REJECTED + index] = count
+        for start, names, counts in ((_H2_GOAWAYS, H2_GOAWAYS, server.h2_goaways),
+                                     (_H2_GUARDS, H2_GUARDS, server.h2_guards)):
+            for i, name in enumerate(names):
+                local[start + i] = counts.get(name, 0)
         states = [0, 0, 0]
         for connection in server.connections:
             states[_STATE.get(connection.state.name, 1)] += 1
@@ -209,6 +221,17 @@ def exposition(totals) -> bytes:
     for i, reason in enumerate(REJECTIONS.values()):
         out.append(f'reactor_limit_rejections_total{{reason="{reason}"}} '
                    f"{totals[_REJECTED + i]:.0f}\n")
+    family("reactor_http2_goaways_total", "counter",
+           "HTTP/2 connections ended (streams reset, for send_timeout) by a guard, by reason.")
+    for i, reason in enumerate(H2_GOAWAYS):
+        out.append(f'reactor_http2_goaways_total{{reason="{reason}"}} '
+                   f"{totals[_H2_GOAWAYS + i]:.0f}\n")
+    family("reactor_http2_guard_events_total", "counter",
+           "What the HTTP/2 guards counted on closed connections: glitches (frames that ask "
+           "for nothing), resets received and provoked, header lists over the limit.")
+    for i, name in enumerate(H2_GUARDS):
+        out.append(f'reactor_http2_guard_events_total{{event="{name}"}} '
+                   f"{totals[_H2_GUARDS + i]:.0f}\n")
     family("reactor_connections", "gauge", "Open connections by state (as nginx counts them).")
     for i, state in enumerate(CONNECTION_STATES):
         out.append(f'reactor_connections{{state="{state}"}} {totals[_CONNECTIONS + i]:.0f}\n')

@@ -1,0 +1,665 @@
+/* The HTTP/2 server side of one connection over libnghttp2; see h2.h. */
+#include "h2.h"
+
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+/* Input is handed to the library in slices of this size, so that one slice cannot produce more
+ * records than are free: every frame is at least 9 bytes and yields at most 3 records. */
+#define SLICE 4096
+#define SLICE_RECORDS (3 * (SLICE / 9 + 1))
+
+/* h2_send stops pulling frames with less than this much output room: the largest piece one
+ * mem_send call returns is a header block (the library's 64 KiB cap) or a DATA frame of at most
+ * MAX_DATA_FRAME, plus frame headers. */
+#define MAX_DATA_FRAME (64 * 1024)
+#define SEND_ROOM (MAX_DATA_FRAME + 16 * 1024)
+#define SEND_RECORDS 8   /* records one mem_send call can add: a run, a file piece, closes */
+
+/* A block flag of our own, beside those of h2.h: one cookie field was seen. */
+#define H2_SEEN_COOKIE 0x100
+
+/* Fields of one response, its status and content-length included. */
+#define MAX_RESPONSE_FIELDS 256
+
+static int record(struct h2_conn *c, int64_t kind, int64_t stream, int64_t a, int64_t b) {
+    struct h2_batch *batch = c->batch;
+    if (c->records >= batch->records_cap) {
+        return -1;   /* cannot happen: the callers keep room (SLICE_RECORDS, SEND_RECORDS) */
+    }
+    int64_t *r = batch->records + 4 * c->records++;
+    r[0] = kind;
+    r[1] = stream;
+    r[2] = a;
+    r[3] = b;
+    return 0;
+}
+
+/* -- budgets ------------------------------------------------------------------------------- */
+
+/* A token bucket of `burst` tokens refilled at `rate` a second; 0 when a token was taken,
+ * -1 when the bucket is empty. */
+static int take_token(int64_t *tokens, int64_t *stamp, int64_t now_ms, uint32_t burst,
+                      uint32_t rate) {
+    if (now_ms > *stamp) {
+        int64_t refill = (now_ms - *stamp) * rate / 1000;
+        if (refill > 0) {
+            *tokens += refill;
+            if (*tokens > burst) {
+                *tokens = burst;
+            }
+            *stamp += refill * 1000 / (rate ? rate : 1);
+        }
+    }
+    if (*tokens <= 0) {
+        return -1;
+    }
+    --*tokens;
+    return 0;
+}
+
+static int calm_down(struct h2_conn *c, int reason) {
+    if (c->reason == H2_REASON_NONE) {
+        c->reason = reason;
+        c->goaway_code = NGHTTP2_ENHANCE_YOUR_CALM;
+        nghttp2_session_terminate_session(c->session, NGHTTP2_ENHANCE_YOUR_CALM);
+    }
+    return NGHTTP2_ERR_CALLBACK_FAILURE;
+}
+
+/* A frame that made us work without asking for anything (a flood's unit). */
+static int glitch(struct h2_conn *c) {
+    c->counts[H2_COUNT_GLITCHES]++;
+    if (take_token(&c->glitch_tokens, &c->glitch_ms, c->now_ms, c->limits.glitch_burst,
+                   c->limits.glitch_rate) < 0) {
+        return calm_down(c, H2_REASON_GLITCHES);
+    }
+    return 0;
+}
+
+/* Work the peer asked for and got (a request answered, a DATA frame sent) earns a token back,
+ * so that the WINDOW_UPDATEs of a long download are never a flood. */
+static void credit(struct h2_conn *c) {
+    if (c->glitch_tokens < c->limits.glitch_burst) {
+        c->glitch_tokens++;
+    }
+}
+
+/* -- receiving ----------------------------------------------------------------------------- */
+
+static int on_begin_frame(nghttp2_session *session, const nghttp2_frame_hd *hd, void *user) {
+    struct h2_conn *c = user;
+    (void)session;
+    if (hd->type == NGHTTP2_CONTINUATION) {
+#ifndef H2_HAVE_MAX_CONTINUATIONS
+        if (++c->block_continuations > c->limits.max_continuations) {
+            return calm_down(c, H2_REASON_CONTINUATIONS);
+        }
+#endif
+        return 0;
+    }
+    if (c->block_stream != 0) {
+        /* A block the library refused part way (it resets the stream): forget its fields. */
+        c->batch->arena_used = c->block_start;
+        c->block_stream = 0;
+    }
+    return 0;
+}
+
+static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame, void *user) {
+    struct h2_conn *c = user;
+    (void)session;
+    c->block_bytes = 0;
+    c->block_fields = 0;
+    c->block_flags = 0;
+    c->block_continuations = 0;
+    if (frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
+        c->block_stream = frame->hd.stream_id;
+        c->block_start = c->batch->arena_used;
+    }
+    return 0;
+}
+
+static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const uint8_t *name,
+                     size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags,
+                     void *user) {
+    struct h2_conn *c = user;
+    (void)session;
+    (void)flags;
+    /* RFC 7541 §4.1's size of a field: what SETTINGS_MAX_HEADER_LIST_SIZE counts. */
+    c->block_bytes += namelen + valuelen + 32;
+    c->block_fields++;
+    if (c->block_bytes > c->limits.hpack_bomb) {
+        return calm_down(c, H2_REASON_HPACK_BOMB);
+    }
+    if (c->block_stream != frame->hd.stream_id || (c->block_flags & H2_TOO_LARGE)) {
+        return 0;   /* trailers, or a list already over the limit: not kept */
+    }
+    struct h2_batch *b = c->batch;
+    if (c->block_bytes > c->limits.max_header_list || c->block_fields > c->limits.max_fields) {
+        c->block_flags = H2_TOO_LARGE;
+        c->counts[H2_COUNT_TOO_LARGE]++;
+        b->arena_used = c->block_start;
+        return 0;
+    }
+    if (name[0] == ':') {
+        /* The library lets pseudo-fields come only first: they lead the block. */
+        c->block_flags += 1 << H2_PSEUDO_SHIFT;
+    } else if (namelen == 6 && memcmp(name, "cookie", 6) == 0) {
+        c->block_flags |= (c->block_flags & H2_SEEN_COOKIE) ? H2_COOKIES : H2_SEEN_COOKIE;
+    } else if (namelen == 4 && memcmp(name, "host", 4) == 0) {
+        c->block_flags |= H2_HOST;
+    }
+    char *at = b->arena + b->arena_used;
+    memcpy(at, name, namelen);
+    at[namelen] = 0;
+    memcpy(at + namelen + 1, value, valuelen);
+    at[namelen + 1 + valuelen] = 0;
+    b->arena_used += namelen + valuelen + 2;
+    /* The arena always has room for one whole block (its size is at most the list limit): when
+     * less is left, stop here, and the caller empties the arena before going on. */
+    if (b->arena_cap - b->arena_used < c->limits.max_header_list) {
+        c->paused = 1;
+        return NGHTTP2_ERR_PAUSE;
+    }
+    return 0;
+}
+
+static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t stream_id,
+                         const uint8_t *data, size_t len, void *user) {
+    struct h2_conn *c = user;
+    (void)session;
+    (void)flags;
+    return record(c, H2_DATA, stream_id, data - c->input, (int64_t)len);
+}
+
+static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, void *user) {
+    struct h2_conn *c = user;
+    (void)session;
+    int32_t stream_id = frame->hd.stream_id;
+    int end_stream = (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
+    switch (frame->hd.type) {
+    case NGHTTP2_HEADERS:
+        if (frame->headers.cat == NGHTTP2_HCAT_REQUEST && c->block_stream == stream_id) {
+            c->block_stream = 0;
+            credit(c);
+            int64_t flags = (c->block_flags & ~H2_SEEN_COOKIE) | (end_stream ? H2_END_STREAM : 0);
+            return record(c, H2_REQUEST | flags << 8, stream_id, (int64_t)c->block_start,
+                          (int64_t)(c->batch->arena_used - c->block_start));
+        }
+        return end_stream ? record(c, H2_END, stream_id, 0, 0) : 0;   /* trailers: dropped */
+    case NGHTTP2_DATA:
+        if (end_stream) {
+            return record(c, H2_END, stream_id, 0, 0);
+        }
+        return frame->hd.length == 0 ? glitch(c) : 0;
+    case NGHTTP2_RST_STREAM:
+        c->counts[H2_COUNT_RESETS_RECEIVED]++;
+        if (take_token(&c->reset_tokens, &c->reset_ms, c->now_ms, c->limits.reset_burst,
+                       c->limits.reset_rate) < 0) {
+            return calm_down(c, H2_REASON_RESETS);
+        }
+        return 0;
+    case NGHTTP2_PING:
+    case NGHTTP2_SETTINGS:
+        return (frame->hd.flags & NGHTTP2_FLAG_ACK) ? 0 : glitch(c);
+    case NGHTTP2_PRIORITY:
+    case NGHTTP2_WINDOW_UPDATE:
+    case NGHTTP2_PRIORITY_UPDATE:
+        return glitch(c);
+    default:
+        return 0;
+    }
+}
+
+static int on_invalid_frame(nghttp2_session *session, const nghttp2_frame *frame, int error,
+                            void *user) {
+    struct h2_conn *c = user;
+    (void)session;
+    (void)error;
+    if (frame->hd.stream_id == c->block_stream) {
+        c->batch->arena_used = c->block_start;
+        c->block_stream = 0;
+    }
+    return glitch(c);
+}
+
+static int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t error_code,
+                           void *user) {
+    struct h2_conn *c = user;
+    (void)session;
+    if (stream_id == c->block_stream) {
+        c->block_stream = 0;
+    }
+    return record(c, H2_CLOSE, stream_id, error_code, 0);
+}
+
+/* -- sending ------------------------------------------------------------------------------- */
+
+static int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame, void *user) {
+    struct h2_conn *c = user;
+    (void)session;
+    if (frame->hd.type == NGHTTP2_DATA) {
+        credit(c);
+    } else if (frame->hd.type == NGHTTP2_GOAWAY) {
+        uint32_t code = frame->goaway.error_code;
+        if (code != NGHTTP2_NO_ERROR && c->reason == H2_REASON_NONE) {
+            /* The library ended the connection for a protocol error of the peer's. */
+            c->reason = H2_REASON_PROTOCOL;
+            c->goaway_code = code;
+        }
+    } else if (frame->hd.type == NGHTTP2_RST_STREAM) {
+        uint32_t code = frame->rst_stream.error_code;
+        if (code != NGHTTP2_NO_ERROR && code != NGHTTP2_CANCEL) {
+            /* The peer made us reset it (CVE-2025-8671): a glitch of its own making. */
+            c->counts[H2_COUNT_RESETS_SENT]++;
+            return glitch(c);
+        }
+    }
+    return 0;
+}
+
+/* The bytes of the output buffer not yet described by a record become one H2_BYTES run. */
+static void end_run(struct h2_conn *c) {
+    if (c->out_used > c->run_start) {
+        record(c, H2_BYTES, 0, (int64_t)c->run_start, (int64_t)(c->out_used - c->run_start));
+        c->run_start = c->out_used;
+    }
+}
+
+static ssize_t read_body(nghttp2_session *session, int32_t stream_id, uint8_t *buf,
+                         size_t length, uint32_t *flags, nghttp2_data_source *source,
+                         void *user) {
+    struct h2_conn *c = user;
+    struct h2_body *body = source->ptr;
+    (void)session;
+    if (body->left == 0) {
+        if (body->last) {
+            *flags |= NGHTTP2_DATA_FLAG_EOF;
+            return 0;
+        }
+        body->starved = 1;
+        record(c, H2_STARVED, stream_id, 0, 0);
+        return NGHTTP2_ERR_DEFERRED;
+    }
+    size_t n = body->left < (int64_t)length ? (size_t)body->left : length;
+    if (body->fd < 0) {
+        memcpy(buf, body->data + body->offset, n);
+        body->offset += n;
+    } else if (body->no_copy) {
+        *flags |= NGHTTP2_DATA_FLAG_NO_COPY;   /* send_body records the piece */
+    } else {
+        ssize_t got = pread(body->fd, buf, n, body->offset);
+        if (got <= 0) {
+            /* The file shrank: the length promised can no longer be kept. */
+            return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+        }
+        n = (size_t)got;
+        body->offset += got;
+    }
+    body->left -= n;
+    body->sent += n;
+    c->budget -= n;
+    if (body->left == 0 && body->last) {
+        *flags |= NGHTTP2_DATA_FLAG_EOF;
+    }
+    return (ssize_t)n;
+}
+
+static int send_body(nghttp2_session *session, nghttp2_frame *frame, const uint8_t *framehd,
+                     size_t length, nghttp2_data_source *source, void *user) {
+    struct h2_conn *c = user;
+    struct h2_body *body = source->ptr;
+    (void)session;
+    (void)frame;   /* no padding is ever chosen, so the frame is its header and the payload */
+    memcpy(c->batch->out + c->out_used, framehd, 9);
+    c->out_used += 9;
+    end_run(c);
+    record(c, H2_FILE, body->fd, body->offset, (int64_t)length);
+    body->offset += length;
+    return 0;
+}
+
+static ssize_t data_length(nghttp2_session *session, uint8_t frame_type, int32_t stream_id,
+                           int32_t session_window, int32_t stream_window,
+                           uint32_t remote_max_frame_size, void *user) {
+    (void)session;
+    (void)frame_type;
+    (void)stream_id;
+    (void)user;
+    /* Frames as large as the peer allows (fewer frames and calls for large bodies). */
+    ssize_t n = remote_max_frame_size < MAX_DATA_FRAME ? remote_max_frame_size : MAX_DATA_FRAME;
+    if (session_window < n) {
+        n = session_window;
+    }
+    if (stream_window < n) {
+        n = stream_window;
+    }
+    return n > 0 ? n : 1;
+}
+
+/* -- the API ------------------------------------------------------------------------------- */
+
+int h2_features(void) {
+    int features = 0;
+#ifdef H2_HAVE_RESET_RATE_LIMIT
+    features |= H2_HAS_RESET_RATE_LIMIT;
+#endif
+#ifdef H2_HAVE_MAX_CONTINUATIONS
+    features |= H2_HAS_MAX_CONTINUATIONS;
+#endif
+    return features;
+}
+
+const char *h2_library_version(void) {
+    return nghttp2_version(0)->version_str;
+}
+
+int h2_open(struct h2_conn *c, const struct h2_limits *limits) {
+    memset(c, 0, sizeof *c);
+    c->limits = *limits;
+    c->glitch_tokens = limits->glitch_burst;
+    c->reset_tokens = limits->reset_burst;
+
+    nghttp2_session_callbacks *callbacks;
+    int rv = nghttp2_session_callbacks_new(&callbacks);
+    if (rv != 0) {
+        return rv;
+    }
+    nghttp2_session_callbacks_set_on_begin_frame_callback(callbacks, on_begin_frame);
+    nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks, on_begin_headers);
+    nghttp2_session_callbacks_set_on_header_callback(callbacks, on_header);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, on_data_chunk);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks, on_frame_recv);
+    nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(callbacks, on_invalid_frame);
+    nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, on_stream_close);
+    nghttp2_session_callbacks_set_on_frame_send_callback(callbacks, on_frame_send);
+    nghttp2_session_callbacks_set_send_data_callback(callbacks, send_body);
+    nghttp2_session_callbacks_set_data_source_read_length_callback(callbacks, data_length);
+
+    nghttp2_option *option;
+    rv = nghttp2_option_new(&option);
+    if (rv != 0) {
+        nghttp2_session_callbacks_del(callbacks);
+        return rv;
+    }
+    /* Request bodies are consumed as Python takes them (h2_consume): the backpressure. */
+    nghttp2_option_set_no_auto_window_update(option, 1);
+    nghttp2_option_set_max_settings(option, limits->max_settings);
+    nghttp2_option_set_max_outbound_ack(option, limits->max_outbound_ack);
+    /* Streams we could open (push) are none; set so the library never assumes 100. */
+    nghttp2_option_set_peer_max_concurrent_streams(option, limits->max_concurrent_streams);
+    /* RFC 7540 priorities only for a client that does not speak RFC 9218's (older Chrome). */
+    nghttp2_option_set_server_fallback_rfc7540_priorities(option, 1);
+#ifdef H2_HAVE_RESET_RATE_LIMIT
+    /* Ours (ENHANCE_YOUR_CALM, the same on every build) runs out first; the library's bucket
+     * (INTERNAL_ERROR) stays behind it at twice the size. */
+    nghttp2_option_set_stream_reset_rate_limit(option, 2 * (uint64_t)limits->reset_burst,
+                                               2 * (uint64_t)limits->reset_rate);
+#endif
+#ifdef H2_HAVE_MAX_CONTINUATIONS
+    nghttp2_option_set_max_continuations(option, limits->max_continuations);
+#endif
+    rv = nghttp2_session_server_new2(&c->session, callbacks, c, option);
+    nghttp2_option_del(option);
+    nghttp2_session_callbacks_del(callbacks);
+    if (rv != 0) {
+        c->session = NULL;
+        return rv;
+    }
+    nghttp2_settings_entry settings[] = {
+        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, limits->max_concurrent_streams},
+        {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, limits->max_header_list},
+        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, limits->initial_window},
+        {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1},
+    };
+    rv = nghttp2_submit_settings(c->session, NGHTTP2_FLAG_NONE, settings,
+                                 sizeof settings / sizeof settings[0]);
+    if (rv == 0 && limits->connection_window > NGHTTP2_INITIAL_CONNECTION_WINDOW_SIZE) {
+        rv = nghttp2_session_set_local_window_size(c->session, NGHTTP2_FLAG_NONE, 0,
+                                                   (int32_t)limits->connection_window);
+    }
+    if (rv != 0) {
+        h2_close(c);
+    }
+    return rv;
+}
+
+void h2_close(struct h2_conn *c) {
+    if (c->session != NULL) {
+        nghttp2_session_del(c->session);
+        c->session = NULL;
+    }
+}
+
+/* A fatal error of mem_recv: end the connection with the code RFC 9113 names for it. */
+static long fail(struct h2_conn *c, long error) {
+    if (c->reason == H2_REASON_NONE) {
+        uint32_t code;
+        switch (error) {
+        case NGHTTP2_ERR_FLOODED:
+            c->reason = H2_REASON_FLOODED;
+            code = NGHTTP2_ENHANCE_YOUR_CALM;
+            break;
+        case NGHTTP2_ERR_TOO_MANY_CONTINUATIONS:
+            c->reason = H2_REASON_CONTINUATIONS;
+            code = NGHTTP2_ENHANCE_YOUR_CALM;
+            break;
+        case NGHTTP2_ERR_HEADER_COMP:
+            c->reason = H2_REASON_PROTOCOL;
+            code = NGHTTP2_COMPRESSION_ERROR;
+            break;
+        case NGHTTP2_ERR_NOMEM:
+        case NGHTTP2_ERR_CALLBACK_FAILURE:
+            c->reason = H2_REASON_PROTOCOL;
+            code = NGHTTP2_INTERNAL_ERROR;
+            break;
+        default:   /* a bad preface, or another protocol error of the peer's */
+            c->reason = H2_REASON_PROTOCOL;
+            code = NGHTTP2_PROTOCOL_ERROR;
+            break;
+        }
+        c->goaway_code = code;
+        nghttp2_session_terminate_session(c->session, code);
+    }
+    c->batch = NULL;
+    return error;
+}
+
+long h2_recv(struct h2_conn *c, struct h2_batch *b, const uint8_t *data, size_t len,
+             int64_t now_ms) {
+    c->batch = b;
+    c->input = data;
+    c->records = 0;
+    c->now_ms = now_ms;
+    c->paused = 0;
+    if (c->block_stream != 0) {
+        c->block_start = 0;   /* the caller put the block's fields so far at the start */
+    }
+    size_t pos = 0;
+    while (pos < len) {
+        if (b->records_cap - c->records < SLICE_RECORDS + 2) {
+            break;
+        }
+        size_t slice = len - pos < SLICE ? len - pos : SLICE;
+        ssize_t n = nghttp2_session_mem_recv(c->session, data + pos, slice);
+        if (n < 0) {
+            return fail(c, n);
+        }
+        pos += (size_t)n;
+        if (c->paused) {
+            break;
+        }
+    }
+    if (pos < len) {
+        record(c, H2_PAUSED, 0, (int64_t)pos, 0);
+    }
+    if (c->block_stream != 0) {
+        record(c, H2_PARTIAL, c->block_stream, (int64_t)c->block_start,
+               (int64_t)(b->arena_used - c->block_start));
+    }
+    c->batch = NULL;
+    return (long)c->records;
+}
+
+long h2_send(struct h2_conn *c, struct h2_batch *b, int64_t budget) {
+    c->batch = b;
+    c->records = 0;
+    c->out_used = 0;
+    c->run_start = 0;
+    c->budget = budget;
+    while (b->out_cap - c->out_used >= SEND_ROOM && b->records_cap - c->records >= SEND_RECORDS
+           && c->budget > 0) {
+        const uint8_t *chunk;
+        ssize_t n = nghttp2_session_mem_send(c->session, &chunk);
+        if (n < 0) {
+            c->batch = NULL;
+            return n;
+        }
+        if (n == 0) {
+            break;
+        }
+        memcpy(b->out + c->out_used, chunk, (size_t)n);
+        c->out_used += (size_t)n;
+    }
+    end_run(c);
+    c->batch = NULL;
+    return (long)c->records;
+}
+
+/* Hop-by-hop fields of HTTP/1.1 that are malformed in HTTP/2 (RFC 9113 §8.2.2). */
+static int hop_by_hop(const char *name, size_t len) {
+    static const char *const names[] = {"connection", "keep-alive", "proxy-connection",
+                                        "transfer-encoding", "upgrade"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        if (strlen(names[i]) == len && strncasecmp(names[i], name, len) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Adds the `Name: value\r\n` lines of text to nva from *count on; -1 when they do not fit. */
+static int add_fields(nghttp2_nv *nva, size_t *count, const char *text, size_t len) {
+    const char *end = text + len;
+    while (text < end) {
+        const char *eol = memchr(text, '\n', (size_t)(end - text));
+        const char *line_end = eol ? eol : end;
+        const char *colon = memchr(text, ':', (size_t)(line_end - text));
+        if (colon != NULL && colon > text) {
+            const char *value = colon + 1;
+            const char *value_end = line_end;
+            while (value < value_end && (*value == ' ' || *value == '\t')) {
+                value++;
+            }
+            while (value_end > value && (value_end[-1] == '\r' || value_end[-1] == ' '
+                                         || value_end[-1] == '\t')) {
+                value_end--;
+            }
+            size_t namelen = (size_t)(colon - text);
+            if (!hop_by_hop(text, namelen)) {
+                if (*count >= MAX_RESPONSE_FIELDS) {
+                    return -1;
+                }
+                nva[*count] = (nghttp2_nv){(uint8_t *)text, (uint8_t *)value, namelen,
+                                           (size_t)(value_end - value), NGHTTP2_NV_FLAG_NONE};
+                ++*count;
+            }
+        }
+        text = line_end + 1;
+    }
+    return 0;
+}
+
+int h2_respond(struct h2_conn *c, int32_t stream_id, int status, const char *fields,
+               size_t fields_len, const char *extra, size_t extra_len, int64_t content_length,
+               struct h2_body *body) {
+    nghttp2_nv nva[MAX_RESPONSE_FIELDS];
+    char status_text[4];
+    char length_text[24];
+    if (status < 100 || status > 999) {
+        return NGHTTP2_ERR_INVALID_ARGUMENT;
+    }
+    status_text[0] = (char)('0' + status / 100);
+    status_text[1] = (char)('0' + status / 10 % 10);
+    status_text[2] = (char)('0' + status % 10);
+    nva[0] = (nghttp2_nv){(uint8_t *)":status", (uint8_t *)status_text, 7, 3,
+                          NGHTTP2_NV_FLAG_NONE};
+    size_t count = 1;
+    if (add_fields(nva, &count, fields, fields_len) < 0
+        || add_fields(nva, &count, extra, extra_len) < 0) {
+        return NGHTTP2_ERR_INVALID_ARGUMENT;
+    }
+    if (content_length >= 0) {
+        if (count >= MAX_RESPONSE_FIELDS) {
+            return NGHTTP2_ERR_INVALID_ARGUMENT;
+        }
+        /* Digits by hand: snprintf would pull in locale work for a number. */
+        char *p = length_text + sizeof length_text;
+        uint64_t n = (uint64_t)content_length;
+        do {
+            *--p = (char)('0' + n % 10);
+            n /= 10;
+        } while (n);
+        nva[count++] = (nghttp2_nv){(uint8_t *)"content-length", (uint8_t *)p, 14,
+                                    (size_t)(length_text + sizeof length_text - p),
+                                    NGHTTP2_NV_FLAG_NONE};
+    }
+    if (body == NULL) {
+        return nghttp2_submit_response(c->session, stream_id, nva, count, NULL);
+    }
+    body->sent = 0;
+    body->starved = 0;
+    nghttp2_data_provider provider;
+    provider.source.ptr = body;
+    provider.read_callback = read_body;
+    return nghttp2_submit_response(c->session, stream_id, nva, count, &provider);
+}
+
+int h2_supply(struct h2_conn *c, int32_t stream_id, struct h2_body *body, const uint8_t *data,
+              int fd, int64_t offset, int64_t count, int last, int no_copy) {
+    body->data = data;
+    body->fd = fd;
+    body->no_copy = no_copy;
+    body->offset = offset;
+    body->left = count;
+    body->last = last;
+    if (body->starved) {
+        body->starved = 0;
+        return nghttp2_session_resume_data(c->session, stream_id);
+    }
+    return 0;
+}
+
+int h2_consume(struct h2_conn *c, int32_t stream_id, size_t count) {
+    return nghttp2_session_consume(c->session, stream_id, count);
+}
+
+int h2_reset(struct h2_conn *c, int32_t stream_id, uint32_t code) {
+    return nghttp2_submit_rst_stream(c->session, NGHTTP2_FLAG_NONE, stream_id, code);
+}
+
+int h2_shutdown(struct h2_conn *c, int final) {
+    if (!final) {
+        return nghttp2_submit_shutdown_notice(c->session);
+    }
+    return nghttp2_submit_goaway(c->session, NGHTTP2_FLAG_NONE,
+                                 nghttp2_session_get_last_proc_stream_id(c->session),
+                                 NGHTTP2_NO_ERROR, NULL, 0);
+}
+
+int h2_terminate(struct h2_conn *c, uint32_t code) {
+    if (c->goaway_code == 0) {
+        c->goaway_code = code;
+    }
+    return nghttp2_session_terminate_session(c->session, code);
+}
+
+int h2_want_read(struct h2_conn *c) {
+    return nghttp2_session_want_read(c->session);
+}
+
+int h2_want_write(struct h2_conn *c) {
+    return nghttp2_session_want_write(c->session);
+}
