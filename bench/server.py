@@ -32,15 +32,15 @@ import chart
 import servers_load as load
 import servers_setup as setup
 
-ORDER = ("reactor", "reactor-py", "reactor-log", "reactor-full", "nginx", "nginx-tuned",
-         "nginx-gzip", "aiohttp", "http.server", "bare-loop", "reactor-tls", "nginx-tls",
-         "reactor-h2", "reactor-h2py", "nginx-h2", "reactor-h2-tls", "nginx-h2-tls")
+ORDER = ("reactor", "reactor-py", "reactor-log", "reactor-full", "nginx", "nginx-log",
+         "nginx-tuned", "nginx-gzip", "aiohttp", "http.server", "bare-loop", "reactor-tls",
+         "nginx-tls", "reactor-h2", "reactor-h2py", "nginx-h2", "reactor-h2-tls", "nginx-h2-tls")
 # reactor-full (the fast lane off) runs only when asked for: it shows what the lane is worth.
 DEFAULT = tuple(name for name in ORDER if name != "reactor-full")
 # Fixed per server, so charts from different runs read the same way.
 COLORS = {"reactor": "#2b6cb0", "reactor-py": "#63b3ed", "reactor-log": "#90cdf4",
           "reactor-full": "#2c5282",
-          "nginx": "#38a169", "nginx-tuned": "#276749", "nginx-gzip": "#9ae6b4",
+          "nginx": "#38a169", "nginx-log": "#68d391", "nginx-tuned": "#276749", "nginx-gzip": "#9ae6b4",
           "aiohttp": "#dd6b20", "http.server": "#805ad5", "bare-loop": "#a0aec0",
           "reactor-tls": "#1a365d", "nginx-tls": "#22543d",
           "reactor-h2": "#3182ce", "reactor-h2py": "#bee3f8", "nginx-h2": "#48bb78",
@@ -448,7 +448,7 @@ def report(args, status, summary, ratios, meta, runs) -> str:
                 cells.append(_cell(mine / theirs if mine and theirs else None, "{:.2f}"))
             lines.append(f"| {status[n]['label']} | " + " | ".join(cells) + " |")
 
-    for me in ("reactor", "reactor-py", "reactor-tls"):
+    for me in ("reactor", "reactor-py", "reactor-log", "reactor-tls"):
         if not summary.get(me):
             continue
         peers = [n for n in names if n != me and summary.get(n)]

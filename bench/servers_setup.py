@@ -170,17 +170,23 @@ class Spec:
 
 
 def _reactor_argv(port, tree, workdir):
-    return _reactor_logging_argv(port, tree, workdir) + ["--no-access-log"]
+    return _reactor_command(port, tree) + ["--no-access-log"]
 
 
 def _reactor_full_path_argv(port, tree, workdir):
     return _reactor_argv(port, tree, workdir) + ["--no-fast-lane"]
 
 
-def _reactor_logging_argv(port, tree, workdir):
-    """With the access log on, written (through the server's log) to a file in workdir."""
+def _reactor_command(port, tree):
     return [sys.executable, "-m", "reactor", "--root", tree, "--port", str(port),
             "--bind", "127.0.0.1"]
+
+
+def _reactor_logging_argv(port, tree, workdir):
+    """With the access log on, in the combined format (nginx's default) to a file in workdir."""
+    return _reactor_command(port, tree) + [
+        "--access-log", os.path.join(workdir, f"reactor-access-{port}.log"),
+        "--log-format", "combined"]
 
 
 def tls_files(workdir: str) -> tuple:
@@ -270,11 +276,12 @@ def nginx_tls(workdir: str) -> str:
 
 
 def nginx_config(port: int, tree: str, workdir: str, tuned: bool = False,
-                 gzip: bool = False, tls: bool = False, http2: bool = False) -> str:
+                 gzip: bool = False, tls: bool = False, http2: bool = False,
+                 logged: bool = False) -> str:
     """One worker and no access log, otherwise nginx's own defaults (`tuned`: NGINX_TUNED on
     top, `gzip`: NGINX_GZIP, `tls`: HTTPS by nginx_tls, `http2`: the listener speaks h2, by
-    ALPN with `tls`, else h2c with prior knowledge only); every path it writes lies under
-    workdir."""
+    ALPN with `tls`, else h2c with prior knowledge only, `logged`: its access log on, in its
+    default combined format, to a file); every path it writes lies under workdir."""
     nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     if nofile == resource.RLIM_INFINITY:
         nofile = 65536
@@ -289,7 +296,7 @@ events {{
     worker_connections {min(nofile, 16384)};
 }}
 http {{
-    access_log off;
+    access_log {f"{workdir}/nginx-access-{port}.log" if logged else "off"};
 {NGINX_UNCAPPED if http2 else ""}{NGINX_TUNED if tuned else ""}{NGINX_GZIP if gzip else ""}\
     client_body_temp_path {temp}/body;
     proxy_temp_path {temp}/proxy;
@@ -311,17 +318,22 @@ http {{
 """
 
 
-def _nginx_argv(port, tree, workdir, tuned=False, gzip=False, tls=False, http2=False):
+def _nginx_argv(port, tree, workdir, tuned=False, gzip=False, tls=False, http2=False,
+                logged=False):
     conf = os.path.join(workdir, f"nginx-{port}.conf")
     os.makedirs(os.path.join(workdir, "nginx-temp"), exist_ok=True)
     with open(conf, "w") as f:
-        f.write(nginx_config(port, tree, workdir, tuned, gzip, tls, http2))
+        f.write(nginx_config(port, tree, workdir, tuned, gzip, tls, http2, logged))
     return [which("nginx") or "nginx", "-p", workdir, "-c", conf,
             "-e", os.path.join(workdir, "nginx-error.log")]
 
 
 def _nginx_tuned_argv(port, tree, workdir):
     return _nginx_argv(port, tree, workdir, tuned=True)
+
+
+def _nginx_logging_argv(port, tree, workdir):
+    return _nginx_argv(port, tree, workdir, logged=True)
 
 
 def _nginx_gzip_argv(port, tree, workdir):
@@ -348,6 +360,9 @@ _ONLY_GZIP = {key: "gzip on matters only to the compressed scenario"
               for key in ("ka50", "ka1000", "close", "pipe16", "100k", "10m", "js50")}
 
 
+# The servers with an access log on show what it costs on the 1 KiB scenarios.
+_LOGGED_ONLY = {"100k": "log cost shown at 1 KiB", "10m": "log cost shown at 1 KiB", **_NOT_JS}
+
 # The HTTPS scenarios compare the two HTTPS servers only, which sit out the plain ones.
 TLS_SCENARIOS = ("tls-ka50", "tls-close", "tls-100k", "tls-10m")
 PLAIN_SCENARIOS = ("ka50", "ka1000", "close", "pipe16", "100k", "10m", "js50", "js50gz")
@@ -370,11 +385,12 @@ SPECS = {
                        env={"REACTOR_NO_EXTENSIONS": "1"}, skip=_NOT_JS),
     "reactor-full": Spec("reactor-full", "reactor, fast lane off", _reactor_full_path_argv),
     "reactor-log": Spec("reactor-log", "reactor, access log on", _reactor_logging_argv,
-                        skip={"ka1000": "log cost shown at 50", "100k": "log cost shown at 1 KiB",
-                              "10m": "log cost shown at 1 KiB", **_NOT_JS}),
+                        skip=_LOGGED_ONLY),
     "http.server": Spec("http.server", "python -m http.server", _http_server_argv, skip=_NOT_JS),
     "aiohttp": Spec("aiohttp", "aiohttp web.static", _aiohttp_argv, skip=_NOT_JS),
     "nginx": Spec("nginx", "nginx (1 worker, defaults)", _nginx_argv),
+    "nginx-log": Spec("nginx-log", "nginx (1 worker, defaults, access log on)",
+                      _nginx_logging_argv, skip=_LOGGED_ONLY),
     "nginx-tuned": Spec("nginx-tuned", "nginx (1 worker, tuned)", _nginx_tuned_argv,
                         skip=_NOT_JS),
     "nginx-gzip": Spec("nginx-gzip", "nginx (1 worker, gzip on)", _nginx_gzip_argv,
