@@ -43,7 +43,8 @@ struct hp_batch {
 struct hp_chunked { size_t max_trailers; ...; };
 
 long hp_parse_batch(const struct hp_batch *batch, const char *buf, size_t len, size_t start);
-long hp_scan_plain(const struct hp_batch *batch, const char *buf, size_t len, size_t start);
+long hp_scan_plain(const struct hp_batch *batch, const char *buf, size_t len, size_t start,
+                   int logged);
 long hp_decode_chunked(struct hp_chunked *d, const char *buf, size_t len, char *out,
                        size_t *out_len);
 int hp_chunked_done(const struct hp_chunked *d);

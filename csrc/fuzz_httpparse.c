@@ -51,8 +51,14 @@ static void check_scan(const uint8_t *data, size_t size)
     struct hp_batch scan = {{8192, 32768, 100}, fields, 100, meta, 3 + 8, out, sizeof out};
     struct hp_batch b = {{8192, 32768, 100}, fields, 100, batch_meta, 3 + 3 * 8, batch_out,
                          sizeof batch_out};
-    long n = hp_scan_plain(&scan, (const char *)data, size, 0), parsed, i;
+    int logged = size && (data[0] & 1);
+    long n = hp_scan_plain(&scan, (const char *)data, size, 0, logged), parsed, i, nuls = 0;
     if (n < 0 || n > 8 || meta[1] < 0 || (size_t)meta[1] > size || (n == 0) != (meta[1] == 0))
+        abort();
+    /* a key, then with `logged` two values, each ending in the only NULs written */
+    for (i = 0; i < meta[2]; i++)
+        nuls += out[i] == '\0';
+    if (nuls != n * (logged ? 3 : 1))
         abort();
     for (i = 0; i < n; i++)
         if (meta[3 + i] < 0 || meta[3 + i] >= meta[1] || (i && meta[3 + i] <= meta[2 + i]))

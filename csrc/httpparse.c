@@ -78,6 +78,8 @@ struct framing {
     int accept_encodings;
     const uchar *accept_encoding;
     size_t accept_encoding_len;
+    const uchar *referer, *user_agent;
+    size_t referer_len, user_agent_len;
 };
 
 static void trim(const uchar **s, const uchar **e)
@@ -180,6 +182,12 @@ static void framing_field(struct framing *f, const uchar *name, size_t name_len,
             f->accept_encoding_len = vlen;
         }
         break;
+    case 7:
+        if (!f->referer && eq_lower(name, name_len, LIT("referer"))) {
+            f->referer = v;
+            f->referer_len = vlen;
+        }
+        break;
     case 19:
         if (eq_lower(name, name_len, LIT("if-unmodified-since")))
             f->precondition = 1;
@@ -201,6 +209,10 @@ static void framing_field(struct framing *f, const uchar *name, size_t name_len,
     case 10:
         if (eq_lower(name, name_len, LIT("connection")))
             connection(f, v, vlen);
+        else if (!f->user_agent && eq_lower(name, name_len, LIT("user-agent"))) {
+            f->user_agent = v;
+            f->user_agent_len = vlen;
+        }
         break;
     case 14:
         if (eq_lower(name, name_len, LIT("content-length")))
@@ -247,6 +259,10 @@ static long judge(const struct framing *f, int http11, struct hp_request *req)
     req->accept_encoding = (const char *)f->accept_encoding;
     req->accept_encoding_len = f->accept_encoding_len;
     req->accept_encodings = f->accept_encodings;
+    req->referer = (const char *)f->referer;
+    req->referer_len = f->referer_len;
+    req->user_agent = (const char *)f->user_agent;
+    req->user_agent_len = f->user_agent_len;
     return 0;
 }
 
@@ -439,7 +455,16 @@ long hp_parse_batch(const struct hp_batch *b, const char *buf, size_t len, size_
     return (long)n;
 }
 
-long hp_scan_plain(const struct hp_batch *b, const char *buf, size_t len, size_t start)
+/* A field value for the log, or HP_ABSENT when the request has no such field. */
+static char *put_logged(char *o, const char *value, size_t n)
+{
+    if (!value)
+        return put(o, HP_ABSENT, 1);
+    return put(o, value, n);
+}
+
+long hp_scan_plain(const struct hp_batch *b, const char *buf, size_t len, size_t start,
+                   int logged)
 {
     int64_t *meta = b->meta;
     size_t max_requests = b->meta_cap - 3, n = 0, pos = start;
@@ -450,6 +475,7 @@ long hp_scan_plain(const struct hp_batch *b, const char *buf, size_t len, size_t
         long r = hp_parse_request(buf + pos, len - pos, &b->limits, &req, b->fields,
                                   b->fields_cap);
         int head;
+        size_t need;
         if (r < 0)
             break;
         head = req.method_len == 4 && !memcmp(req.method, "HEAD", 4);
@@ -458,7 +484,10 @@ long hp_scan_plain(const struct hp_batch *b, const char *buf, size_t len, size_t
         if ((req.flags & (HP_CHUNKED | HP_PRECONDITION)) || req.content_length > 0
             || req.accept_encodings > 1)
             break;
-        if ((size_t)(out + b->out_cap - o) < req.target_len + req.accept_encoding_len + 2)
+        need = req.target_len + req.accept_encoding_len + 2;
+        if (logged)
+            need += req.referer_len + req.user_agent_len + 4;
+        if ((size_t)(out + b->out_cap - o) < need)
             break;
         meta[3 + n] = (int64_t)pos;
         memcpy(o, req.target, req.target_len);
@@ -471,6 +500,10 @@ long hp_scan_plain(const struct hp_batch *b, const char *buf, size_t len, size_t
             o += req.accept_encoding_len;
         }
         *o++ = '\0';
+        if (logged) {
+            o = put_logged(o, req.referer, req.referer_len);
+            o = put_logged(o, req.user_agent, req.user_agent_len);
+        }
         n++;
         pos += (size_t)r;
         if (!(req.flags & HP_KEEP_ALIVE))

@@ -51,6 +51,10 @@ struct hp_request {
     const char *accept_encoding; /* the first Accept-Encoding value (trimmed), if any */
     size_t accept_encoding_len;
     int accept_encodings;        /* how many Accept-Encoding fields */
+    const char *referer;         /* the first Referer value (trimmed), NULL without one */
+    size_t referer_len;
+    const char *user_agent;      /* the first User-Agent value (trimmed), NULL without one */
+    size_t user_agent_len;
 };
 
 /* Parses one request head at the start of buf[0:len]. fields_cap should be >= max_headers. */
@@ -85,12 +89,16 @@ long hp_parse_batch(const struct hp_batch *batch, const char *buf, size_t len, s
  * bytes written to out; meta[3 + i]: offset where the i-th plain head starts. out receives, per
  * request, its key: the target; one byte, 1 + the HP_PLAIN_* bits; the Accept-Encoding value
  * when HP_PLAIN_ACCEPT_ENCODING is set; NUL. A target holds no byte below 0x21 and a value no
- * NUL, so the key is unambiguous. Returns the count. */
+ * NUL, so the key is unambiguous. With `logged`, each key is followed by what an access log
+ * writes of the request besides it: its Referer and User-Agent values, each NUL-terminated, or
+ * HP_ABSENT (a control byte no value holds) for a field it does not have. Returns the count. */
 #define HP_PLAIN_HEAD 1
 #define HP_PLAIN_HTTP11 2
 #define HP_PLAIN_KEEP_ALIVE 4
 #define HP_PLAIN_ACCEPT_ENCODING 8
-long hp_scan_plain(const struct hp_batch *batch, const char *buf, size_t len, size_t start);
+#define HP_ABSENT "\x01"
+long hp_scan_plain(const struct hp_batch *batch, const char *buf, size_t len, size_t start,
+                   int logged);
 
 /* Incremental chunked-body decoder. Zero the struct and set max_trailers to start a body. */
 struct hp_chunked {

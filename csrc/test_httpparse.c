@@ -183,19 +183,36 @@ static void test_scan_plain(void)
     static char out[256];
     struct hp_batch b = {{8192, 32768, 100}, fields, 100, meta, 3 + 4, out, sizeof out};
     size_t n = sizeof in - 1, k;
-    long count = hp_scan_plain(&b, guarded(in, n), n, 0);
+    long count = hp_scan_plain(&b, guarded(in, n), n, 0, 0);
     CHECK(count == 2 && meta[1] == 74 && meta[3] == 0 && meta[4] == 28
               && meta[2] == 8 && !memcmp(out, "/a\x07\0/b\x06\0", 8),
           "scan: %ld requests, end %lld", count, (long long)meta[1]);
     for (k = 0; k < n; k++) {
-        count = hp_scan_plain(&b, guarded(in, k), k, 0);
+        count = hp_scan_plain(&b, guarded(in, k), k, 0, 0);
         CHECK(count == (k < 28 ? 0 : k < 74 ? 1 : 2), "scan prefix %zu: %ld", k, count);
     }
     n = sizeof closing - 1;
-    count = hp_scan_plain(&b, guarded(closing, n), n, 0);
+    count = hp_scan_plain(&b, guarded(closing, n), n, 0, 0);
     CHECK(count == 1 && meta[1] == 47 && !memcmp(out, "/d\x03", 4), "scan after close: %ld", count);
-    count = hp_scan_plain(&b, guarded("POST / HTTP/1.1\r\nHost: x\r\n\r\n", 27), 27, 0);
+    count = hp_scan_plain(&b, guarded("POST / HTTP/1.1\r\nHost: x\r\n\r\n", 27), 27, 0, 0);
     CHECK(count == 0 && meta[1] == 0, "scan of a POST: %ld", count);
+}
+
+/* With `logged`, each key is followed by the Referer and User-Agent values, or HP_ABSENT. */
+static void test_scan_plain_logged(void)
+{
+    static const char in[] = "GET /a HTTP/1.1\r\nHost: x\r\nUser-Agent:  ua/1 \r\n"
+                             "referer: r\r\nReferer: s\r\n\r\n"
+                             "GET /b HTTP/1.1\r\nHost: x\r\nReferer:\r\n\r\n";
+    static const char want[] = "/a\x07\0r\0ua/1\0/b\x07\0\0" HP_ABSENT "\0";
+    static struct hp_field fields[100];
+    static int64_t meta[3 + 4];
+    static char out[256];
+    struct hp_batch b = {{8192, 32768, 100}, fields, 100, meta, 3 + 4, out, sizeof out};
+    size_t n = sizeof in - 1;
+    long count = hp_scan_plain(&b, guarded(in, n), n, 0, 1);
+    CHECK(count == 2 && (size_t)meta[2] == sizeof want - 1 && !memcmp(out, want, sizeof want - 1),
+          "logged scan: %ld requests, %lld bytes", count, (long long)meta[2]);
 }
 
 int main(void)
@@ -212,6 +229,7 @@ int main(void)
     test_heads();
     test_chunked();
     test_scan_plain();
+    test_scan_plain_logged();
     printf("%d checks, %d failures\n", checks, failures);
     return failures != 0;
 }

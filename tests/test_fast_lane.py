@@ -235,13 +235,16 @@ def test_half_close_after_plain_requests(pair):
 
 
 class Lines:
-    """Stands in for stderr: collects what the access log writes, timestamps masked."""
+    """Stands in for stderr: collects what the access log writes, with what says when (the
+    time, the duration) masked."""
 
     def __init__(self):
         self.lines = []
 
     def write(self, text):
-        self.lines += re.sub(r"\[[^\]]+\]", "[-]", text).splitlines()
+        text = re.sub(r"\[[^\]]+\]", "[-]", text)
+        text = re.sub(r'"time": "[^"]*"|"duration_ms": [0-9.e-]+', "-", text)
+        self.lines += text.splitlines()
 
     def flush(self):
         pass
@@ -252,24 +255,66 @@ def scrape(srv) -> dict:
     return {name: value for name, value in re.findall(r"^(\w+\{[^}]*\}|\w+) (\S+)$", data, re.M)}
 
 
-def test_access_log_and_metrics_match(pair):
-    lane, full = pair(access_log=True, metrics="/metrics")
+# What the combined and JSON formats write besides the request line: present, empty, absent,
+# repeated, and with bytes that must be escaped.
+CLIENT_FIELDS = [(), (b"User-Agent: ua/1.0 (x)", b"Referer: http://a.test/p?q=1"),
+                 (b"Referer:", b'User-Agent: say "hi" \\ \xe9'),
+                 (b"referer: first", b"Referer: second", b"user-agent: b")]
+
+
+@pytest.mark.parametrize("log_format", ["common", "combined", "json"])
+def test_access_log_and_metrics_match(pair, log_format):
+    lane, full = pair(access_log=True, metrics="/metrics", log_format=log_format)
     logs = []
     for srv in (lane, full):
         logs.append(Lines())
         srv.server.access_log.stream = logs[-1]
-    data = (head(b"/a.txt") * 3 + head(b"/a.txt", method=b"HEAD") + head(b"/missing")
+    data = (b"".join(head(b"/a.txt", *fields) for fields in CLIENT_FIELDS)
+            + head(b"/a.txt", method=b"HEAD") + head(b"/missing", *CLIENT_FIELDS[1])
             + head(b"/index.html") * 2 + head(b"/a.txt", b"Connection: close"))
-    requests = [(b"GET", head(b"/a.txt"))] * 3 + [(b"HEAD", head(b"/a.txt", method=b"HEAD"))]
+    requests = [(b"GET", head(b"/a.txt", *fields)) for fields in CLIENT_FIELDS[1:]]
+    requests.append((b"HEAD", head(b"/a.txt", method=b"HEAD")))
     for srv in (lane, full):
         for _ in range(2):
             replay(srv, data)
         one_by_one(srv, requests)
     assert lane_of(lane).messages
-    assert wait_until(lambda: len(logs[0].lines) == len(logs[1].lines) == 2 * 8 + 4)
+    assert wait_until(lambda: len(logs[0].lines) == len(logs[1].lines) == 2 * 9 + 4)
     assert logs[0].lines == logs[1].lines
     got, want = scrape(lane), scrape(full)
     for name in want:
         if name.startswith(("http_server_requests_total", "reactor_http_response_body_bytes",
                             "reactor_cache_hits_total")):
             assert got[name] == want[name], name
+
+
+def test_lane_answers_written_in_pieces_are_logged_with_what_was_sent(pair, site):
+    """Answers the socket does not take at once are logged when their last byte is written,
+    and those of a client that leaves before with the body bytes it was sent."""
+    piece = b"p" * (INLINE_BODY - 1024)   # on the lane
+    (site / "piece.bin").write_bytes(piece)
+    lane, _ = pair(access_log=True, log_format="combined")
+    lines = lane.server.access_log.stream = Lines()
+    replay(lane, head(b"/piece.bin"))
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.settimeout(5)
+    sock.connect(("127.0.0.1", lane.port))
+    assert wait_until(lambda: [c for c in lane.server.connections
+                               if c.client == sock.getsockname()])
+    served, = [c for c in lane.server.connections if c.client == sock.getsockname()]
+    # So that the answers to one read cannot all be taken at once.
+    served.transport.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)
+    sock.sendall(head(b"/piece.bin", b"User-Agent: slow") * 20)
+    assert read_response(sock).startswith(b"HTTP/1.1 200 ")
+    # A reset, not a FIN: what the server has not written yet is lost.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\1\0\0\0\0\0\0\0")
+    sock.close()
+
+    def sizes():
+        return [int(line.split('" 200 ')[1].split()[0]) for line in lines.lines[1:]]
+
+    assert wait_until(lambda: sizes() and sizes()[-1] < len(piece))
+    assert lane_of(lane).messages
+    assert sizes()[0] == len(piece) and sizes() == sorted(sizes(), reverse=True)
+    assert all(line.endswith(' "-" "slow"') for line in lines.lines[1:])

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from reactor.http import _pyparser
 from reactor.http.errors import ParseError
-from reactor.http.request import split_plain_key
+from reactor.http.request import ABSENT_FIELD, split_plain_key
 
 cparser = pytest.importorskip("reactor.http._cparser", reason="C extension not built")
 
@@ -111,7 +111,8 @@ PLAIN_FIELDS = [b"Host: a", b"Connection: close", b"Connection: keep-alive", b"R
                 b"if-none-match: x", b"If-Modified-Since: y", b"IF-RANGE: z", b"If-Match: *",
                 b"If-Unmodified-Since: w", b"Accept-Encoding: gzip", b"accept-encoding:  br, gzip ",
                 b"Accept-Encoding:", b"Content-Length: 0",
-                b"Content-Length: 2", b"Transfer-Encoding: chunked", b"X-Range: 1"]
+                b"Content-Length: 2", b"Transfer-Encoding: chunked", b"X-Range: 1",
+                b"Referer: http://a/", b"referer:", b"User-Agent:  ua/1 (x) ", b"USER-AGENT: b"]
 
 
 @st.composite
@@ -123,21 +124,23 @@ def plain_head(draw):
             + b"".join(f + b"\r\n" for f in fields) + b"\r\n")
 
 
-def plain_outcome(module, raw, limits):
+def plain_outcome(module, raw, limits, logged):
     parser = module.RequestParser(**limits)
     buf = bytearray(raw)   # the server scans its receive buffer
-    keys, end = parser.scan_plain(buf, len(raw))
-    return list(keys), end, [parser.plain_start(i) for i in range(len(keys))]
+    keys, end, fields = parser.scan_plain(buf, len(raw), logged)
+    return (list(keys), end, [parser.plain_start(i) for i in range(len(keys))],
+            None if fields is None else list(fields))
 
 
 @SETTINGS
 @given(st.lists(st.one_of(plain_head(), mutated(plain_head())), min_size=1, max_size=5),
-       st.sampled_from([{}, dict(max_request_line=20, max_head=60, max_headers=2)]))
-def test_plain_scans_agree(heads, limits):
+       st.sampled_from([{}, dict(max_request_line=20, max_head=60, max_headers=2)]),
+       st.booleans())
+def test_plain_scans_agree(heads, limits, logged):
     raw = b"".join(heads)
-    want = plain_outcome(_pyparser, raw, limits)
-    assert plain_outcome(cparser, raw, limits) == want
-    assert plain_outcome(cparser, raw + b"GET", limits) == want   # an incomplete head after
+    want = plain_outcome(_pyparser, raw, limits, logged)
+    assert plain_outcome(cparser, raw, limits, logged) == want
+    assert plain_outcome(cparser, raw + b"GET", limits, logged) == want   # incomplete after
 
 
 def test_plain_scan_describes_what_parse_finds():
@@ -146,20 +149,25 @@ def test_plain_scan_describes_what_parse_finds():
            b"GET /c HTTP/1.1\r\nHost: x\r\nRange: bytes=1-\r\n\r\n")
     for module in (_pyparser, cparser):
         parser = module.RequestParser()
-        keys, end = parser.scan_plain(raw, len(raw))
-        assert keys == [b"/a\x07", b"/b?c\x06"]
+        keys, end, fields = parser.scan_plain(raw, len(raw))
+        assert keys == [b"/a\x07", b"/b?c\x06"] and fields is None
         assert [parser.plain_start(i) for i in range(2)] == [0, 28]
         requests, _, _ = parser.parse(raw, end)
         assert requests[0].target == "/c"
         closing = b"GET /a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\nGET /b HTTP/1.1\r\n\r\n"
-        keys, end = parser.scan_plain(closing, len(closing))
+        keys, end, _ = parser.scan_plain(closing, len(closing))
         assert keys == [b"/a\x03"] and end == closing.index(b"GET /b")
-        assert parser.scan_plain(b"POST / HTTP/1.1\r\nHost: x\r\n\r\n", 27) == ((), 0)
+        assert parser.scan_plain(b"POST / HTTP/1.1\r\nHost: x\r\n\r\n", 27) == ((), 0, None)
         coded = (b"GET /a HTTP/1.1\r\nAccept-Encoding:  gzip, br \r\nHost: x\r\n\r\n"
                  b"GET /a HTTP/1.1\r\nAccept-Encoding:\r\nHost: x\r\n\r\n"
                  b"GET /a HTTP/1.1\r\nAccept-Encoding: br\r\nAccept-Encoding: gzip\r\n"
                  b"Host: x\r\n\r\n")
-        keys, end = parser.scan_plain(coded, len(coded))
+        keys, end, _ = parser.scan_plain(coded, len(coded))
         assert keys == [b"/a\x0fgzip, br", b"/a\x0f"]
         assert [split_plain_key(key) for key in keys] == [
             (b"/a", False, 11, True, b"gzip, br"), (b"/a", False, 11, True, b"")]
+        logged = (b"GET /a HTTP/1.1\r\nHost: x\r\nUser-Agent: ua/1\r\nReferer: r\r\n\r\n"
+                  b"GET /b HTTP/1.1\r\nHost: x\r\nReferer:\r\n\r\n")
+        keys, _, fields = parser.scan_plain(logged, len(logged), True)
+        assert keys == fields[0::3] == [b"/a\x07", b"/b\x07"]
+        assert fields[1::3] == [b"r", b""] and fields[2::3] == [b"ua/1", ABSENT_FIELD]

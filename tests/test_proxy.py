@@ -190,7 +190,7 @@ def proxied(server_factory):
 
         running = server_factory(handler, **options)
         running.seen, running.log = seen, io.StringIO()
-        running.server.access_log = AccessLog(running.log, running.server.loop.call_soon)
+        running.server.access_log = AccessLog(running.log, running.server.loop.call_later)
         return running
     return start
 

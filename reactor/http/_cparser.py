@@ -33,7 +33,7 @@ _unpack = ffi.unpack
 _from_buffer = ffi.from_buffer
 _parse_batch = lib.hp_parse_batch
 _scan_plain = lib.hp_scan_plain
-_NO_PLAIN = ((), 0)
+_NO_PLAIN = ((), 0, None)
 
 
 class RequestParser:
@@ -100,20 +100,25 @@ class RequestParser:
         return requests, start, ParseError(status, _REASONS[status]) if status else None
 
 
-    def scan_plain(self, buf, length):
-        """(keys, end) for the plain requests at the start of buf[:length]: complete, valid
-        heads of GET or HEAD with no body and no precondition or Range field, stopping after
-        one that does not keep the connection alive and after MAX_PLAIN_BATCH. `keys` are
-        reactor.http.request plain keys and `end` the offset past the last of them; anything else
-        (errors included) is left for parse()."""
+    def scan_plain(self, buf, length, logged=False):
+        """(keys, end, fields) for the plain requests at the start of buf[:length]: complete,
+        valid heads of GET or HEAD with no body and no precondition or Range field, stopping
+        after one that does not keep the connection alive and after MAX_PLAIN_BATCH. `keys`
+        are reactor.http.request plain keys and `end` the offset past the last of them;
+        anything else (errors included) is left for parse(). With `logged`, `fields` is a
+        list where the Referer and User-Agent values of request i (ABSENT_FIELD for a field it
+        does not have) are at 3i + 1 and 3i + 2; else None."""
         if buf is not self._scanned:
             self._scanned_c = buf if type(buf) is bytes else _from_buffer(buf)
             self._scanned = buf
-        count = _scan_plain(self._scan_batch, self._scanned_c, length, 0)
+        count = _scan_plain(self._scan_batch, self._scanned_c, length, 0, logged)
         if not count:
             return _NO_PLAIN
         meta = self._meta
-        return _unpack(self._out, meta[2] - 1).split(b"\0"), meta[1]
+        parts = _unpack(self._out, meta[2] - 1).split(b"\0")
+        if logged:
+            return parts[::3], meta[1], parts
+        return parts, meta[1], None
 
     def plain_start(self, index: int) -> int:
         """Where the head of key `index` of the last scan_plain begins."""

@@ -13,7 +13,7 @@ from itertools import chain
 
 from . import limits
 from .errors import ParseError
-from .request import PRECONDITION_FIELDS, Request, plain_key
+from .request import ABSENT_FIELD, PRECONDITION_FIELDS, Request, plain_key
 
 _T = rb"!#$%&'*+\-.^_`|~0-9A-Za-z"           # tchar (RFC 9110 §5.6.2)
 _V = rb"\x21-\x7e\x80-\xff"                  # visible octets, obs-text included
@@ -92,12 +92,13 @@ class RequestParser:
                 break
         return requests, pos, None
 
-    def scan_plain(self, buf, length):
-        """As the C backend's: (keys, end) of the plain requests at the start of buf[:length];
-        plain_start(i) gives where the head of key i begins."""
+    def scan_plain(self, buf, length, logged=False):
+        """As the C backend's: (keys, end, fields) of the plain requests at the start of
+        buf[:length]; plain_start(i) gives where the head of key i begins."""
         buf = bytes(buf[:length])
         requests, _, _ = self.parse(buf)
         keys = []
+        fields = [] if logged else None
         starts = self._starts = []
         pos = 0
         for request in requests[:limits.MAX_PLAIN_BATCH]:
@@ -110,6 +111,9 @@ class RequestParser:
             keys.append(plain_key(request.target.encode("latin-1"), head,
                                   request.version == 11, request.keep_alive,
                                   accept[0] if accept else None))
+            if logged:
+                fields += (keys[-1], request.header(b"referer", ABSENT_FIELD),
+                           request.header(b"user-agent", ABSENT_FIELD))
             starts.append(pos)
             ls = pos
             while buf.startswith(b"\r\n", ls):
@@ -117,7 +121,7 @@ class RequestParser:
             pos = buf.find(b"\r\n\r\n", ls) + 4   # where parse() found this head's end
             if not request.keep_alive:
                 break
-        return (keys, pos) if keys else ((), 0)
+        return (keys, pos, fields) if keys else ((), 0, None)
 
     def plain_start(self, index: int) -> int:
         return self._starts[index]

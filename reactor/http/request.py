@@ -17,6 +17,10 @@ PLAIN_KEEP_ALIVE = 4
 PLAIN_ACCEPT_ENCODING = 8
 _PLAIN_BITS = re.compile(rb"[\x01-\x10]")
 
+# What a plain scan asked for the log's fields reports for a field the request does not have
+# (csrc's HP_ABSENT): a control byte, which no field value holds.
+ABSENT_FIELD = b"\x01"
+
 # Fields whose presence makes an answer depend on more than the target (RFC 9110 §13, §14.2):
 # a request carrying one is never plain.
 PRECONDITION_FIELDS = frozenset((b"if-match", b"if-none-match", b"if-modified-since",

@@ -18,7 +18,7 @@ from ..http.errors import HTTPError
 from ..http.h2 import PREFACE
 from ..http.protocol import EarlyAnswer, discard_body
 from ..http.protocol import State as InputState
-from ..http.request import Request
+from ..http.request import ABSENT_FIELD, Request
 from ..http.response import NO_CONTENT, Deferred, Upgrade, error_response
 from .output import Output, ResponseEnd
 from .socketside import SocketSide, State
@@ -134,9 +134,9 @@ class Connection(Output, SocketSide, Tunnel):
         start = 0
         lane = self.lane
         if lane is not None and self.state is State.IDLE:
-            keys, end = lane.scan(n)
+            keys, end, fields = lane.scan(n)
             if keys:
-                start = self._answer_plain(lane, keys, end, n)
+                start = self._answer_plain(lane, keys, end, n, fields)
                 if start is None:
                     return
         events = self.protocol.receive(server.recv_view[start:n]) if start < n else None
@@ -178,12 +178,13 @@ class Connection(Output, SocketSide, Tunnel):
         if request is not None and request.stream is not None:
             request.stream.lose()
 
-    def _answer_plain(self, lane, keys, end, n):
-        """Answer the plain requests `keys` (ending at `end` of the n bytes received) from the
-        fast lane's ready messages, in order, until one has none, as far as plan_answers
-        allows. Returns None when that was all of the input and it is written (or the
-        connection closes after it), else the offset where the full path takes over (with what
-        was answered queued before it)."""
+    def _answer_plain(self, lane, keys, end, n, fields):
+        """Answer the plain requests `keys` (ending at `end` of the n bytes received; `fields`
+        what the access log needs of them, see FastLane.scan) from the fast lane's ready
+        messages, in order, until one has none, as far as plan_answers allows. Returns None
+        when that was all of the input and it is written (or the connection closes after it),
+        else the offset where the full path takes over (with what was answered queued before
+        it)."""
         messages = lane.messages
         answers = []
         for key in keys:
@@ -215,10 +216,8 @@ class Connection(Output, SocketSide, Tunnel):
             protocol.finish()
             self._closing()
         server = self.server
-        counted = server.access_log is not None
-        if counted:
-            self._plain_ends(lane, keys, answers)   # the log (and the metrics) when written
-        elif server.metrics is not None:
+        logged = server.access_log is not None
+        if not logged and server.metrics is not None:
             # The metrics alone need no request per answer: counted as queued (a ready
             # message is small and rarely not written in full).
             server.metrics.count_ready(lane.logged, keys, answers, self.loop.now)
@@ -228,42 +227,56 @@ class Connection(Output, SocketSide, Tunnel):
         except (BlockingIOError, InterruptedError):
             sent = 0
         except OSError:
+            if logged:
+                self._plain_ends(lane, keys, answers, fields)   # logged as lost, in close()
             self.close()
             return None
-        # Nothing was queued before, so `ended_at` is `written`: uncounted, a complete send
-        # can leave both as they are.
-        if counted:
-            self._written(sent)   # the ends in `ending` that this send completes
+        # Nothing was queued before, so `ended_at` is `written`: a complete send can leave
+        # both as they are.
         if sent < len(data):
             self.output.append(memoryview(data)[sent:])
-            if not counted:
+            if logged:
+                self._plain_ends(lane, keys, answers, fields)
+                self._written(sent)   # the ends in `ending` that this send completes
+            else:
                 self.written += sent
                 self.output.append(ResponseEnd(None, 200, 0))
             self.state = State.WRITING
             self._block()
-        elif closes:
+            return end if end < n else None
+        if logged:
+            server.ready_ended(self, lane.logged, keys, answers, fields)
+        if closes:
             self.advance()
             return None
-        elif end == n:
+        if end == n:
             self._idle()
             return None
-        return end if end < n else None
+        return end
 
-    def _plain_ends(self, lane, keys, answers):
-        """Where each answer will end, in `ending`, for the access log and the metrics."""
+    def _plain_ends(self, lane, keys, answers, fields):
+        """Where each answer will end, in `ending`, for the access log and the metrics: the
+        answers of a send that was not written in full."""
         offset = self.written
         now = self.loop.now
-        for key, message in zip(keys, answers):
+        for i, (key, message) in enumerate(zip(keys, answers)):
             template, status, head = lane.logged[key]
             offset += len(message)
-            end = ResponseEnd(self._plain_request(template), status, head, now)
+            end = ResponseEnd(self._plain_request(template, fields, i), status, head, now)
             end.end = offset
             self.ending.append(end)
 
-    def _plain_request(self, template):
-        """A request of its own for the access log and metrics, like the full path's."""
-        request = Request(template.method, template.target, template.version, [], None, False,
-                          template.keep_alive, False)
+    def _plain_request(self, template, fields, i):
+        """A request of its own for the access log and metrics, like the full path's, with
+        the fields the log writes (see FastLane.scan)."""
+        logged_fields = []
+        if fields is not None:
+            for name, value in ((b"referer", fields[3 * i + 1]),
+                                (b"user-agent", fields[3 * i + 2])):
+                if value != ABSENT_FIELD:
+                    logged_fields += (name, value)
+        request = Request(template.method, template.target, template.version, logged_fields,
+                          None, False, template.keep_alive, False)
         request.client = self.client
         return request
 

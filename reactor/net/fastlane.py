@@ -28,9 +28,11 @@ class FastLane:
     """Server-wide: the parser's scan of the receive buffer and the ready messages by key."""
 
     __slots__ = ("loop", "ready", "hits", "messages", "logged", "closing", "expires", "_scan_plain",
-                 "_buffer", "plain_start")
+                 "_buffer", "_fields", "plain_start")
 
-    def __init__(self, loop, parser, handler, buffer):
+    def __init__(self, loop, parser, handler, buffer, fields=False):
+        """`fields`: the access log writes each request's Referer and User-Agent, so the scan
+        reports them."""
         self.loop = loop
         self.ready = handler.ready
         # [answers given from `ready`, ...]: the handler's cache hits, counted here too.
@@ -41,13 +43,16 @@ class FastLane:
         self.expires = 0.0   # loop time when every message must be made again
         self._scan_plain = parser.scan_plain
         self._buffer = buffer
+        self._fields = fields
         self.plain_start = parser.plain_start
 
     def scan(self, n: int):
-        """(keys, end) of the plain requests at the start of the first n bytes received."""
+        """(keys, end, fields) of the plain requests at the start of the first n bytes
+        received: `fields` holds their Referer and User-Agent values when the lane was made
+        with `fields` (see RequestParser.scan_plain), else it is None."""
         if self.loop.now >= self.expires:
             self._renew()
-        return self._scan_plain(self._buffer, n)
+        return self._scan_plain(self._buffer, n, self._fields)
 
     def fill(self, key: bytes):
         """The message for `key`, made and kept when the handler has a ready answer; or None

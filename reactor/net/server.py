@@ -229,7 +229,9 @@ class Server:
             self.plain_handler = redirect_to_https(self.secure_address[1])
         else:
             self.plain_handler = self.handler
-        self.lanes = {handler: FastLane(self.loop, self.parser, handler, self.recv_buffer)
+        wants_fields = self.access_log is not None and self.access_log.wants_fields
+        self.lanes = {handler: FastLane(self.loop, self.parser, handler, self.recv_buffer,
+                                        wants_fields)
                       for handler in (self.plain_handler, self.secure_handler)
                       if config.fast_lane and hasattr(handler, "ready")}
 
@@ -354,6 +356,15 @@ class Server:
             self.metrics.count(request.method, status, sent, started)
         if self.access_log is not None:
             self.access_log.log(request.client, request, status, sent, started)
+
+    def ready_ended(self, connection, logged, keys, answers, fields):
+        """The fast lane's answers to one read were written in full by one send: counted and
+        logged as response_ended would, without a request or a response end for each
+        (see AccessLog.log_ready for the arguments)."""
+        started = self.loop.now
+        if self.metrics is not None:
+            self.metrics.count_ready(logged, keys, answers, started)
+        self.access_log.log_ready(connection.client, logged, keys, answers, fields, started)
 
     def note_rejection(self, status: int):
         self.rejected[status] = self.rejected.get(status, 0) + 1

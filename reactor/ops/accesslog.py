@@ -10,8 +10,8 @@ a timeout), with the body bytes actually sent, as nginx does. Formats:
 In the text formats a quote, backslash or control byte inside a field is written `\\xHH`, so a
 client cannot forge a line or a field.
 
-Lines are gathered during one loop iteration and handed to the writer thread once; if the
-writer falls MAX_BACKLOG bytes behind, lines are dropped (and the drop is noted in the log
+Lines are gathered and handed to the writer thread in batches (FLUSH_LINES, FLUSH_DELAY); if
+the writer falls MAX_BACKLOG bytes behind, lines are dropped (and the drop is noted in the log
 when it catches up) rather than held in memory without bound. reopen() has the writer close
 and reopen the file, for log rotation (SIGUSR1).
 
@@ -25,6 +25,8 @@ import re
 import threading
 import time
 
+from ..http.request import ABSENT_FIELD
+
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 FORMATS = ("common", "combined", "json")
@@ -32,26 +34,53 @@ FORMATS = ("common", "combined", "json")
 # Bytes handed to the writer and not yet written, past which new lines are dropped.
 MAX_BACKLOG = 8 * 1024 * 1024
 
+# Lines are handed to the writer thread in batches: when this many are gathered, or this long
+# after the first of a batch, whichever comes first. Each hand-over wakes the writer (a thread
+# switch and the GIL passed twice), so a busy server pays for it once per thousand lines, and
+# a quiet one sees its lines in the file within a tenth of a second.
+FLUSH_LINES = 1024
+FLUSH_DELAY = 0.1
+
+# Request parts and field values kept ready to write; they are keyed by what clients send, so
+# the set is emptied when it reaches this size.
+MAX_KEPT_PIECES = 4096
+
 # How long close() waits for the writer to finish: a stuck disk must not hold up the exit.
 CLOSE_WAIT = 2.0
 
 _UNSAFE = re.compile(r'[\x00-\x1f"\\\x7f-\xff]')
 _REOPEN = object()
 _STOP = object()
+_DROPPED = object()   # lines were dropped: say how many once the writer gets here
 
 
 def _escape(text: str) -> str:
     return _UNSAFE.sub(lambda m: "\\x%02X" % ord(m.group()), text)
 
 
-def _field(request, name: bytes):
-    value = request.header(name)
-    return None if value is None else value.decode("latin-1")
+def _quoted_text(value) -> str:
+    """A field value (None or ABSENT_FIELD: absent) as the text formats write it: quoted and
+    escaped, `"-"` when absent or empty."""
+    if not value or value == ABSENT_FIELD:
+        return '"-"'
+    return '"%s"' % _escape(value.decode("latin-1"))
+
+
+def _quoted_json(value) -> str:
+    if value is None or value == ABSENT_FIELD:
+        return "null"
+    return json.dumps(value.decode("latin-1"))
 
 
 class AccessLog:
     """Write lines to `stream` (stderr, say), or to the file at `path`, opened here in append
-    mode and reopened by reopen()."""
+    mode and reopened by reopen(). `schedule(delay, callback)` runs a callback later on the
+    loop (Loop.call_later).
+
+    A line is put together from pieces made once and kept: the request's part (method,
+    target, protocol and status, escaped), per second the time, per value the referer and
+    user agent as written; only the client, the bytes and (JSON) the duration are new in
+    each line. `wants_fields`: whether the format needs the Referer and User-Agent values."""
 
     def __init__(self, stream=None, schedule=None, format: str = "common", path=None):
         if format not in FORMATS:
@@ -60,7 +89,13 @@ class AccessLog:
         self.stream = open(path, "a", encoding="utf-8") if path is not None else stream
         self.schedule = schedule
         self.format = format
+        self.wants_fields = format != "common"
         self.lines = []
+        json_lines = format == "json"
+        self._line = self._json_line if json_lines else self._text_line
+        self._quote = _quoted_json if json_lines else _quoted_text
+        self._parts = {}    # (method, target, version, status) -> the request's part of a line
+        self._quoted = {}   # a field value (None: absent) -> as the format writes it
         self._stamp = 0
         self._when = ""
         self._queue = queue.SimpleQueue()
@@ -69,43 +104,97 @@ class AccessLog:
         self._lock = threading.Lock()
         self._writer = None
 
-    def _timestamp(self) -> str:
-        now = int(time.time())
-        if now != self._stamp:
-            t = time.gmtime(now)
-            self._when = "%02d/%s/%04d:%02d:%02d:%02d +0000" % (
-                t.tm_mday, _MONTHS[t.tm_mon - 1], t.tm_year, t.tm_hour, t.tm_min, t.tm_sec)
-            self._stamp = now
+    def _timestamp(self, now: float) -> str:
+        """The second of `now` (time.time()) as the format writes it; JSON adds milliseconds."""
+        second = int(now)
+        if second != self._stamp:
+            t = time.gmtime(second)
+            if self.format == "json":
+                self._when = time.strftime("%Y-%m-%dT%H:%M:%S", t)
+            else:
+                self._when = "%02d/%s/%04d:%02d:%02d:%02d +0000" % (
+                    t.tm_mday, _MONTHS[t.tm_mon - 1], t.tm_year, t.tm_hour, t.tm_min, t.tm_sec)
+            self._stamp = second
         return self._when
+
+    def _part(self, method: str, target: str, version: int, status: int) -> str:
+        key = (method, target, version, status)
+        part = self._parts.get(key)
+        if part is None:
+            if self.format == "json":
+                part = ', "method": %s, "path": %s, "protocol": "HTTP/%d.%d", "status": %d, ' \
+                       '"bytes": ' % (json.dumps(method), json.dumps(target),
+                                      *divmod(version, 10), status)
+            else:
+                part = '"%s %s HTTP/%d.%d" %d ' % (_escape(method), _escape(target),
+                                                   *divmod(version, 10), status)
+            if len(self._parts) >= MAX_KEPT_PIECES:
+                self._parts.clear()
+            self._parts[key] = part
+        return part
+
+    def _quoted_field(self, value) -> str:
+        quoted = self._quoted.get(value)
+        if quoted is None:
+            quoted = self._quote(value)
+            if len(self._quoted) >= MAX_KEPT_PIECES:
+                self._quoted.clear()
+            self._quoted[value] = quoted
+        return quoted
+
+    def _text_line(self, host, now, part, sent, referer, agent, duration) -> str:
+        line = "%s - - [%s] %s%d" % (host, self._when if int(now) == self._stamp
+                                     else self._timestamp(now), part, sent)
+        if self.format == "combined":
+            line += " %s %s" % (self._quoted_field(referer), self._quoted_field(agent))
+        return line + "\n"
+
+    def _json_line(self, host, now, part, sent, referer, agent, duration) -> str:
+        return '{"time": "%s.%03dZ", "client": %s%s%d, "duration_ms": %s, "referer": %s, ' \
+               '"user_agent": %s}\n' % (
+                   self._when if int(now) == self._stamp else self._timestamp(now),
+                   now * 1000 % 1000, json.dumps(host), part, sent,
+                   "null" if duration is None else repr(round(duration * 1000, 3)),
+                   self._quoted_field(referer), self._quoted_field(agent))
 
     def log(self, client, request, status: int, sent: int, started: float = 0.0):
         """One line for a response that has ended: `sent` body bytes actually written,
         `started` the loop time its request arrived (0: unknown)."""
-        if not self.lines:
-            self.schedule(self.flush)
-        if self.format == "json":
-            self.lines.append(self._json(client, request, status, sent, started))
-            return
-        line = '%s - - [%s] "%s %s HTTP/%d.%d" %d %d' % (
-            client[0], self._timestamp(), _escape(request.method), _escape(request.target),
-            *divmod(request.version, 10), status, sent)
-        if self.format == "combined":
-            line += ' "%s" "%s"' % (_escape(_field(request, b"referer") or "-"),
-                                    _escape(_field(request, b"user-agent") or "-"))
-        self.lines.append(line + "\n")
+        referer = agent = None
+        if self.wants_fields:
+            referer, agent = request.header(b"referer"), request.header(b"user-agent")
+        self._add([self._line(
+            client[0], time.time(),
+            self._part(request.method, request.target, request.version, status), sent,
+            referer, agent, time.monotonic() - started if started else None)])
 
-    def _json(self, client, request, status, sent, started) -> str:
+    def log_ready(self, client, logged, keys, answers, fields, started: float):
+        """The lines of the fast lane's answers to one read, all written in full: `logged[key]`
+        is (request, status, head length) of each, `answers` their messages (as many as were
+        answered, from the first key on), `fields` what RequestParser.scan_plain reported of
+        their Referer and User-Agent values (when wants_fields, else None), `started` the
+        loop time of the read."""
+        host = client[0]
         now = time.time()
-        return json.dumps({
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now))
-                    + ".%03dZ" % (now * 1000 % 1000),
-            "client": client[0], "method": request.method, "path": request.target,
-            "protocol": "HTTP/%d.%d" % divmod(request.version, 10), "status": status,
-            "bytes": sent,
-            "duration_ms": round((time.monotonic() - started) * 1000, 3) if started else None,
-            "referer": _field(request, b"referer"),
-            "user_agent": _field(request, b"user-agent"),
-        }) + "\n"
+        duration = time.monotonic() - started
+        line = self._line
+        part = self._part
+        lines = []
+        for i, message in enumerate(answers):
+            request, status, head = logged[keys[i]]
+            lines.append(line(host, now, part(request.method, request.target, request.version,
+                                              status),
+                              len(message) - head, fields[3 * i + 1] if fields else None,
+                              fields[3 * i + 2] if fields else None, duration))
+        self._add(lines)
+
+    def _add(self, lines):
+        gathered = self.lines
+        if not gathered:
+            self.schedule(FLUSH_DELAY, self.flush)
+        gathered += lines
+        if len(gathered) >= FLUSH_LINES:
+            self.flush()
 
     def flush(self):
         """Hand the lines gathered so far to the writer thread."""
@@ -114,10 +203,14 @@ class AccessLog:
             return
         text = "".join(lines)
         with self._lock:
+            first_drop = not self._dropped
             if self._backlog + len(text) > MAX_BACKLOG:
                 self._dropped += len(lines)
-                return
-            self._backlog += len(text)
+                text = _DROPPED if first_drop else None   # the writer says so when it can
+            else:
+                self._backlog += len(text)
+        if text is None:
+            return
         if self._writer is None:
             self._writer = threading.Thread(target=self._write_lines, name="reactor-log",
                                             daemon=True)
@@ -154,6 +247,8 @@ class AccessLog:
             if item is _REOPEN:
                 self._reopen()
                 continue
+            if item is _DROPPED:
+                item = ""
             with self._lock:
                 self._backlog -= len(item)
                 dropped, self._dropped = self._dropped, 0

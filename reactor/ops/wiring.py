@@ -28,7 +28,7 @@ PUBLISH_INTERVAL = 1.0
 
 def install(server, config, shared=None, region=None):
     """Raises ConfigError (one line) when the access log file cannot be opened."""
-    server.access_log = open_access_log(config, server.loop.call_soon)
+    server.access_log = open_access_log(config, server.loop.call_later)
     if config.proxy_protocol:
         server.accept_filter = HeaderReader(server.loop, config.proxy_protocol,
                                             Networks(config.trusted_proxies),
