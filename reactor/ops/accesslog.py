@@ -91,9 +91,7 @@ class AccessLog:
         self.format = format
         self.wants_fields = format != "common"
         self.lines = []
-        json_lines = format == "json"
-        self._line = self._json_line if json_lines else self._text_line
-        self._quote = _quoted_json if json_lines else _quoted_text
+        self._quote = _quoted_json if format == "json" else _quoted_text
         self._parts = {}    # (method, target, version, status) -> the request's part of a line
         self._quoted = {}   # a field value (None: absent) -> as the format writes it
         self._stamp = 0
@@ -104,69 +102,16 @@ class AccessLog:
         self._lock = threading.Lock()
         self._writer = None
 
-    def _timestamp(self, now: float) -> str:
-        """The second of `now` (time.time()) as the format writes it; JSON adds milliseconds."""
-        second = int(now)
-        if second != self._stamp:
-            t = time.gmtime(second)
-            if self.format == "json":
-                self._when = time.strftime("%Y-%m-%dT%H:%M:%S", t)
-            else:
-                self._when = "%02d/%s/%04d:%02d:%02d:%02d +0000" % (
-                    t.tm_mday, _MONTHS[t.tm_mon - 1], t.tm_year, t.tm_hour, t.tm_min, t.tm_sec)
-            self._stamp = second
-        return self._when
-
-    def _part(self, method: str, target: str, version: int, status: int) -> str:
-        key = (method, target, version, status)
-        part = self._parts.get(key)
-        if part is None:
-            if self.format == "json":
-                part = ', "method": %s, "path": %s, "protocol": "HTTP/%d.%d", "status": %d, ' \
-                       '"bytes": ' % (json.dumps(method), json.dumps(target),
-                                      *divmod(version, 10), status)
-            else:
-                part = '"%s %s HTTP/%d.%d" %d ' % (_escape(method), _escape(target),
-                                                   *divmod(version, 10), status)
-            if len(self._parts) >= MAX_KEPT_PIECES:
-                self._parts.clear()
-            self._parts[key] = part
-        return part
-
-    def _quoted_field(self, value) -> str:
-        quoted = self._quoted.get(value)
-        if quoted is None:
-            quoted = self._quote(value)
-            if len(self._quoted) >= MAX_KEPT_PIECES:
-                self._quoted.clear()
-            self._quoted[value] = quoted
-        return quoted
-
-    def _text_line(self, host, now, part, sent, referer, agent, duration) -> str:
-        line = "%s - - [%s] %s%d" % (host, self._when if int(now) == self._stamp
-                                     else self._timestamp(now), part, sent)
-        if self.format == "combined":
-            line += " %s %s" % (self._quoted_field(referer), self._quoted_field(agent))
-        return line + "\n"
-
-    def _json_line(self, host, now, part, sent, referer, agent, duration) -> str:
-        return '{"time": "%s.%03dZ", "client": %s%s%d, "duration_ms": %s, "referer": %s, ' \
-               '"user_agent": %s}\n' % (
-                   self._when if int(now) == self._stamp else self._timestamp(now),
-                   now * 1000 % 1000, json.dumps(host), part, sent,
-                   "null" if duration is None else repr(round(duration * 1000, 3)),
-                   self._quoted_field(referer), self._quoted_field(agent))
-
     def log(self, client, request, status: int, sent: int, started: float = 0.0):
         """One line for a response that has ended: `sent` body bytes actually written,
         `started` the loop time its request arrived (0: unknown)."""
         referer = agent = None
         if self.wants_fields:
             referer, agent = request.header(b"referer"), request.header(b"user-agent")
-        self._add([self._line(
-            client[0], time.time(),
-            self._part(request.method, request.target, request.version, status), sent,
-            referer, agent, time.monotonic() - started if started else None)])
+        method, target, version = request.method, request.target, request.version
+        part = (self._parts.get((method, target, version, status))
+                or self._new_part(method, target, version, status))
+        self._emit(client[0], started, [(part, sent, referer, agent)])
 
     def log_ready(self, client, logged, keys, answers, fields, started: float):
         """The lines of the fast lane's answers to one read, all written in full: `logged[key]`
@@ -174,19 +119,78 @@ class AccessLog:
         answered, from the first key on), `fields` what RequestParser.scan_plain reported of
         their Referer and User-Agent values (when wants_fields, else None), `started` the
         loop time of the read."""
-        host = client[0]
-        now = time.time()
-        duration = time.monotonic() - started
-        line = self._line
-        part = self._part
-        lines = []
+        parts = self._parts
+        rows = []
         for i, message in enumerate(answers):
             request, status, head = logged[keys[i]]
-            lines.append(line(host, now, part(request.method, request.target, request.version,
-                                              status),
-                              len(message) - head, fields[3 * i + 1] if fields else None,
-                              fields[3 * i + 2] if fields else None, duration))
+            method, target, version = request.method, request.target, request.version
+            part = (parts.get((method, target, version, status))
+                    or self._new_part(method, target, version, status))
+            if fields is None:
+                rows.append((part, len(message) - head, None, None))
+            else:
+                rows.append((part, len(message) - head, fields[3 * i + 1], fields[3 * i + 2]))
+        self._emit(client[0], started, rows)
+
+    def _emit(self, host: str, started: float, rows):
+        """The lines of responses that end now, from the client `host`, whose requests arrived
+        at the loop time `started` (0: unknown): `rows` of (request part, body bytes sent,
+        referer, user agent)."""
+        now = time.time()
+        when = self._when if int(now) == self._stamp else self._timestamp(now)
+        quoted = self._quoted
+        kept = self._kept_quote
+        if self.format == "common":
+            prefix = "%s - - [%s] " % (host, when)
+            lines = [prefix + part + str(sent) + "\n" for part, sent, _, _ in rows]
+        elif self.format == "combined":
+            prefix = "%s - - [%s] " % (host, when)
+            lines = [prefix + part + str(sent) + " " + (quoted.get(referer) or kept(referer))
+                     + " " + (quoted.get(agent) or kept(agent)) + "\n"
+                     for part, sent, referer, agent in rows]
+        else:
+            prefix = '{"time": "%s.%03dZ", "client": %s' % (when, now * 1000 % 1000,
+                                                             json.dumps(host))
+            duration = ', "duration_ms": %s, "referer": ' % (
+                repr(round((time.monotonic() - started) * 1000, 3)) if started else "null")
+            lines = [prefix + part + str(sent) + duration + (quoted.get(referer) or kept(referer))
+                     + ', "user_agent": ' + (quoted.get(agent) or kept(agent)) + "}\n"
+                     for part, sent, referer, agent in rows]
         self._add(lines)
+
+    def _timestamp(self, now: float) -> str:
+        """The second of `now` (time.time()) as the format writes it; JSON adds milliseconds."""
+        second = int(now)
+        t = time.gmtime(second)
+        if self.format == "json":
+            self._when = time.strftime("%Y-%m-%dT%H:%M:%S", t)
+        else:
+            self._when = "%02d/%s/%04d:%02d:%02d:%02d +0000" % (
+                t.tm_mday, _MONTHS[t.tm_mon - 1], t.tm_year, t.tm_hour, t.tm_min, t.tm_sec)
+        self._stamp = second
+        return self._when
+
+    def _new_part(self, method: str, target: str, version: int, status: int) -> str:
+        """The request's part of a line (method, target, protocol, status), made and kept."""
+        if self.format == "json":
+            part = ', "method": %s, "path": %s, "protocol": "HTTP/%d.%d", "status": %d, ' \
+                   '"bytes": ' % (json.dumps(method), json.dumps(target), *divmod(version, 10),
+                                  status)
+        else:
+            part = '"%s %s HTTP/%d.%d" %d ' % (_escape(method), _escape(target),
+                                               *divmod(version, 10), status)
+        if len(self._parts) >= MAX_KEPT_PIECES:
+            self._parts.clear()
+        self._parts[(method, target, version, status)] = part
+        return part
+
+    def _kept_quote(self, value) -> str:
+        """A field value as the format writes it, made and kept."""
+        quoted = self._quote(value)
+        if len(self._quoted) >= MAX_KEPT_PIECES:
+            self._quoted.clear()
+        self._quoted[value] = quoted
+        return quoted
 
     def _add(self, lines):
         gathered = self.lines
