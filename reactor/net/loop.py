@@ -1,21 +1,62 @@
-"""The reactor: one thread waiting on `selectors` (epoll/kqueue) and a timer heap.
+"""The reactor: one thread waiting on epoll (or, where there is none, `selectors`: kqueue,
+poll) and a timer heap.
 
 Owns readiness callbacks, timers and the thread-safe wake-up. Knows sockets and time, never
 HTTP: it must not import anything else from reactor.
+
+On Linux the loop asks epoll itself and keeps its own table of callbacks by descriptor:
+`selectors` would make a key object per descriptor, a list of them per wait, and raise an
+exception to say a descriptor is new, which together cost more than the rest of a read event
+on the fast lane (bench/README.md has the profile).
 """
 
 import heapq
+import select
 import selectors
 import signal
 import socket
 import time
 from collections import deque
 
-EVENT_READ = selectors.EVENT_READ
-EVENT_WRITE = selectors.EVENT_WRITE
-
 # Upper bound on one wait, so a clock jump or a lost wake-up never parks the loop for long.
 MAX_WAIT = 1.0
+
+
+class EpollPoller:
+    """epoll, as the loop asks it: register, modify, unregister, poll, close."""
+
+    READ = getattr(select, "EPOLLIN", 0)
+    WRITE = getattr(select, "EPOLLOUT", 0)
+    # The kernel drops a descriptor from the interest list when it is closed (a socket's
+    # descriptor is never duplicated here), so a close needs no EPOLL_CTL_DEL before it.
+    CLOSE_FORGETS = True
+
+    def __init__(self):
+        epoll = select.epoll()
+        self.register = epoll.register
+        self.modify = epoll.modify
+        self.unregister = epoll.unregister
+        self.poll = epoll.poll
+        self.close = epoll.close
+
+
+class SelectorPoller:
+    """`selectors` (kqueue, poll, select) behind the same calls, where there is no epoll."""
+
+    READ = selectors.EVENT_READ
+    WRITE = selectors.EVENT_WRITE
+    CLOSE_FORGETS = False   # the selector's own table must be told before a close
+
+    def __init__(self):
+        selector = selectors.DefaultSelector()
+        self.register = selector.register
+        self.modify = selector.modify
+        self.unregister = selector.unregister
+        self.close = selector.close
+        self._select = selector.select
+
+    def poll(self, timeout):
+        return [(key.fd, events) for key, events in self._select(timeout)]
 
 
 class Timer:
@@ -39,8 +80,13 @@ class Loop:
     of asking the clock again on every event.
     """
 
-    def __init__(self):
-        self.selector = selectors.DefaultSelector()
+    def __init__(self, poller=None):
+        """`poller`: an EpollPoller or SelectorPoller (the first where there is epoll)."""
+        if poller is None:
+            poller = EpollPoller() if hasattr(select, "epoll") else SelectorPoller()
+        self._poller = poller
+        self._read_event, self._write_event = poller.READ, poller.WRITE
+        self._handlers = {}   # fd -> (reader, writer, the events asked for)
         self.now = time.monotonic()
         self._timers = []
         self._ready = deque()
@@ -54,44 +100,43 @@ class Loop:
     # -- readiness ---------------------------------------------------------------------------
 
     def add_reader(self, fd, callback):
-        self._set(fd, EVENT_READ, callback)
+        handler = self._handlers.get(fd)
+        self.watch(fd, callback, handler and handler[1])
 
     def remove_reader(self, fd):
-        self._set(fd, EVENT_READ, None)
+        handler = self._handlers.get(fd)
+        self.watch(fd, None, handler and handler[1])
 
     def watch(self, fd, reader, writer):
         """Set both callbacks of fd at once (one system call where a pair of add/remove
-        calls would make two)."""
-        mask = (EVENT_READ if reader else 0) | (EVENT_WRITE if writer else 0)
-        selector = self.selector
-        try:
-            selector.get_key(fd)
-        except KeyError:
-            if mask:
-                selector.register(fd, mask, (reader, writer))
-            return
+        calls would make two, and none when the events asked for stay the same)."""
+        mask = (self._read_event if reader else 0) | (self._write_event if writer else 0)
+        handler = self._handlers.get(fd)
         if mask:
-            selector.modify(fd, mask, (reader, writer))
-        else:
-            selector.unregister(fd)
-
-    def _set(self, fd, event, callback):
-        try:
-            reader, writer = self.selector.get_key(fd).data
-        except KeyError:
-            reader = writer = None
-        if event == EVENT_READ:
-            reader = callback
-        else:
-            writer = callback
-        self.watch(fd, reader, writer)
+            if handler is None:
+                self._poller.register(fd, mask)
+            elif handler[2] != mask:
+                self._poller.modify(fd, mask)
+            self._handlers[fd] = (reader, writer, mask)
+        elif handler is not None:
+            del self._handlers[fd]
+            self._poller.unregister(fd)
 
     def forget(self, fd):
         """Drop every callback of fd; call it before closing the descriptor."""
-        try:
-            self.selector.unregister(fd)
-        except (KeyError, ValueError):
-            pass
+        if self._handlers.pop(fd, None) is not None:
+            try:
+                self._poller.unregister(fd)
+            except (KeyError, ValueError, OSError):
+                pass
+
+    def closing(self, fd):
+        """As forget(fd), for a descriptor closed right after: where closing it is enough to
+        take it out of the poller, without the system call that forget makes."""
+        if self._poller.CLOSE_FORGETS:
+            self._handlers.pop(fd, None)
+        else:
+            self.forget(fd)
 
     # -- time ----------------------------------------------------------------------------------
 
@@ -129,7 +174,11 @@ class Loop:
 
     def run(self):
         self._running = True
-        select = self.selector.select
+        poll = self._poller.poll
+        handlers = self._handlers
+        # HUP and ERR come whether asked for or not: they wake the reader and the writer.
+        not_write = ~self._write_event
+        not_read = ~self._read_event
         timers = self._timers
         ready = self._ready
         threadsafe = self._threadsafe
@@ -140,17 +189,21 @@ class Loop:
                 timeout = min(max(timers[0].when - self.now, 0), MAX_WAIT)
             else:
                 timeout = MAX_WAIT
-            events = select(timeout)
+            events = poll(timeout)
             self.now = now = time.monotonic()
-            for key, mask in events:
-                reader, writer = key.data
-                if mask & EVENT_READ and reader is not None:
-                    reader()
-                if mask & EVENT_WRITE and writer is not None:
-                    # The read callback may have dropped the writer or closed the socket.
-                    current = self._current_writer(key.fd)
-                    if current is not None:
-                        current()
+            for fd, mask in events:
+                handler = handlers.get(fd)
+                if handler is None:
+                    continue   # forgotten by an earlier callback of this round
+                if mask & not_write and handler[0] is not None:
+                    handler[0]()
+                    if mask & not_read:
+                        # The read callback may have dropped the writer or closed the socket.
+                        handler = handlers.get(fd)
+                        if handler is None:
+                            continue
+                if mask & not_read and handler[1] is not None:
+                    handler[1]()
             while timers and timers[0].when <= now:
                 timer = heapq.heappop(timers)
                 timer.callback(*timer.args)
@@ -161,14 +214,8 @@ class Loop:
                 callback, args = ready.popleft()
                 callback(*args)
 
-    def _current_writer(self, fd):
-        try:
-            return self.selector.get_key(fd).data[1]
-        except KeyError:
-            return None
-
     def close(self):
         self.forget(self._wake_r.fileno())
         self._wake_r.close()
         self._wake_w.close()
-        self.selector.close()
+        self._poller.close()

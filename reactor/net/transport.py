@@ -61,7 +61,7 @@ class PlainTransport:
         return n
 
     def close(self):
-        self.loop.forget(self.fd)
+        self.loop.closing(self.fd)
         try:
             self.sock.close()
         except OSError:
@@ -260,7 +260,7 @@ class TLSTransport:
         self.reader = self.writer = None
         self.chunk = None
         self._close_notify()
-        self.loop.forget(self.fd)
+        self.loop.closing(self.fd)
         try:
             self.sock.close()
         except OSError:
