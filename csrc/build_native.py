@@ -13,7 +13,7 @@ from cffi import FFI
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 # Each unit is csrc/<unit>.c with the declarations in csrc/<unit>.h.
-UNITS = ["httpparse"]
+UNITS = ["httpparse", "readevent"]
 
 ffibuilder = FFI()
 ffibuilder.cdef("""
@@ -48,6 +48,18 @@ long hp_scan_plain(const struct hp_batch *batch, const char *buf, size_t len, si
 long hp_decode_chunked(struct hp_chunked *d, const char *buf, size_t len, char *out,
                        size_t *out_len);
 int hp_chunked_done(const struct hp_chunked *d);
+
+#define RE_HOST_MAX ...
+struct re_accepted {
+    int *fds;
+    int *ports;
+    size_t cap;
+    char *hosts;
+    size_t hosts_cap;
+    size_t hosts_len;
+    int error;
+};
+long re_accept(int fd, struct re_accepted *out);
 """)
 
 if os.environ.get("REACTOR_NO_EXTENSIONS") == "1":

@@ -318,3 +318,24 @@ def test_lane_answers_written_in_pieces_are_logged_with_what_was_sent(pair, site
     assert lane_of(lane).messages
     assert sizes()[0] == len(piece) and sizes() == sorted(sizes(), reverse=True)
     assert all(line.endswith(' "-" "slow"') for line in lines.lines[1:])
+
+
+def test_a_connection_answered_once_by_the_lane_and_closed_builds_no_protocol(pair):
+    lane, _ = pair()
+    replay(lane, head(b"/a.txt"))   # the full path makes the answer ready
+    server = lane.server
+    closed = []
+    connection_closed = server.connection_closed
+
+    def note(connection):
+        closed.append(connection.protocol)
+        connection_closed(connection)
+
+    server.connection_closed = note   # this server's own, not the class's
+    for fields in ((b"Connection: close",), ()):
+        with connect(lane.port) as sock:
+            sock.sendall(head(b"/a.txt", *fields))
+            assert read_response(sock).endswith(b"0123456789abcdef")
+    assert wait_until(lambda: len(closed) == 2)
+    # The one that asked to close never needed one; the kept-alive one did (it counts).
+    assert closed[0] is None and closed[1].served == 1

@@ -71,13 +71,11 @@ class Connection(Output, SocketSide, Tunnel):
         self.loop = server.loop
         self.transport = transport
         self.client = client
-        self.protocol = server.new_protocol()
+        # Made when first needed (_protocol): a connection that the fast lane answers once
+        # and closes never needs one.
+        self.protocol = None
         self.handler = handler
         self.lane = server.lanes.get(handler)   # the fast lane of this handler, if it has one
-        if getattr(handler, "early_response", None) is not None:
-            self.protocol.judge = self._early_response
-        # A handler that reads bodies as they arrive gets each request at its head.
-        self.protocol.stream_bodies = getattr(handler, "streams_bodies", False)
         self.inflight = None     # the request last handed to the handler
         self.tunnel = None       # after a 101: the protocol the connection carries now
         # Lists, not deques: they stay short, and an empty list is a tenth of an empty deque's
@@ -139,8 +137,8 @@ class Connection(Output, SocketSide, Tunnel):
                 start = self._answer_plain(lane, keys, end, n, fields)
                 if start is None:
                     return
-        events = self.protocol.receive(server.recv_view[start:n]) if start < n else None
-        if self.protocol.stream_bodies:
+        events = self._protocol().receive(server.recv_view[start:n]) if start < n else None
+        if self.protocol is not None and self.protocol.stream_bodies:
             self._hold_body()
         if events:
             pending = self.pending
@@ -199,7 +197,10 @@ class Connection(Output, SocketSide, Tunnel):
             end = lane.plain_start(ready)
         protocol = self.protocol
         asked = keys[ready - 1] in lane.closing   # only the last request of a scan may ask
-        count, closes = protocol.plan_answers(ready, asked, end < n)
+        server = self.server
+        # A connection without a Protocol yet has answered nothing: the server's fresh one
+        # says what that state allows.
+        count, closes = (protocol or server.fresh_protocol).plan_answers(ready, asked, end < n)
         if count < ready or (closes and not asked):
             # The server closes after the last answer it gives: the answer to that request
             # asking to close.
@@ -208,14 +209,16 @@ class Connection(Output, SocketSide, Tunnel):
                 return 0   # not ready: the full path answers the whole read
             keys = [*keys[:count - 1], last[0]]
             answers[count - 1:] = [last[1]]
-        protocol.served += count
         lane.hits[0] += count
         if closes:
             # Without lingering only when the client asked to close and sent nothing after.
             self.client_done = asked and count == ready and end == n
-            protocol.finish()
+            if protocol is not None:
+                protocol.served += count
+                protocol.finish()
             self._closing()
-        server = self.server
+        else:
+            (protocol or self._protocol()).served += count
         logged = server.access_log is not None
         if not logged and server.metrics is not None:
             # The metrics alone need no request per answer: counted as queued (a ready
@@ -280,12 +283,24 @@ class Connection(Output, SocketSide, Tunnel):
         request.client = self.client
         return request
 
+    def _protocol(self):
+        """The connection's Protocol, made the first time one is needed."""
+        protocol = self.protocol
+        if protocol is None:
+            protocol = self.protocol = self.server.new_protocol()
+            if getattr(self.handler, "early_response", None) is not None:
+                protocol.judge = self._early_response
+            # A handler that reads bodies as they arrive gets each request at its head.
+            protocol.stream_bodies = getattr(self.handler, "streams_bodies", False)
+        return protocol
+
     def on_eof(self):
         self._lose_inflight()
         if self.pending or self.output or self.waiting is not None:
             # Half-closed: answer what was received, then close.
             self.closing = self.client_done = True
-            self.protocol.finish()
+            if self.protocol is not None:
+                self.protocol.finish()
             self._watch(False, self.blocked)
         else:
             self.close()
@@ -294,7 +309,7 @@ class Connection(Output, SocketSide, Tunnel):
         """Set the state and deadline that the input so far calls for."""
         now = self.loop.now
         config = self.server.config
-        input_state = self.protocol.state
+        input_state = self._protocol().state
         if input_state is InputState.HEAD:
             if self.state is not State.READING_HEAD:
                 # The deadline runs from the head's first byte: trickling does not extend it.
@@ -339,7 +354,7 @@ class Connection(Output, SocketSide, Tunnel):
                 self._close_gracefully()
             return
         if self.blocked or not self.reading:
-            stream = self.protocol.streaming
+            stream = self._protocol().streaming
             self._watch(stream is None or stream.resume is None, False)
         self._note_input()
 
@@ -462,8 +477,8 @@ class Connection(Output, SocketSide, Tunnel):
 
     def hurry(self, deadline: float):
         """At the connection limit: a head still to come must be complete by `deadline`."""
-        if self.state is State.READING_HEAD or (self.state is State.IDLE
-                                                and not self.protocol.served):
+        if self.state is State.READING_HEAD or (
+                self.state is State.IDLE and (self.protocol is None or not self.protocol.served)):
             if deadline < self.deadline:
                 self.deadline = deadline
 
@@ -476,7 +491,7 @@ class Connection(Output, SocketSide, Tunnel):
         if self.state is State.TUNNEL:
             self.tunnel.drain()
             return
-        self.protocol.drain()
+        self._protocol().drain()
         if self.state is State.IDLE:
             self.deadline = min(self.deadline, self.loop.now + limits.DRAIN_IDLE)
 

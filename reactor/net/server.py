@@ -6,7 +6,9 @@ protocol do). Knows nothing of processes either: the supervisor above it decides
 servers run and what their signals do.
 """
 
+import _socket
 import errno
+import functools
 import logging
 import os
 import socket
@@ -23,6 +25,7 @@ from .connection import Connection
 from .fastlane import FastLane
 from .h2connection import H2Connection
 from .loop import Loop
+from .readevent import Acceptor
 from .transport import PlainTransport, TLSTransport
 
 log = logging.getLogger("reactor")
@@ -43,6 +46,12 @@ SWEEP_INTERVAL = 1.0
 LISTEN_BACKLOG = 1024
 
 _OUT_OF_RESOURCES = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
+
+# Accepted descriptors are non-blocking already: a socket object told so by its type makes no
+# system call to set it. Where the flag does not exist, plain sockets raise BlockingIOError
+# all the same, and TLS ones (whose reads would wait for the socket) are told per socket.
+_NON_BLOCKING_STREAM = socket.SOCK_STREAM | getattr(socket, "SOCK_NONBLOCK", 0)
+_TYPED_NON_BLOCKING = hasattr(socket, "SOCK_NONBLOCK")
 
 
 def http2_engine(config):
@@ -150,6 +159,7 @@ class Server:
         self.reclaimable = {}
         self._hurried_until = 0.0
         self.listeners = []
+        self._acceptors = {}   # listener -> (its Acceptor, its family, whether it speaks TLS)
         self.accepting = False
         self.draining = False
         self._drain_deadline = 0.0
@@ -166,6 +176,9 @@ class Server:
         self.h2_goaways = {}            # reason -> HTTP/2 connections or streams a guard ended
         self.h2_guards = {}             # what the HTTP/2 guards counted, over closed connections
         self.lanes = {}   # handler -> its FastLane, made by start() (see _scheme_handlers)
+        # The state of a connection that has answered nothing: what the fast lane asks on
+        # behalf of a connection that has no Protocol of its own yet. Never changed.
+        self.fresh_protocol = self.new_protocol()
 
     def new_protocol(self) -> Protocol:
         config = self.config
@@ -186,12 +199,18 @@ class Server:
 
     def add_listener(self, sock: socket.socket, secure: bool = False):
         """Serve `sock`; with `secure`, over TLS with the server's certificates."""
+        if secure and self.tls is None:
+            raise ConfigError("a TLS listener needs certificates (--tls-cert)")
         sock.setblocking(False)
+        family = sock.family
+        if family in (socket.AF_INET, socket.AF_INET6):
+            # Accepted sockets inherit it (Linux, the BSDs, macOS): once here, not per
+            # connection.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.listeners.append(sock)
         if secure:
-            if self.tls is None:
-                raise ConfigError("a TLS listener needs certificates (--tls-cert)")
             self.secure_listeners.add(sock)
+        self._acceptors[sock] = (Acceptor(sock, ACCEPT_BATCH), int(family), secure)
 
     @property
     def address(self):
@@ -250,7 +269,8 @@ class Server:
         if not self.accepting and not self.draining:
             self.accepting = True
             for sock in self.listeners:
-                self.loop.add_reader(sock.fileno(), lambda sock=sock: self._accept(sock))
+                self.loop.add_reader(sock.fileno(),
+                                     functools.partial(self._accept, *self._acceptors[sock]))
 
     def _accept_off(self):
         if self.accepting:
@@ -258,34 +278,19 @@ class Server:
             for sock in self.listeners:
                 self.loop.remove_reader(sock.fileno())
 
-    def _accept(self, listener):
+    def _accept(self, acceptor, family: int, secure: bool):
+        taken, error = acceptor.accept()
         connections = self.connections
         limit = self.config.max_connections
-        secure = listener in self.secure_listeners
-        # An accepted socket is of its listener's family; asking each one costs an enum.
-        unix = listener.family == socket.AF_UNIX
-        for _ in range(ACCEPT_BATCH):
-            try:
-                sock, address = listener.accept()
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as error:
-                if error.errno in _OUT_OF_RESOURCES:
-                    log.warning("out of file descriptors (%s); pausing accept for %.1fs",
-                                error.strerror, ACCEPT_BACKOFF)
-                    self._accept_off()
-                    self.loop.call_later(ACCEPT_BACKOFF, self._accept_on)
-                    return
-                if error.errno in (errno.ECONNABORTED, errno.EPROTO):
-                    continue   # the client gave up before we took it
-                raise
+        # TLS wraps a socket.socket; a plain connection needs no more than the C type below
+        # it, which costs a third as much to make.
+        make = socket.socket if secure else _socket.socket
+        for fd, host, port in taken:
             self.accepted += 1
-            sock.setblocking(False)
-            if not unix:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                client = address[:2]
-            else:
-                client = ("unix", 0)
+            sock = make(family, _NON_BLOCKING_STREAM, 0, fd)
+            if secure and not _TYPED_NON_BLOCKING:
+                sock.setblocking(False)
+            client = (host, port) if family != socket.AF_UNIX else ("unix", 0)
             if len(connections) >= limit and not self._make_room():
                 self._refuse(sock, secure)
                 continue
@@ -294,6 +299,13 @@ class Server:
                 admit(sock, client)
             else:
                 self.accept_filter(sock, client, admit)
+        if error is not None:
+            if error.errno not in _OUT_OF_RESOURCES:
+                raise error
+            log.warning("out of file descriptors (%s); pausing accept for %.1fs",
+                        error.strerror, ACCEPT_BACKOFF)
+            self._accept_off()
+            self.loop.call_later(ACCEPT_BACKOFF, self._accept_on)
 
     def _make_room(self) -> bool:
         """At the limit: close the connection that has waited longest for nothing (it costs
@@ -428,6 +440,7 @@ class Server:
         for sock in self.listeners:
             sock.close()
         self.listeners.clear()
+        self._acceptors.clear()
         grace = self.config.shutdown_grace if grace is None else grace
         self._drain_deadline = self.loop.now + grace
         for connection in list(self.connections):
@@ -442,6 +455,7 @@ class Server:
             self.loop.forget(sock.fileno())
             sock.close()
         self.listeners.clear()
+        self._acceptors.clear()
         shutdown = getattr(self.application, "shutdown", None)
         if shutdown is not None:
             shutdown(self.loop)   # the application's own shutdown, on its loop, after the drain

@@ -1,0 +1,85 @@
+"""The read-event unit, C and its pure-Python twin alike, over real sockets: accepting."""
+
+import importlib
+import os
+import socket
+
+import pytest
+from netutil import connect, exchange, head, wait_until
+
+from reactor.net import _pyreadevent
+
+
+def _backends():
+    params = [pytest.param(_pyreadevent, id="python")]
+    try:
+        native = importlib.import_module("reactor.net._creadevent")
+    except ImportError as error:
+        params.append(pytest.param(None, id="c", marks=pytest.mark.skip(
+            reason=f"C extension not built: {error}")))
+    else:
+        params.append(pytest.param(native, id="c"))
+    return params
+
+
+@pytest.fixture(params=_backends())
+def unit(request):
+    return request.param
+
+
+def listening(family=socket.AF_INET, where=("127.0.0.1", 0)):
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.bind(where)
+    sock.listen(16)
+    sock.setblocking(False)
+    return sock
+
+
+def test_accepts_in_batches_non_blocking_and_not_inherited(unit):
+    with listening() as listener:
+        acceptor = unit.Acceptor(listener, 2)
+        clients = [socket.create_connection(listener.getsockname()) for _ in range(3)]
+        taken, error = acceptor.accept()
+        more, _ = acceptor.accept()
+        none, last_error = acceptor.accept()
+        assert error is None and last_error is None and list(none) == []
+        assert [(host, port) for _, host, port in taken + more] == [
+            client.getsockname() for client in clients]
+        for fd, _, _ in taken + more:
+            assert not os.get_blocking(fd) and not os.get_inheritable(fd)
+            os.close(fd)
+        for client in clients:
+            client.close()
+
+
+def test_unix_peers_have_no_address(unit, tmp_path):
+    path = str(tmp_path / "s")
+    with listening(socket.AF_UNIX, path) as listener:
+        client = socket.socket(socket.AF_UNIX)
+        client.connect(path)
+        (fd, host, port), = unit.Acceptor(listener, 4).accept()[0]
+        assert (host, port) == ("", 0)
+        os.close(fd)
+        client.close()
+
+
+def test_an_error_that_stops_accepting_is_returned(unit):
+    listener = listening()
+    acceptor = unit.Acceptor(listener, 4)
+    listener.close()
+    taken, error = acceptor.accept()
+    assert list(taken) == [] and isinstance(error, OSError) and error.errno
+
+
+def test_accepted_connections_do_not_wait_for_small_writes(server_factory, tmp_path):
+    """TCP_NODELAY, set once on the listener, holds for every connection it accepts."""
+    (tmp_path / "a.txt").write_bytes(b"a")
+    srv = server_factory(root=str(tmp_path))
+    with connect(srv.port) as sock:
+        sock.sendall(head(b"/a.txt"))
+        sock.recv(65536)
+        assert wait_until(lambda: srv.server.connections)
+        for connection in list(srv.server.connections):
+            assert connection.transport.sock.getsockopt(socket.IPPROTO_TCP,
+                                                        socket.TCP_NODELAY)
+    assert exchange(srv.port, head(b"/a.txt")).endswith(b"\r\n\r\na")
