@@ -3,6 +3,7 @@ server with the lane and one without, and the bytes that come back must be equal
 which only says when they were made), in every state a server can be in: serving, draining,
 at its connection limit and at the keep-alive request limit."""
 
+import os
 import re
 import socket
 import time
@@ -82,6 +83,9 @@ SEQUENCES = {
     "targets": head(b"/a.txt?x=1") + head(b"/a%2etxt") + head(b"http://t/a.txt") + head(b"/a.txt"),
     "sizes": head(b"/medium.bin") + head(b"/large.bin") + head(b"/medium.bin", method=b"HEAD")
              + head(b"/a.txt"),
+    "files from disk": head(b"/large.bin") * 2 + head(b"/large.bin", method=b"HEAD")
+                       + head(b"/a.txt") + head(b"/large.bin", version=b"HTTP/1.0")
+                       + head(b"/large.bin", b"Connection: close") + head(b"/a.txt"),
     "encodings": head(b"/packed.css", b"Accept-Encoding: gzip") + head(b"/packed.css")
                  + head(b"/a.txt", b"Accept-Encoding: gzip, br"),
     "malformed after plain": head(b"/a.txt") * 2 + b"GET /a.txt HTTP/1.1\r\nHost: t\n\r\n",
@@ -222,6 +226,36 @@ def test_changed_file_is_seen_through_the_lane(pair, site):
     assert replay(lane, head(b"/a.txt") * 2).endswith(b"changed")
 
 
+def test_files_from_disk_take_the_lane_from_the_descriptor_kept_for_them(pair):
+    lane, full = pair()
+    requests = [(b"GET", head(b"/large.bin")), (b"HEAD", head(b"/large.bin", method=b"HEAD")),
+                (b"GET", head(b"/large.bin"))]
+    assert one_by_one(lane, requests) == one_by_one(full, requests)
+    kept = [key for key, message in lane_of(lane).messages.items()
+            if key.startswith(b"/large.bin") and message.__class__ is tuple]
+    assert len(kept) == 2   # the GET and the HEAD
+    snapshot = lane.server.handler.files.lookup("large.bin")
+    assert snapshot.fd is not None and snapshot.users == 0   # kept, and every slice let go
+
+
+def test_a_file_rewritten_in_place_is_never_sent_with_its_old_head(pair, site):
+    """The lane's head for a file on disk is checked against the file (one fstat) before
+    every answer: a file rewritten in place, within the second its answers are trusted, gets
+    the full path's answer for its new version, as on a server without the lane."""
+    lane, full = pair()
+    requests = [(b"GET", head(b"/large.bin"))] * 2
+    before = one_by_one(lane, requests)
+    assert before == one_by_one(full, requests)
+    rewritten = b"R" * len(LARGE)
+    with open(site / "large.bin", "r+b") as f:   # the same inode and size
+        f.write(rewritten)
+    os.utime(site / "large.bin", ns=(0, 10**18))   # a time of its own, however fast the test
+    got, want = replay(lane, head(b"/large.bin") * 2), replay(full, head(b"/large.bin") * 2)
+    assert got == want and got.endswith(rewritten) and b"L" * 100 not in got
+    etag = re.compile(rb"\r\nETag: ([^\r]*)\r\n")
+    assert etag.search(got).group(1) != etag.search(before[0]).group(1)
+
+
 def test_half_close_after_plain_requests(pair):
     lane, full = pair()
     for srv in (lane, full):
@@ -271,7 +305,8 @@ def test_access_log_and_metrics_match(pair, log_format):
         srv.server.access_log.stream = logs[-1]
     data = (b"".join(head(b"/a.txt", *fields) for fields in CLIENT_FIELDS)
             + head(b"/a.txt", method=b"HEAD") + head(b"/missing", *CLIENT_FIELDS[1])
-            + head(b"/index.html") * 2 + head(b"/a.txt", b"Connection: close"))
+            + head(b"/index.html") * 2 + head(b"/large.bin", *CLIENT_FIELDS[1])
+            + head(b"/large.bin", method=b"HEAD") + head(b"/a.txt", b"Connection: close"))
     requests = [(b"GET", head(b"/a.txt", *fields)) for fields in CLIENT_FIELDS[1:]]
     requests.append((b"HEAD", head(b"/a.txt", method=b"HEAD")))
     for srv in (lane, full):
@@ -279,7 +314,7 @@ def test_access_log_and_metrics_match(pair, log_format):
             replay(srv, data)
         one_by_one(srv, requests)
     assert lane_of(lane).messages
-    assert wait_until(lambda: len(logs[0].lines) == len(logs[1].lines) == 2 * 9 + 4)
+    assert wait_until(lambda: len(logs[0].lines) == len(logs[1].lines) == 2 * 11 + 4)
     assert logs[0].lines == logs[1].lines
     got, want = scrape(lane), scrape(full)
     for name in want:

@@ -54,6 +54,18 @@ class FileSlice:
             release(self.fd)
 
 
+class KeptFile:
+    """A whole file whose descriptor a cache keeps open, as the body of an answer that is
+    given again and again (the fast lane's): `count` bytes; `open()` gives a FileSlice of
+    them to send, or None when the file is no longer the version the answer describes."""
+
+    __slots__ = ("count", "open")
+
+    def __init__(self, count: int, open):
+        self.count = count
+        self.open = open
+
+
 def render_fields(headers) -> bytes:
     """(name, value) pairs as `Name: value\r\n` lines (bytes are taken as rendered already)."""
     if isinstance(headers, bytes):
@@ -72,7 +84,7 @@ def body_length(body):
     """Bytes in `body`, or None for an iterable whose length is unknown until it ends."""
     if isinstance(body, (bytes, bytearray, memoryview)):
         return len(body)
-    if isinstance(body, FileSlice):
+    if isinstance(body, (FileSlice, KeptFile)):
         return body.count
     if isinstance(body, (list, tuple)):
         return sum(body_length(part) for part in body)

@@ -60,6 +60,26 @@ def answer_of(future, request):
     return answer(lambda _request: future.result(), request)
 
 
+def _opened(kept):
+    """A kept file's answer with its file checked (one fstat): (head, FileSlice) for a GET,
+    the head alone for a HEAD; None when the file is no longer the version of the head."""
+    head, open_body, is_head = kept
+    body = open_body()
+    if body is None:
+        return None
+    if is_head:
+        body.close()
+        return head
+    return head, body
+
+
+def _release(answers):
+    """Let go of the files of answers that will not be sent."""
+    for given in answers:
+        if given.__class__ is tuple:
+            given[1].close()
+
+
 class Connection(Output, SocketSide, Tunnel):
     __slots__ = ("server", "loop", "transport", "client", "protocol", "handler", "lane", "pending",
                  "output", "waiting", "state", "deadline", "closing", "reading", "blocked",
@@ -185,10 +205,16 @@ class Connection(Output, SocketSide, Tunnel):
         it)."""
         messages = lane.messages
         answers = []
+        files = False
         for key in keys:
             message = messages.get(key) or lane.fill(key)
             if message is None:
                 break
+            if message.__class__ is tuple:
+                message = _opened(message)
+                if message is None:
+                    break   # the file changed: the full path answers from this request on
+                files = True
             answers.append(message)
         ready = len(answers)
         if not ready:
@@ -204,11 +230,16 @@ class Connection(Output, SocketSide, Tunnel):
         if count < ready or (closes and not asked):
             # The server closes after the last answer it gives: the answer to that request
             # asking to close.
+            _release(answers[count:])
             last = lane.closing_answer(keys[count - 1])
             if last is None:
+                _release(answers[:count])
                 return 0   # not ready: the full path answers the whole read
+            message = last[1]
+            if message.__class__ is tuple:   # the same file, its body opened already
+                message = message[0] if message[2] else (message[0], answers[count - 1][1])
             keys = [*keys[:count - 1], last[0]]
-            answers[count - 1:] = [last[1]]
+            answers[count - 1:] = [message]
         lane.hits[0] += count
         if closes:
             # Without lingering only when the client asked to close and sent nothing after.
@@ -219,6 +250,8 @@ class Connection(Output, SocketSide, Tunnel):
             self._closing()
         else:
             (protocol or self._protocol()).served += count
+        if files:
+            return self._queue_plain(lane, keys, answers, fields, closes, end)
         logged = server.access_log is not None
         if not logged and server.metrics is not None:
             # The metrics alone need no request per answer: counted as queued (a ready
@@ -254,6 +287,28 @@ class Connection(Output, SocketSide, Tunnel):
             return None
         if end == n:
             self._idle()
+            return None
+        return end
+
+    def _queue_plain(self, lane, keys, answers, fields, closes, end):
+        """Answers that include files sent from disk go out as the full path's do, through
+        the output queue (a head, then sendfile), each with its end for the log and metrics.
+        Returns what _answer_plain does."""
+        output = self.output
+        server = self.server
+        counted = server.access_log is not None or server.metrics is not None
+        now = self.loop.now
+        for i, answer in enumerate(answers):
+            if answer.__class__ is tuple:
+                output += answer
+            else:
+                output.append(answer)
+            template, status, head = lane.logged[keys[i]]
+            output.append(ResponseEnd(self._plain_request(template, fields, i) if counted
+                                      else None, status, head, now))
+        self.state = State.WRITING
+        if closes:
+            self.advance()
             return None
         return end
 

@@ -6,18 +6,21 @@ keep-alive and Accept-Encoding: exactly what its key holds. When the handler say
 answer for a target and Accept-Encoding depends on nothing else (`handler.ready`), the whole
 message for each key, as the full path would write it (protocol.plain_message), is kept here,
 shared by every connection, until the second of its Date header ends or the handler's trust in
-the answer runs out, whichever comes first.
+the answer runs out, whichever comes first. For a file sent from disk (a KeptFile body) what
+is kept is (its head, the KeptFile's open, whether the request is a HEAD): each answer opens
+its body anew, which checks the file.
 A connection then answers a read of plain requests with one scan, one lookup per request and
 one send; anything else takes the full path. It is a shortcut through the same layers, not a
 second server: the answers are byte for byte the full path's.
 
-Knows keys and messages, not sockets or files: imports only protocol and request.
+Knows keys and messages, not sockets or files: imports only protocol, request and response.
 """
 
 import time
 
 from ..http.protocol import plain_message
 from ..http.request import Request, closing_key, split_plain_key
+from ..http.response import KeptFile, render_head
 
 # Ready messages held at once; each is a cached file's message (below INLINE_BODY) for one
 # variant of its key, and all of them are dropped every second.
@@ -63,13 +66,21 @@ class FastLane:
         if found is None:
             return None
         response, until = found
-        message = plain_message(response, version, keep_alive, head)
-        if message is None or len(self.messages) >= MAX_READY:
+        if response.body.__class__ is KeptFile:
+            # The head is ready; the body is sent from the file, checked per answer.
+            message = (render_head(response, version, keep_alive), response.body.open, head)
+            head_length = len(message[0])
+        else:
+            message = plain_message(response, version, keep_alive, head)
+            if message is None:
+                return None
+            head_length = len(message) - (0 if head else response.length)
+        if len(self.messages) >= MAX_READY:
             return None
         self.messages[key] = message
         self.logged[key] = (Request("HEAD" if head else "GET", target, version, [], None, False,
                                     keep_alive, False),
-                            response.status, len(message) - (0 if head else response.length))
+                            response.status, head_length)
         if not keep_alive:
             self.closing.add(key)
         if until < self.expires:

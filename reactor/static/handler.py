@@ -35,16 +35,19 @@ the file, or a directory whose first index file it is). A request whose target i
 snapshot was checked less than VALIDITY ago, and which carries no precondition or Range field
 gets the kept Response for the coding it negotiates, with no system call and no parsing. A
 snapshot sent from its file keeps only its rendered fields, never a Response, so a request for
-it (a large file's identity bytes, say) always takes the full path.
+it (a large file's identity bytes, say) always takes the full path here; the fast lane (ready)
+is given its fields and a KeptFile, and checks the file with one fstat per answer, as the
+full path does.
 """
 
+import functools
 import os
 import time
 from urllib.parse import parse_qs
 
 from ..http.errors import HTTPError
 from ..http.request import PRECONDITION_FIELDS
-from ..http.response import FileSlice, Response, error_response, render_fields
+from ..http.response import FileSlice, KeptFile, Response, error_response, render_fields
 from . import conditional, encoding, listing, mime, paths, ranges
 from .compressed import MAX_SOURCE, Compressor
 from .files import Directory, Files, Snapshot
@@ -230,14 +233,30 @@ class StaticFiles:
     def ready(self, target: str, accept):
         """(Response, until) when every GET or HEAD of `target` with no precondition or Range
         field and with the Accept-Encoding value `accept` (None: no such field) gets that
-        Response, whatever else it says, until the monotonic time `until`; else None."""
+        Response, whatever else it says, until the monotonic time `until`; else None. For a
+        file sent from disk the body is a KeptFile, whose open() checks with one fstat that
+        the file is still the version the fields describe."""
         if self.cors is not None and self.cors.echoes:
             return None   # the answer depends on Origin too
         snapshot = self._hot.get(target)
         if snapshot is None or snapshot.deadline <= time.monotonic():
             return None
-        response = _kept_answer(snapshot, accept)
+        response = _kept_answer(snapshot, accept) or self._kept_file(snapshot, accept)
         return None if response is None else (response, snapshot.deadline)
+
+    def _kept_file(self, node, accept):
+        """The answer for `node` from its file on disk (its own bytes, or a sidecar's) when
+        that is what the full path sends for the Accept-Encoding value `accept` and its
+        fields are rendered already; else None. As the full path, it shares the descriptor
+        kept with that version (Files.shared_file)."""
+        codings = node.codings
+        coding = encoding.negotiate(accept, codings) if codings and accept is not None else None
+        snapshot = node if coding is None else node.variants.get(coding)
+        if snapshot is None or snapshot.data is not None or snapshot.fields is None:
+            return None
+        return Response(200, snapshot.fields,
+                        KeptFile(snapshot.size, functools.partial(self.files.shared_file,
+                                                                  snapshot)))
 
     # -- resolution ------------------------------------------------------------------------
 
@@ -398,6 +417,8 @@ class StaticFiles:
                     and (snapshot is node or snapshot is node.variants.get(coding))):
                 body = self.files.shared_file(snapshot)   # revalidated with the lookup
                 if body is not None:
+                    if hot_target is not None:
+                        self._make_hot(hot_target, node)   # for the fast lane (ready)
                     return self._whole(node, snapshot, coding, body)
             opened = self.files.open_file(snapshot)
             if opened is not None and opened[1] is snapshot:
