@@ -60,6 +60,34 @@ struct re_accepted {
     int error;
 };
 long re_accept(int fd, struct re_accepted *out);
+
+#define RE_READ ...
+#define RE_READY ...
+#define RE_END ...
+#define RE_ASKED ...
+#define RE_GATHERED ...
+#define RE_RESULTS ...
+struct re_slot { ...; };
+struct re_lane {
+    struct hp_batch scan;
+    int logged;
+    struct re_slot *slots;
+    size_t slots_cap;
+    size_t entries;
+    char *arena;
+    size_t arena_cap;
+    size_t arena_used;
+    char *answers;
+    size_t answers_cap;
+    int64_t results[...];
+    ...;
+};
+long re_put(struct re_lane *lane, const char *key, size_t key_len, const char *message,
+            size_t message_len);
+void re_clear(struct re_lane *lane);
+long re_answer(struct re_lane *lane, const char *buf, size_t len);
+long re_read(struct re_lane *lane, int fd, char *buf, size_t cap);
+long re_send(const struct re_lane *lane, int fd, size_t from, size_t len);
 """)
 
 if os.environ.get("REACTOR_NO_EXTENSIONS") == "1":

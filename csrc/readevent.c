@@ -70,3 +70,130 @@ long re_accept(int fd, struct re_accepted *out)
     out->hosts_len = (size_t)(h - out->hosts);
     return (long)n;
 }
+
+#ifndef MSG_NOSIGNAL
+#define MSG_NOSIGNAL 0   /* where there is none, SIGPIPE is ignored (Python does so) */
+#endif
+
+/* The HP_PLAIN_* bits of a key: the byte after its target, which holds none below 0x21. */
+static int plain_bits(const char *key)
+{
+    while ((unsigned char)*key > 0x20)
+        key++;
+    return (unsigned char)*key - 1;
+}
+
+/* FNV-1a: keys are short, and the table is rebuilt every second, so no attacker can grow a
+ * chain for long (and a full probe gives up: the caller answers that key itself). */
+static size_t hash(const char *key, size_t len)
+{
+    uint64_t h = 14695981039346656037ULL;
+    size_t i;
+    for (i = 0; i < len; i++) {
+        h ^= (unsigned char)key[i];
+        h *= 1099511628211ULL;
+    }
+    return (size_t)h;
+}
+
+/* The slot of `key`, or the empty slot where it would go; NULL when every slot probed is
+ * taken by another key. */
+static struct re_slot *find(const struct re_lane *lane, const char *key, size_t len)
+{
+    size_t mask = lane->slots_cap - 1, i = hash(key, len) & mask, probes;
+    for (probes = 0; probes < lane->slots_cap; probes++, i = (i + 1) & mask) {
+        struct re_slot *slot = &lane->slots[i];
+        if (!slot->key_len
+            || (slot->key_len == len && !memcmp(lane->arena + slot->key, key, len)))
+            return slot;
+    }
+    return NULL;
+}
+
+long re_put(struct re_lane *lane, const char *key, size_t key_len, const char *message,
+            size_t message_len)
+{
+    struct re_slot *slot;
+    /* At most half full, so that a probe for a missing key ends soon. */
+    if (!key_len || 2 * (lane->entries + 1) > lane->slots_cap
+        || lane->arena_cap - lane->arena_used < key_len + message_len)
+        return -1;
+    slot = find(lane, key, key_len);
+    if (!slot)
+        return -1;
+    if (slot->key_len)
+        return 0;
+    slot->key = lane->arena_used;
+    memcpy(lane->arena + lane->arena_used, key, key_len);
+    slot->message = lane->arena_used + key_len;
+    memcpy(lane->arena + slot->message, message, message_len);
+    slot->message_len = message_len;
+    slot->key_len = key_len;
+    lane->arena_used += key_len + message_len;
+    lane->entries++;
+    return 0;
+}
+
+void re_clear(struct re_lane *lane)
+{
+    memset(lane->slots, 0, lane->slots_cap * sizeof *lane->slots);
+    lane->entries = 0;
+    lane->arena_used = 0;
+}
+
+long re_answer(struct re_lane *lane, const char *buf, size_t len)
+{
+    int64_t *results = lane->results;
+    const int64_t *meta = lane->scan.meta;
+    long plain = hp_scan_plain(&lane->scan, buf, len, 0, lane->logged), ready = 0;
+    const char *key = lane->scan.out;
+    size_t gathered = 0;
+    int asked = 0;
+
+    for (; ready < plain; ready++) {
+        size_t key_len = strlen(key);
+        const struct re_slot *slot = find(lane, key, key_len);
+        if (!slot || !slot->key_len || lane->answers_cap - gathered < slot->message_len)
+            break;
+        memcpy(lane->answers + gathered, lane->arena + slot->message, slot->message_len);
+        gathered += slot->message_len;
+        /* the bits byte after the target; a request that does not keep the connection
+         * alive is the last of a scan */
+        asked = !(plain_bits(key) & HP_PLAIN_KEEP_ALIVE);
+        key += key_len + 1;
+        if (lane->logged) {
+            key += strlen(key) + 1;
+            key += strlen(key) + 1;
+        }
+    }
+    results[RE_READ] = (int64_t)len;
+    results[RE_READY] = ready;
+    results[RE_END] = ready == 0 ? 0 : ready < plain ? meta[3 + ready] : meta[1];
+    results[RE_ASKED] = asked;
+    results[RE_GATHERED] = (int64_t)gathered;
+    return ready;
+}
+
+long re_read(struct re_lane *lane, int fd, char *buf, size_t cap)
+{
+    ssize_t n;
+    do
+        n = recv(fd, buf, cap, 0);
+    while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return -errno;
+    if (n > 0)
+        re_answer(lane, buf, (size_t)n);
+    return n;
+}
+
+long re_send(const struct re_lane *lane, int fd, size_t from, size_t len)
+{
+    ssize_t sent;
+    if (from > len || len > (size_t)lane->results[RE_GATHERED])
+        return -EINVAL;
+    do
+        sent = send(fd, lane->answers + from, len - from, MSG_NOSIGNAL);
+    while (sent < 0 && errno == EINTR);
+    return sent < 0 ? -errno : sent;
+}

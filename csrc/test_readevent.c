@@ -3,6 +3,7 @@
 #include "readevent.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -118,10 +119,111 @@ static void test_accept_unix_and_errors(void)
     CHECK(re_accept(listener, &out) == 0 && out.error == 0, "no room");
 }
 
+/* A lane with small buffers, for the tests below. */
+static struct hp_field lane_fields[100];
+static int64_t lane_meta[3 + 64];
+static char lane_out[65536], lane_arena[256], lane_answers[64];
+static struct re_slot lane_slots[8];
+
+static struct re_lane *small_lane(void)
+{
+    static struct re_lane lane;
+    memset(&lane, 0, sizeof lane);
+    lane.scan = (struct hp_batch){{8192, 32768, 100}, lane_fields, 100, lane_meta, 3 + 64,
+                                  lane_out, sizeof lane_out};
+    lane.slots = lane_slots;
+    lane.slots_cap = 8;
+    lane.arena = lane_arena;
+    lane.arena_cap = sizeof lane_arena;
+    lane.answers = lane_answers;
+    lane.answers_cap = sizeof lane_answers;
+    re_clear(&lane);
+    return &lane;
+}
+
+#define GET(target, fields) "GET " target " HTTP/1.1\r\nHost: x\r\n" fields "\r\n"
+
+/* The table: answers from the start of a read, until a key it does not hold. */
+static void test_answer_from_the_table(void)
+{
+    static const char in[] = GET("/a", "") GET("/b", "") GET("/c", "") GET("/a", "");
+    struct re_lane *lane = small_lane();
+    long ready;
+
+    CHECK(re_answer(lane, in, sizeof in - 1) == 0 && lane->results[RE_END] == 0,
+          "empty table");
+    CHECK(re_put(lane, "/a\x07", 3, "A!", 2) == 0 && re_put(lane, "/b\x07", 3, "BB", 2) == 0,
+          "put");
+    CHECK(re_put(lane, "/a\x07", 3, "other", 5) == 0 && lane->entries == 2, "a key put twice");
+    ready = re_answer(lane, in, sizeof in - 1);
+    CHECK(ready == 2 && lane->results[RE_GATHERED] == 4 && !memcmp(lane_answers, "A!BB", 4)
+              && lane->results[RE_END] == 2 * (sizeof GET("/a", "") - 1)
+              && lane->results[RE_ASKED] == 0 && lane->results[RE_READ] == sizeof in - 1,
+          "answered %ld, end %lld", ready, (long long)lane->results[RE_END]);
+    CHECK(re_put(lane, "/c\x07", 3, "C", 1) == 0, "third put");
+    CHECK(re_put(lane, "/d\x07", 3, "D", 1) == 0, "half the slots");
+    CHECK(re_put(lane, "/e\x07", 3, "E", 1) == -1, "more than half the slots: refused");
+    ready = re_answer(lane, in, sizeof in - 1);
+    CHECK(ready == 4 && lane->results[RE_END] == sizeof in - 1
+              && !memcmp(lane_answers, "A!BBCA!", 7),
+          "all four: %ld", ready);
+    re_clear(lane);
+    CHECK(re_answer(lane, in, sizeof in - 1) == 0 && lane->entries == 0, "cleared");
+}
+
+static void test_answer_limits_and_close(void)
+{
+    static const char closing[] = GET("/a", "Connection: close\r\n") GET("/a", "");
+    static char big[300];
+    struct re_lane *lane = small_lane();
+    memset(big, 'x', sizeof big);
+    CHECK(re_put(lane, "/a\x03", 3, "bye", 3) == 0, "put");
+    CHECK(re_answer(lane, closing, sizeof closing - 1) == 1 && lane->results[RE_ASKED] == 1
+              && lane->results[RE_END] == sizeof GET("/a", "Connection: close\r\n") - 1,
+          "a request asking to close is the last");
+    CHECK(re_put(lane, "/b\x07", 3, big, sizeof big) == -1, "no room in the arena");
+    CHECK(re_put(lane, "/b\x07", 3, big, 60) == 0, "room for it");
+    {
+        static const char two[] = GET("/b", "") GET("/b", "");
+        CHECK(re_answer(lane, two, sizeof two - 1) == 1 && lane->results[RE_GATHERED] == 60,
+              "no room for the second answer");
+    }
+}
+
+/* recv, answer and send on a socket pair. */
+static void test_read_and_send(void)
+{
+    static const char in[] = GET("/a", "");
+    struct re_lane *lane = small_lane();
+    char buf[512], back[16];
+    int pair[2];
+    long n;
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, pair)) {
+        perror("socketpair");
+        exit(2);
+    }
+    fcntl(pair[0], F_SETFL, O_NONBLOCK);
+    re_put(lane, "/a\x07", 3, "hello", 5);
+    CHECK(re_read(lane, pair[0], buf, sizeof buf) == -EAGAIN, "nothing to read");
+    CHECK(write(pair[1], in, sizeof in - 1) == (ssize_t)sizeof in - 1, "write");
+    n = re_read(lane, pair[0], buf, sizeof buf);
+    CHECK(n == (long)sizeof in - 1 && lane->results[RE_READY] == 1, "read %ld", n);
+    CHECK(re_send(lane, pair[0], 2, 5) == 3 && read(pair[1], back, sizeof back) == 3
+              && !memcmp(back, "llo", 3),
+          "sent from byte 2");
+    CHECK(re_send(lane, pair[0], 0, 6) == -EINVAL, "more than was gathered");
+    close(pair[1]);
+    CHECK(re_read(lane, pair[0], buf, sizeof buf) == 0, "end of input");
+    close(pair[0]);
+}
+
 int main(void)
 {
     test_accept_tcp();
     test_accept_unix_and_errors();
+    test_answer_from_the_table();
+    test_answer_limits_and_close();
+    test_read_and_send();
     printf("%d checks, %d failures\n", checks, failures);
     return failures != 0;
 }

@@ -359,6 +359,7 @@ def test_a_connection_answered_once_by_the_lane_and_closed_builds_no_protocol(pa
     lane, _ = pair()
     replay(lane, head(b"/a.txt"))   # the full path makes the answer ready
     server = lane.server
+    assert wait_until(lambda: not server.connections)   # that connection is gone
     closed = []
     connection_closed = server.connection_closed
 

@@ -83,3 +83,31 @@ def test_accepted_connections_do_not_wait_for_small_writes(server_factory, tmp_p
             assert connection.transport.sock.getsockopt(socket.IPPROTO_TCP,
                                                         socket.TCP_NODELAY)
     assert exchange(srv.port, head(b"/a.txt")).endswith(b"\r\n\r\na")
+
+
+def test_the_c_lane_answers_a_read_from_its_table(unit):
+    if unit.NativeLane is None:
+        pytest.skip("the pure-Python build answers every plain request from the Python lane")
+    from reactor.http.parser import RequestParser
+
+    buffer = bytearray(65536)
+    native = unit.NativeLane(RequestParser(), buffer, True, 16)
+    assert native.put(b"/a\x07", b"answer a") and native.put(b"/b\x07", b"answer b")
+    a, b = socket.socketpair()
+    with a, b:
+        a.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            native.read(a.fileno())
+        b.sendall(head(b"/a", b"User-Agent: u") + head(b"/b") + head(b"/c") + head(b"/a"))
+        n = native.read(a.fileno())
+        read, ready, end, asked, gathered = native.results
+        assert (read, ready, asked, gathered) == (n, 2, 0, 16)
+        assert end == len(head(b"/a", b"User-Agent: u") + head(b"/b"))
+        keys, fields = native.scanned()
+        assert keys == [b"/a\x07", b"/b\x07", b"/c\x07", b"/a\x07"]
+        assert fields[2] == b"u"
+        assert native.send(a.fileno(), 3) == 13 and b.recv(100) == b"wer aanswer b"
+        assert native.gathered(9) == b"nswer b"
+        native.clear()
+        assert native.answer(n) == 0
+

@@ -1,14 +1,31 @@
 """The C read-event unit (csrc/readevent.c) behind the Python the server calls.
 
-The only module of reactor.net that calls reactor._native. Imports nothing else of reactor;
-reactor.net._pyreadevent is its pure-Python twin, and reactor.net.readevent picks one.
+The only module of reactor.net that calls reactor._native. Imports only reactor.http.limits
+and reactor.http.response of the rest of reactor; reactor.net._pyreadevent is its pure-Python
+twin, and reactor.net.readevent picks one.
 """
 
 import os
 
 from .._native import ffi, lib
+from ..http import limits
+from ..http.response import INLINE_BODY
 
 _accept = lib.re_accept
+_read = lib.re_read
+_answer = lib.re_answer
+_send = lib.re_send
+_put = lib.re_put
+_GATHERED = lib.RE_GATHERED
+_unpack = ffi.unpack
+# The arena and the answers buffer are written before they are read: left unzeroed, their
+# pages become resident only as they are used.
+_new_unzeroed = ffi.new_allocator(should_clear_after_alloc=False)
+
+# Room for the ready answers copied to the C side: every message is below INLINE_BODY, and
+# most are a small file's; past it, an answer stays on the Python side only (still answered
+# by the lane, from Python).
+ARENA = 8 * 1024 * 1024
 
 
 class Acceptor:
@@ -42,3 +59,84 @@ class Acceptor:
         hosts = ffi.unpack(self._hosts, batch.hosts_len - 1).decode("ascii").split("\0")
         fds, ports = self._fds, self._ports
         return [(fds[i], hosts[i], ports[i]) for i in range(count)], error
+
+
+class NativeLane:
+    """The fast lane's table of ready messages on the C side, and a read event behind one
+    call: recv, the scan of its plain requests, and their answers gathered, as far as the
+    table holds them (the rest is the Python lane's). Sends what it gathered. Mirrors a
+    FastLane's messages (put, clear); its scan is the parser's, with its own buffers.
+
+    `results` after a read or an answer, in readevent.h's RE_* order: (bytes scanned,
+    requests answered, the offset past them, whether the last asked to close, bytes
+    gathered)."""
+
+    __slots__ = ("results", "_lane", "_buffer", "_cap", "_meta", "_out", "_answers", "_keep")
+
+    def __init__(self, parser, buffer, logged: bool, entries: int):
+        """`buffer`: the server's receive buffer; `logged`: scan with the access log's fields
+        (hp_scan_plain); `entries`: how many messages the table holds at most."""
+        fields = ffi.new("struct hp_field[]", parser.max_headers)
+        meta = ffi.new("int64_t[]", 3 + limits.MAX_PLAIN_BATCH)
+        out_cap = max(parser.max_head, limits.RECV_SIZE)
+        self._out = ffi.new("char[]", out_cap)
+        slots_cap = 1 << (2 * entries - 1).bit_length()   # at most half full
+        slots = ffi.new("struct re_slot[]", slots_cap)
+        arena = _new_unzeroed("char[]", ARENA)
+        answers_cap = limits.MAX_PLAIN_BATCH * INLINE_BODY
+        self._answers = _new_unzeroed("char[]", answers_cap)
+        self._lane = ffi.new("struct re_lane *", {
+            "scan": {"limits": (parser.max_request_line, parser.max_head, parser.max_headers),
+                     "fields": fields, "fields_cap": parser.max_headers,
+                     "meta": meta, "meta_cap": 3 + limits.MAX_PLAIN_BATCH,
+                     "out": self._out, "out_cap": out_cap},
+            "logged": logged, "slots": slots, "slots_cap": slots_cap,
+            "arena": arena, "arena_cap": ARENA,
+            "answers": self._answers, "answers_cap": answers_cap})
+        # Reading memoryviews is several times cheaper than indexing cdata arrays.
+        self.results = memoryview(ffi.buffer(self._lane.results)).cast("q")
+        self._meta = memoryview(ffi.buffer(meta)).cast("q")
+        self._buffer = ffi.from_buffer(buffer)
+        self._cap = len(buffer)
+        self._keep = (fields, meta, slots, arena)   # the lane struct points into them
+
+    def put(self, key: bytes, message: bytes) -> bool:
+        """Keep `message` (copied) as the answer to `key`; False when there is no room."""
+        return _put(self._lane, key, len(key), message, len(message)) == 0
+
+    def clear(self):
+        lib.re_clear(self._lane)
+
+    def read(self, fd: int) -> int:
+        """recv into the receive buffer, and answer (see answer()). Returns the bytes read,
+        raising as socket.recv_into does (BlockingIOError when there is nothing)."""
+        n = _read(self._lane, fd, self._buffer, self._cap)
+        if n < 0:
+            raise OSError(-n, os.strerror(-n))
+        return n
+
+    def answer(self, n: int) -> int:
+        """The answers of the plain requests at the start of the first n bytes of the receive
+        buffer whose keys the table holds, gathered; `results` (readevent.h's RE_*) says how
+        many, to where, whether the last asked to close, and how many bytes."""
+        return _answer(self._lane, self._buffer, n)
+
+    def send(self, fd: int, start: int = 0) -> int:
+        """Send what the last answer gathered, from byte `start`: the bytes sent, raising as
+        socket.send does."""
+        sent = _send(self._lane, fd, start, self.results[_GATHERED])
+        if sent < 0:
+            raise OSError(-sent, os.strerror(-sent))
+        return sent
+
+    def gathered(self, start: int) -> bytes:
+        """What the last answer gathered, from byte `start` (a copy: the buffer is reused)."""
+        return _unpack(self._answers + start, self.results[_GATHERED] - start)
+
+    def scanned(self) -> tuple:
+        """(keys, fields) of the plain requests the last answer scanned, as the parser's
+        scan_plain gives them."""
+        parts = _unpack(self._out, self._meta[2] - 1).split(b"\0")
+        if self._lane.logged:
+            return parts[::3], parts
+        return parts, None

@@ -1,8 +1,13 @@
 """The pure-Python twin of reactor.net._creadevent, for machines without the C extension:
-the same results, at the cost of more system calls. Imports nothing of reactor."""
+the same results, at the cost of more system calls. Imports nothing of reactor.
+
+Its fast lane has no second table: NativeLane is None, and the Python lane (FastLane and the
+connection) answers every plain request, as the C lane's misses are answered anyway."""
 
 import errno
 import os
+
+NativeLane = None
 
 # Connections the client gave up on before they were taken: skipped, as accept4's caller does.
 _GONE = (errno.ECONNABORTED, errno.EPROTO)

@@ -81,10 +81,10 @@ def _release(answers):
 
 
 class Connection(Output, SocketSide, Tunnel):
-    __slots__ = ("server", "loop", "transport", "client", "protocol", "handler", "lane", "pending",
-                 "output", "waiting", "state", "deadline", "closing", "reading", "blocked",
-                 "lingered", "written", "ended_at", "ending", "body_started", "client_done",
-                 "inflight", "tunnel")
+    __slots__ = ("server", "loop", "transport", "client", "protocol", "handler", "lane", "native",
+                 "pending", "output", "waiting", "state", "deadline", "closing", "reading",
+                 "blocked", "lingered", "written", "ended_at", "ending", "body_started",
+                 "client_done", "inflight", "tunnel")
 
     def __init__(self, server, transport, client, handler):
         self.server = server
@@ -95,7 +95,9 @@ class Connection(Output, SocketSide, Tunnel):
         # and closes never needs one.
         self.protocol = None
         self.handler = handler
-        self.lane = server.lanes.get(handler)   # the fast lane of this handler, if it has one
+        lane = self.lane = server.lanes.get(handler)   # the fast lane of this handler, if any
+        # Its C side, when this connection's socket carries the requests' bytes as they are.
+        self.native = lane.native if lane is not None and transport.raw else None
         self.inflight = None     # the request last handed to the handler
         self.tunnel = None       # after a 101: the protocol the connection carries now
         # Lists, not deques: they stay short, and an empty list is a tenth of an empty deque's
@@ -122,8 +124,26 @@ class Connection(Output, SocketSide, Tunnel):
     # -- input ---------------------------------------------------------------------------------
 
     def on_readable(self):
+        server = self.server
         if self.state is State.IDLE:
-            self.server.reclaimable.pop(self, None)
+            server.reclaimable.pop(self, None)
+            native = self.native
+            if native is not None and self.transport.checked:
+                lane = self.lane
+                if lane.expires <= self.loop.now:
+                    lane.renew()   # before C answers from the table
+                try:
+                    n = native.read(self.transport.fd)   # and answered from the C table
+                except (BlockingIOError, InterruptedError):
+                    return
+                except OSError:
+                    self.close()
+                    return
+                if n:
+                    self._received(n, answered=True)
+                else:
+                    self.on_eof()
+                return
         n = self._read()
         if n:
             self._received(n)
@@ -146,17 +166,27 @@ class Connection(Output, SocketSide, Tunnel):
         self.transport.watch(self.on_readable, None)
         self._received(n)
 
-    def _received(self, n):
-        """The n bytes at the start of the server's receive buffer: answer what they hold."""
+    def _received(self, n, answered=False):
+        """The n bytes at the start of the server's receive buffer: answer what they hold.
+        `answered`: the C lane has looked at them already (NativeLane.read)."""
         server = self.server
         start = 0
         lane = self.lane
         if lane is not None and self.state is State.IDLE:
-            keys, end, fields = lane.scan(n)
-            if keys:
-                start = self._answer_plain(lane, keys, end, n, fields)
-                if start is None:
-                    return
+            native = self.native
+            if not answered:
+                if lane.expires <= self.loop.now:
+                    lane.renew()
+                if native is not None:
+                    native.answer(n)
+            if native is not None and native.results[1]:
+                start = self._answer_native(lane, native, n)
+            else:
+                keys, end, fields = lane.scan(n)
+                if keys:
+                    start = self._answer_plain(lane, keys, end, n, fields)
+            if start is None:
+                return
         events = self._protocol().receive(server.recv_view[start:n]) if start < n else None
         if self.protocol is not None and self.protocol.stream_bodies:
             self._hold_body()
@@ -195,6 +225,45 @@ class Connection(Output, SocketSide, Tunnel):
         request = self.inflight
         if request is not None and request.stream is not None:
             request.stream.lose()
+
+    def _answer_native(self, lane, native, n):
+        """Send the answers that C gathered for this read (NativeLane: the plain requests at
+        its start whose messages its table holds) in one call, when plan_answers gives them
+        all as they are; else the Python lane answers the read (the server closing after an
+        answer the client did not ask to end with sends another message). Returns what
+        _answer_plain does."""
+        _, ready, end, asked, total = native.results
+        protocol = self.protocol
+        server = self.server
+        count, closes = (protocol or server.fresh_protocol).plan_answers(ready, asked, end < n)
+        if count < ready or closes != asked:
+            keys, end, fields = lane.scan(n)
+            return self._answer_plain(lane, keys, end, n, fields)
+        lane.hits[0] += count
+        if closes:
+            # It asked to close, and every request was answered: nothing more is coming
+            # unless the buffer holds it.
+            self.client_done = end == n
+            if protocol is not None:
+                protocol.served += count
+                protocol.finish()
+            self._closing()
+        else:
+            (protocol or self._protocol()).served += count
+        keys = answers = fields = None
+        if server.access_log is not None or server.metrics is not None:
+            keys, fields = native.scanned()
+            keys = keys[:count]
+            answers = [lane.messages[key] for key in keys]
+            if server.access_log is None:
+                server.metrics.count_ready(lane.logged, keys, answers, self.loop.now)
+        try:
+            sent = native.send(self.transport.fd)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError:
+            sent = -1
+        return self._plain_sent(lane, keys, answers, fields, None, total, sent, closes, end, n)
 
     def _answer_plain(self, lane, keys, end, n, fields):
         """Answer the plain requests `keys` (ending at `end` of the n bytes received; `fields`
@@ -263,14 +332,28 @@ class Connection(Output, SocketSide, Tunnel):
         except (BlockingIOError, InterruptedError):
             sent = 0
         except OSError:
+            sent = -1
+        return self._plain_sent(lane, keys, answers, fields, data, len(data), sent, closes,
+                                end, n)
+
+    def _plain_sent(self, lane, keys, answers, fields, data, total, sent, closes, end, n):
+        """After the send of the fast lane's answers, `total` bytes in all (`data`, or what
+        the C lane gathered when it is None), of which the socket took `sent` (-1: the
+        connection is gone): what is left is queued, the log and the metrics told, the
+        connection idle, closing or handed to the full path. Returns what _answer_plain
+        does. `keys` and `answers` may be None when neither the log nor the metrics count."""
+        server = self.server
+        logged = server.access_log is not None
+        if sent < 0:
             if logged:
                 self._plain_ends(lane, keys, answers, fields)   # logged as lost, in close()
             self.close()
             return None
         # Nothing was queued before, so `ended_at` is `written`: a complete send can leave
         # both as they are.
-        if sent < len(data):
-            self.output.append(memoryview(data)[sent:])
+        if sent < total:
+            self.output.append(memoryview(data)[sent:] if data is not None
+                               else self.native.gathered(sent))
             if logged:
                 self._plain_ends(lane, keys, answers, fields)
                 self._written(sent)   # the ends in `ending` that this send completes

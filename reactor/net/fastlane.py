@@ -13,7 +13,8 @@ A connection then answers a read of plain requests with one scan, one lookup per
 one send; anything else takes the full path. It is a shortcut through the same layers, not a
 second server: the answers are byte for byte the full path's.
 
-Knows keys and messages, not sockets or files: imports only protocol, request and response.
+Knows keys and messages, not sockets or files: imports only protocol, request, response and
+readevent (the C side of its table).
 """
 
 import time
@@ -21,6 +22,7 @@ import time
 from ..http.protocol import plain_message
 from ..http.request import Request, closing_key, split_plain_key
 from ..http.response import KeptFile, render_head
+from .readevent import NativeLane
 
 # Ready messages held at once; each is a cached file's message (below INLINE_BODY) for one
 # variant of its key, and all of them are dropped every second.
@@ -30,12 +32,14 @@ MAX_READY = 4096
 class FastLane:
     """Server-wide: the parser's scan of the receive buffer and the ready messages by key."""
 
-    __slots__ = ("loop", "ready", "hits", "messages", "logged", "closing", "expires", "_scan_plain",
-                 "_buffer", "_fields", "plain_start")
+    __slots__ = ("loop", "ready", "hits", "messages", "logged", "closing", "expires", "native",
+                 "_scan_plain", "_buffer", "_fields", "plain_start")
 
-    def __init__(self, loop, parser, handler, buffer, fields=False):
+    def __init__(self, loop, parser, handler, buffer, fields=False, native=False):
         """`fields`: the access log writes each request's Referer and User-Agent, so the scan
-        reports them."""
+        reports them. `native`: its connections read and write their sockets themselves (no
+        TLS), so the messages are also kept on the C side, where a whole read event of such
+        a connection is answered in one call (NativeLane, where the extension is built)."""
         self.loop = loop
         self.ready = handler.ready
         # [answers given from `ready`, ...]: the handler's cache hits, counted here too.
@@ -47,14 +51,15 @@ class FastLane:
         self._scan_plain = parser.scan_plain
         self._buffer = buffer
         self._fields = fields
+        self.native = (NativeLane(parser, buffer, fields, MAX_READY)
+                       if native and NativeLane is not None else None)
         self.plain_start = parser.plain_start
 
     def scan(self, n: int):
         """(keys, end, fields) of the plain requests at the start of the first n bytes
         received: `fields` holds their Referer and User-Agent values when the lane was made
-        with `fields` (see RequestParser.scan_plain), else it is None."""
-        if self.loop.now >= self.expires:
-            self._renew()
+        with `fields` (see RequestParser.scan_plain), else it is None. The caller renews the
+        messages first when they have expired (see renew)."""
         return self._scan_plain(self._buffer, n, self._fields)
 
     def fill(self, key: bytes):
@@ -78,6 +83,8 @@ class FastLane:
         if len(self.messages) >= MAX_READY:
             return None
         self.messages[key] = message
+        if self.native is not None and message.__class__ is bytes:
+            self.native.put(key, message)   # without room there, answered from here
         self.logged[key] = (Request("HEAD" if head else "GET", target, version, [], None, False,
                                     keep_alive, False),
                             response.status, head_length)
@@ -95,10 +102,13 @@ class FastLane:
         message = self.messages.get(key) or self.fill(key)
         return None if message is None else (key, message)
 
-    def _renew(self):
-        """Drop every message at the next second of the wall clock (their Date)."""
+    def renew(self):
+        """Drop every message, to be made again, once `expires` (loop time) has come: at the
+        next second of the wall clock (their Date), or when the handler's trust ends."""
         self.messages.clear()
         self.logged.clear()
         self.closing.clear()
+        if self.native is not None:
+            self.native.clear()
         wall = time.time()
         self.expires = self.loop.now + (int(wall) + 1 - wall)

@@ -5,16 +5,17 @@ is missing (the parser has said which then). Imports nothing else of reactor.
 
     acceptor = Acceptor(listening_socket, batch)
     taken, error = acceptor.accept()     # [(fd, host, port), ...], OSError or None
+    NativeLane(parser, receive_buffer, logged, entries)   # or None: see _creadevent
 """
 
 import os
 
 if os.environ.get("REACTOR_NO_EXTENSIONS") == "1":
-    from ._pyreadevent import Acceptor
+    from ._pyreadevent import Acceptor, NativeLane
 else:
     try:
-        from ._creadevent import Acceptor
+        from ._creadevent import Acceptor, NativeLane
     except ImportError:
-        from ._pyreadevent import Acceptor
+        from ._pyreadevent import Acceptor, NativeLane
 
-__all__ = ["Acceptor"]
+__all__ = ["Acceptor", "NativeLane"]

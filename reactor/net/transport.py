@@ -35,7 +35,14 @@ TLS_HANDSHAKE_RECORD = 0x16
 
 
 class PlainTransport:
-    __slots__ = ("sock", "loop", "fd", "recv_into", "send", "sendfile", "shutdown", "watch")
+    """`raw`: the bytes go to and from the socket's descriptor as they are, so the fast lane
+    may read and write `fd` itself (NativeLane) once `checked` says that the first read, the
+    one that turns away a TLS client, is done."""
+
+    __slots__ = ("sock", "loop", "fd", "checked", "recv_into", "send", "sendfile", "shutdown",
+                 "watch")
+
+    raw = True
 
     alpn = None              # no TLS, no protocol negotiated: the first bytes decide
     kernel_sendfile = True   # sendfile moves file bytes without a copy through Python
@@ -44,6 +51,7 @@ class PlainTransport:
         self.sock = sock
         self.loop = loop
         self.fd = fd = sock.fileno()
+        self.checked = False
         self.recv_into = self._first_recv_into
         self.send = sock.send
         self.sendfile = functools.partial(send_file, fd)
@@ -55,6 +63,7 @@ class PlainTransport:
         (no HTTP error it could not read anyway); later reads are the socket's own."""
         n = self.sock.recv_into(buffer)
         self.recv_into = self.sock.recv_into
+        self.checked = True
         if n and buffer[0] == TLS_HANDSHAKE_RECORD:
             log.debug("TLS handshake on the plain port; closing")
             raise ConnectionAbortedError("TLS on a plain port")
@@ -84,6 +93,8 @@ class TLSTransport:
                  "reader", "writer", "read_wants_write", "write_wants_read", "chunk",
                  "refusal", "kernel_tls", "open", "alpn", "kernel_sendfile", "_read", "_write",
                  "_pending")
+
+    raw = False   # records, not the bytes of requests, are what the descriptor carries
 
     def __init__(self, loop, sock, context, refusal, client, kernel_tls: bool):
         """`refusal()` renders what a client speaking plain HTTP to this port is sent before
