@@ -187,6 +187,15 @@ long re_read(struct re_lane *lane, int fd, char *buf, size_t cap)
     return n;
 }
 
+long re_serve(struct re_lane *lane, char *buf, size_t cap, int fd, int may_send)
+{
+    long n = re_read(lane, fd, buf, cap);
+    lane->results[RE_SENT] = 0;
+    if (n > 0 && may_send && lane->results[RE_READY])
+        lane->results[RE_SENT] = re_send(lane, fd, 0, (size_t)lane->results[RE_GATHERED]);
+    return n;
+}
+
 long re_send(const struct re_lane *lane, int fd, size_t from, size_t len)
 {
     ssize_t sent;

@@ -53,6 +53,7 @@ enum {
     RE_END,       /* the offset past the last of them */
     RE_ASKED,     /* whether the last of them asked to close the connection */
     RE_GATHERED,  /* bytes of their answers, one after the other, in `answers` */
+    RE_SENT,      /* re_serve: the bytes of them it sent, or -errno */
     RE_RESULTS
 };
 
@@ -87,6 +88,12 @@ long re_answer(struct re_lane *lane, const char *buf, size_t len);
 /* A read event of the socket `fd`: recv into buf (cap bytes), then re_answer. Returns the
  * bytes read, 0 at the end of input, or -errno (-EAGAIN: nothing to read). */
 long re_read(struct re_lane *lane, int fd, char *buf, size_t cap);
+
+/* re_read, then, when `may_send` is set and requests were answered, the send of every byte
+ * gathered (RE_SENT). The caller sets `may_send` only when a connection would stay open
+ * after any number of answers a read can hold, unless a client asks to close. Returns what
+ * re_read does. */
+long re_serve(struct re_lane *lane, char *buf, size_t cap, int fd, int may_send);
 
 /* Sends the first `len` bytes gathered by the last re_answer on the socket `fd`, from byte
  * `from`. Returns the bytes sent, or -errno. */

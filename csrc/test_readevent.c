@@ -212,6 +212,13 @@ static void test_read_and_send(void)
               && !memcmp(back, "llo", 3),
           "sent from byte 2");
     CHECK(re_send(lane, pair[0], 0, 6) == -EINVAL, "more than was gathered");
+    CHECK(write(pair[1], in, sizeof in - 1) == (ssize_t)sizeof in - 1, "write");
+    CHECK(re_serve(lane, buf, sizeof buf, pair[0], 0) > 0 && lane->results[RE_SENT] == 0,
+          "served without sending");
+    CHECK(write(pair[1], in, sizeof in - 1) == (ssize_t)sizeof in - 1, "write");
+    CHECK(re_serve(lane, buf, sizeof buf, pair[0], 1) > 0 && lane->results[RE_SENT] == 5
+              && read(pair[1], back, sizeof back) == 5 && !memcmp(back, "hello", 5),
+          "served and sent");
     close(pair[1]);
     CHECK(re_read(lane, pair[0], buf, sizeof buf) == 0, "end of input");
     close(pair[0]);

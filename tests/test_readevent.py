@@ -1,5 +1,6 @@
 """The read-event unit, C and its pure-Python twin alike, over real sockets: accepting."""
 
+import errno
 import importlib
 import os
 import socket
@@ -96,11 +97,10 @@ def test_the_c_lane_answers_a_read_from_its_table(unit):
     a, b = socket.socketpair()
     with a, b:
         a.setblocking(False)
-        with pytest.raises(BlockingIOError):
-            native.read(a.fileno())
+        assert native.serve(a.fileno(), False) == -errno.EAGAIN
         b.sendall(head(b"/a", b"User-Agent: u") + head(b"/b") + head(b"/c") + head(b"/a"))
-        n = native.read(a.fileno())
-        read, ready, end, asked, gathered = native.results
+        n = native.serve(a.fileno(), False)
+        read, ready, end, asked, gathered, _ = native.results
         assert (read, ready, asked, gathered) == (n, 2, 0, 16)
         assert end == len(head(b"/a", b"User-Agent: u") + head(b"/b"))
         keys, fields = native.scanned()
@@ -108,6 +108,11 @@ def test_the_c_lane_answers_a_read_from_its_table(unit):
         assert fields[2] == b"u"
         assert native.send(a.fileno(), 3) == 13 and b.recv(100) == b"wer aanswer b"
         assert native.gathered(9) == b"nswer b"
+        b.sendall(head(b"/b"))
+        assert native.serve(a.fileno(), True) == len(head(b"/b"))
+        assert native.results[5] == 8 and b.recv(100) == b"answer b"   # read, answered, sent
+        b.sendall(head(b"/a"))
+        assert native.serve(a.fileno(), False) and native.results[5] == 0   # not sent
         native.clear()
         assert native.answer(n) == 0
 

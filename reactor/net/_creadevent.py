@@ -5,6 +5,7 @@ and reactor.http.response of the rest of reactor; reactor.net._pyreadevent is it
 twin, and reactor.net.readevent picks one.
 """
 
+import functools
 import os
 
 from .._native import ffi, lib
@@ -12,7 +13,6 @@ from ..http import limits
 from ..http.response import INLINE_BODY
 
 _accept = lib.re_accept
-_read = lib.re_read
 _answer = lib.re_answer
 _send = lib.re_send
 _put = lib.re_put
@@ -69,9 +69,10 @@ class NativeLane:
 
     `results` after a read or an answer, in readevent.h's RE_* order: (bytes scanned,
     requests answered, the offset past them, whether the last asked to close, bytes
-    gathered)."""
+    gathered, bytes sent by serve)."""
 
-    __slots__ = ("results", "_lane", "_buffer", "_cap", "_meta", "_out", "_answers", "_keep")
+    __slots__ = ("results", "serve", "_lane", "_buffer", "_cap", "_meta", "_out", "_answers",
+                 "_keep")
 
     def __init__(self, parser, buffer, logged: bool, entries: int):
         """`buffer`: the server's receive buffer; `logged`: scan with the access log's fields
@@ -99,6 +100,12 @@ class NativeLane:
         self._buffer = ffi.from_buffer(buffer)
         self._cap = len(buffer)
         self._keep = (fields, meta, slots, arena)   # the lane struct points into them
+        # serve(fd, may_send): a whole read event in one call, with no Python frame of its
+        # own: recv, answer (see answer()) and, with `may_send`, send all that was gathered
+        # (the caller says whether a connection stays open after any answers a read can
+        # hold, unless the client asks to close). Returns the bytes read, 0 at the end of
+        # the input, or -errno; `results` (the 6th: the bytes sent, or -errno).
+        self.serve = functools.partial(lib.re_serve, self._lane, self._buffer, self._cap)
 
     def put(self, key: bytes, message: bytes) -> bool:
         """Keep `message` (copied) as the answer to `key`; False when there is no room."""
@@ -106,14 +113,6 @@ class NativeLane:
 
     def clear(self):
         lib.re_clear(self._lane)
-
-    def read(self, fd: int) -> int:
-        """recv into the receive buffer, and answer (see answer()). Returns the bytes read,
-        raising as socket.recv_into does (BlockingIOError when there is nothing)."""
-        n = _read(self._lane, fd, self._buffer, self._cap)
-        if n < 0:
-            raise OSError(-n, os.strerror(-n))
-        return n
 
     def answer(self, n: int) -> int:
         """The answers of the plain requests at the start of the first n bytes of the receive

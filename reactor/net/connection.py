@@ -9,6 +9,7 @@ Knows HTTP framing through `protocol`, never files or routes: handlers own those
 move through a transport (transport.py), plain or TLS; which one is never asked here.
 """
 
+import errno
 import logging
 import socket
 from concurrent.futures import Future
@@ -16,6 +17,7 @@ from concurrent.futures import Future
 from ..http import limits
 from ..http.errors import HTTPError
 from ..http.h2 import PREFACE
+from ..http.limits import MAX_PLAIN_BATCH
 from ..http.protocol import EarlyAnswer, discard_body
 from ..http.protocol import State as InputState
 from ..http.request import ABSENT_FIELD, Request
@@ -129,26 +131,34 @@ class Connection(Output, SocketSide, Tunnel):
             server.reclaimable.pop(self, None)
             native = self.native
             if native is not None and self.transport.checked:
-                lane = self.lane
-                if lane.expires <= self.loop.now:
-                    lane.renew()   # before C answers from the table
-                try:
-                    n = native.read(self.transport.fd)   # and answered from the C table
-                except (BlockingIOError, InterruptedError):
-                    return
-                except OSError:
-                    self.close()
-                    return
-                if n:
-                    self._received(n, answered=True)
-                else:
-                    self.on_eof()
+                self._serve_natively(native)
                 return
         n = self._read()
         if n:
             self._received(n)
         elif n == 0:
             self.on_eof()
+
+    def _serve_natively(self, native):
+        """A read event of an idle plain connection in one C call (NativeLane.serve): recv,
+        the answers its table holds for the plain requests read and, when the keep-alive
+        plan allows it beforehand, their send. The rest goes on as any read does."""
+        lane = self.lane
+        if lane.expires <= self.loop.now:
+            lane.renew()   # before C answers from the table
+        # C sends what it answers at once when the plan for the most a read can hold, with
+        # nothing more to come, keeps the connection open: then the plan for any read is to
+        # answer all of it, closing only where the client asks.
+        count, closes = (self.protocol or self.server.fresh_protocol).plan_answers(
+            MAX_PLAIN_BATCH, False, False)
+        sending = count == MAX_PLAIN_BATCH and not closes
+        n = native.serve(self.transport.fd, sending)
+        if n > 0:
+            self._received(n, sending)
+        elif n == 0:
+            self.on_eof()
+        elif -n != errno.EAGAIN:
+            self.close()
 
     def _first_readable(self):
         """The first read where HTTP/2 is on: a client preface (h2c with prior knowledge), or
@@ -166,21 +176,22 @@ class Connection(Output, SocketSide, Tunnel):
         self.transport.watch(self.on_readable, None)
         self._received(n)
 
-    def _received(self, n, answered=False):
+    def _received(self, n, sent_by_c=None):
         """The n bytes at the start of the server's receive buffer: answer what they hold.
-        `answered`: the C lane has looked at them already (NativeLane.read)."""
+        `sent_by_c`: None, or the C lane has looked at them already (NativeLane.serve), and
+        whether it was let send what it answered."""
         server = self.server
         start = 0
         lane = self.lane
         if lane is not None and self.state is State.IDLE:
             native = self.native
-            if not answered:
+            if sent_by_c is None:
                 if lane.expires <= self.loop.now:
                     lane.renew()
                 if native is not None:
                     native.answer(n)
             if native is not None and native.results[1]:
-                start = self._answer_native(lane, native, n)
+                start = self._answer_native(lane, native, n, bool(sent_by_c))
             else:
                 keys, end, fields = lane.scan(n)
                 if keys:
@@ -226,43 +237,51 @@ class Connection(Output, SocketSide, Tunnel):
         if request is not None and request.stream is not None:
             request.stream.lose()
 
-    def _answer_native(self, lane, native, n):
-        """Send the answers that C gathered for this read (NativeLane: the plain requests at
-        its start whose messages its table holds) in one call, when plan_answers gives them
-        all as they are; else the Python lane answers the read (the server closing after an
-        answer the client did not ask to end with sends another message). Returns what
-        _answer_plain does."""
-        _, ready, end, asked, total = native.results
+    def _answer_native(self, lane, native, n, sent_already):
+        """The answers that C gathered for this read (NativeLane: the plain requests at its
+        start whose messages its table holds), sent by it already when `sent_already`, else
+        sent in one call here when plan_answers gives them all as they are; otherwise the
+        Python lane answers the read (the server closing after an answer the client did not
+        ask to end with sends another message). Returns what _answer_plain does."""
+        _, ready, end, asked, total, sent = native.results
         protocol = self.protocol
         server = self.server
-        count, closes = (protocol or server.fresh_protocol).plan_answers(ready, asked, end < n)
-        if count < ready or closes != asked:
-            keys, end, fields = lane.scan(n)
-            return self._answer_plain(lane, keys, end, n, fields)
-        lane.hits[0] += count
+        if sent_already:
+            closes = asked   # as the plan asked before the read says
+        else:
+            count, closes = (protocol or server.fresh_protocol).plan_answers(ready, asked,
+                                                                             end < n)
+            if count < ready or closes != asked:
+                keys, end, fields = lane.scan(n)
+                return self._answer_plain(lane, keys, end, n, fields)
+        lane.hits[0] += ready
         if closes:
             # It asked to close, and every request was answered: nothing more is coming
             # unless the buffer holds it.
             self.client_done = end == n
             if protocol is not None:
-                protocol.served += count
+                protocol.served += ready
                 protocol.finish()
             self._closing()
         else:
-            (protocol or self._protocol()).served += count
+            (protocol or self._protocol()).served += ready
         keys = answers = fields = None
         if server.access_log is not None or server.metrics is not None:
             keys, fields = native.scanned()
-            keys = keys[:count]
+            keys = keys[:ready]
             answers = [lane.messages[key] for key in keys]
             if server.access_log is None:
                 server.metrics.count_ready(lane.logged, keys, answers, self.loop.now)
-        try:
-            sent = native.send(self.transport.fd)
-        except (BlockingIOError, InterruptedError):
-            sent = 0
-        except OSError:
-            sent = -1
+        if sent_already:
+            if sent < 0:
+                sent = 0 if -sent == errno.EAGAIN else -1
+        else:
+            try:
+                sent = native.send(self.transport.fd)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError:
+                sent = -1
         return self._plain_sent(lane, keys, answers, fields, None, total, sent, closes, end, n)
 
     def _answer_plain(self, lane, keys, end, n, fields):
