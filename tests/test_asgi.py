@@ -257,6 +257,8 @@ def test_access_log_and_metrics(server_factory):
     lines = []
 
     class Log:
+        wants_fields = False
+
         def log(self, client, request, status, sent, started):
             lines.append((request.method, request.target, status, sent))
 

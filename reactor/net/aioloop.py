@@ -74,6 +74,10 @@ class AsyncioLoop:
         if fd in self._callbacks:
             self.watch(fd, None, None)
 
+    # A descriptor about to be closed is forgotten all the same: asyncio's selector keeps a
+    # table of its own, which a close does not reach.
+    closing = forget
+
     # -- time and calls ------------------------------------------------------------------------
 
     def call_later(self, delay, callback, *args):

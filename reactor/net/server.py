@@ -169,7 +169,8 @@ class Server:
         self.accept_filter = None
         self.metrics = None             # an object with count(method, status, length, started)
         self.access_log = None          # an object with log(client, request, status, sent,
-                                        # started), reopen() and close()
+                                        # started), log_ready(...) and wants_fields for the
+                                        # fast lane (see ops.accesslog), reopen() and close()
         self.accepted = 0               # connections accepted, and those admitted to be served
         self.handled = 0
         self.rejected = {}              # status -> requests refused with it (limits, framing)
