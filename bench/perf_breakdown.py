@@ -62,6 +62,7 @@ _PYTHON_ROWS = (("selectors.py", "selectors (Python)"), ("/net/loop.py", "loop b
                 ("/net/connection.py", "connection"), ("/net/output.py", "connection"),
                 ("/net/transport.py", "connection"), ("/net/server.py", "accepting"),
                 ("/net/fastlane.py", "fast lane (Python)"), ("_cparser.py", "fast lane (Python)"),
+                ("/net/_creadevent.py", "fast lane (Python)"),
                 ("/ops/", "access log and metrics"), ("/http/", "full path (protocol, parser)"),
                 ("/static/", "full path (static handler)"))
 _BARE_ROWS = {"serve": "loop bookkeeping", "readable": "connection", "flush": "connection",

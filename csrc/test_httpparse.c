@@ -7,11 +7,11 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "check.h"
 #include "httpparse.h"
 
 static char *page_end;
 static size_t page_size;
-static int failures, checks;
 
 static const char *guarded(const char *s, size_t n)
 {
@@ -27,17 +27,6 @@ static long parse(const char *s, size_t n, const struct hp_limits *lim, struct h
 }
 
 static const struct hp_limits DEFAULTS = {8192, 32768, 100};
-
-#define CHECK(cond, ...)                                                                \
-    do {                                                                                \
-        checks++;                                                                       \
-        if (!(cond)) {                                                                  \
-            failures++;                                                                 \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                 \
-            printf(__VA_ARGS__);                                                        \
-            printf("\n");                                                               \
-        }                                                                               \
-    } while (0)
 
 /* expect: > 0 the whole input is one head; < -1 the error; every prefix is incomplete or
  * the same error. */

@@ -261,17 +261,9 @@ class Connection(Output, SocketSide, Tunnel):
             if count < ready or closes != asked:
                 keys, end, fields = lane.scan(n)
                 return self._answer_plain(lane, keys, end, n, fields)
-        lane.hits[0] += ready
-        if closes:
-            # It asked to close, and every request was answered: nothing more is coming
-            # unless the buffer holds it.
-            self.client_done = end == n
-            if protocol is not None:
-                protocol.served += ready
-                protocol.finish()
-            self._closing()
-        else:
-            (protocol or self._protocol()).served += ready
+        # It asked to close, and every request was answered: nothing more is coming unless
+        # the buffer holds it.
+        self._plain_answered(lane, ready, closes, end == n)
         keys = answers = fields = None
         if server.access_log is not None or server.metrics is not None:
             keys, fields = native.scanned()
@@ -335,16 +327,8 @@ class Connection(Output, SocketSide, Tunnel):
                 message = message[0] if message[2] else (message[0], answers[count - 1][1])
             keys = [*keys[:count - 1], last[0]]
             answers[count - 1:] = [message]
-        lane.hits[0] += count
-        if closes:
-            # Without lingering only when the client asked to close and sent nothing after.
-            self.client_done = asked and count == ready and end == n
-            if protocol is not None:
-                protocol.served += count
-                protocol.finish()
-            self._closing()
-        else:
-            (protocol or self._protocol()).served += count
+        # Without lingering only when the client asked to close and sent nothing after.
+        self._plain_answered(lane, count, closes, asked and count == ready and end == n)
         if files:
             return self._queue_plain(lane, keys, answers, fields, closes, end)
         logged = server.access_log is not None
@@ -398,6 +382,20 @@ class Connection(Output, SocketSide, Tunnel):
             self._idle()
             return None
         return end
+
+    def _plain_answered(self, lane, count: int, closes: bool, client_done: bool):
+        """`count` requests answered by the fast lane: counted, and when the connection
+        closes after them, closing (`client_done`: without lingering)."""
+        lane.hits[0] += count
+        protocol = self.protocol
+        if closes:
+            self.client_done = client_done
+            if protocol is not None:
+                protocol.served += count
+                protocol.finish()
+            self._closing()
+        else:
+            (protocol or self._protocol()).served += count
 
     def _queue_plain(self, lane, keys, answers, fields, closes, end):
         """Answers that include files sent from disk go out as the full path's do, through
