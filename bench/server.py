@@ -17,6 +17,7 @@ Missing tools are installed; a server that cannot run is reported, never dropped
 """
 
 import argparse
+import dataclasses
 import datetime
 import json
 import os
@@ -145,7 +146,14 @@ def parse_args(argv=None):
     ap.add_argument("--duration", type=float, help="override seconds per wrk run")
     ap.add_argument("--server-cpu", type=int, default=0)
     ap.add_argument("--wrk-cpu", type=int, default=1)
+    ap.add_argument("--checkout", metavar="TAG=DIR", action="append", default=[],
+                    help="also offer every reactor server as TAG-NAME (TAG-reactor, ...) run "
+                         "from the checkout at DIR, its extension built: a before and after "
+                         "in one interleaved run")
     args = ap.parse_args(argv)
+    for checkout in args.checkout:
+        tag, _, where = checkout.partition("=")
+        add_checkout(tag, os.path.abspath(where))
     names = [n.strip() for n in args.servers.split(",") if n.strip()]
     unknown = [n for n in names if n not in setup.SPECS]
     if unknown:
@@ -160,6 +168,17 @@ def parse_args(argv=None):
     args.rounds = args.rounds or plan["rounds"]
     args.duration = args.duration or plan["duration"]
     return args
+
+
+def add_checkout(tag: str, where: str):
+    """TAG-NAME for every reactor server NAME: the same command from another checkout."""
+    global ORDER
+    for name in [n for n in ORDER if n.startswith("reactor")]:
+        spec = setup.SPECS[name]
+        setup.SPECS[f"{tag}-{name}"] = dataclasses.replace(
+            spec, name=f"{tag}-{name}", label=f"{spec.label} ({tag})", cwd=where)
+        ORDER += (f"{tag}-{name}",)
+        COLORS[f"{tag}-{name}"] = COLORS[name]
 
 
 def raise_nofile() -> int:
