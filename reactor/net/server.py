@@ -81,21 +81,24 @@ def build_handler(config):
 def open_listener(config, port=None) -> socket.socket:
     """A listening socket for the Config (TCP or unix), or for `port` on its host (TCP);
     raises ConfigError with one line."""
-    if port is not None:
-        host = config.host or "0.0.0.0"
-        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        return _listen(sock, (host, port), f"{host}:{port}")
-    if config.unix:
+    if port is None and config.unix:
         remove_stale_socket(config.unix)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         return _listen(sock, config.unix, f"unix socket {config.unix}")
     host = config.host or "0.0.0.0"
+    sock = tcp_socket(host)
+    if port is None:
+        port = config.port
+        if config.reuse_port and hasattr(socket, "SO_REUSEPORT"):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    return _listen(sock, (host, port), f"{host}:{port}")
+
+
+def tcp_socket(host: str) -> socket.socket:
+    """A TCP socket of `host`'s family that may bind a port still in TIME_WAIT."""
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if config.reuse_port and hasattr(socket, "SO_REUSEPORT"):
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    return _listen(sock, (host, config.port), f"{host}:{config.port}")
+    return sock
 
 
 def _listen(sock, address, shown) -> socket.socket:

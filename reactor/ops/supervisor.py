@@ -20,7 +20,7 @@ import time
 import traceback
 
 from ..http.errors import ConfigError
-from ..net.server import open_listener
+from ..net.server import open_listener, tcp_socket
 from .inherit import exec_successor, tell_predecessor
 from .metrics import Shared
 from .process import describe, write_pid_file
@@ -507,10 +507,8 @@ def _reserve_port(config) -> socket.socket:
     one) for the workers' own listeners and takes no connections itself, so none is queued on
     a socket that nobody accepts from."""
     host = config.host or "0.0.0.0"
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock = tcp_socket(host)
     try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((host, config.port))
     except OSError as error:
