@@ -66,6 +66,7 @@ ffibuilder.cdef("""
 #define H2_FILE ...
 #define H2_PAUSED ...
 #define H2_PARTIAL ...
+#define H2_PLAIN ...
 #define H2_END_STREAM ...
 #define H2_TOO_LARGE ...
 #define H2_COOKIES ...
@@ -111,8 +112,10 @@ struct h2_conn {
     int reason;
     uint32_t goaway_code;
     uint32_t counts[...];
+    uint32_t lane_open;
     ...;
 };
+struct h2_ready;
 
 int h2_features(void);
 const char *h2_library_version(void);
@@ -126,6 +129,11 @@ int h2_respond(struct h2_conn *c, int32_t stream_id, int status, const char *fie
                struct h2_body *body);
 int h2_supply(struct h2_conn *c, int32_t stream_id, struct h2_body *body, const uint8_t *data,
               int fd, int64_t offset, int64_t count, int last, int no_copy);
+struct h2_ready *h2_ready_new(int status, const char *fields, size_t fields_len,
+                              const char *extra, size_t extra_len, int64_t content_length,
+                              const uint8_t *body, int64_t body_len);
+void h2_ready_release(struct h2_ready *r);
+int h2_answer(struct h2_conn *c, int32_t stream_id, struct h2_ready *r);
 int h2_consume(struct h2_conn *c, int32_t stream_id, size_t count);
 int h2_reset(struct h2_conn *c, int32_t stream_id, uint32_t code);
 int h2_shutdown(struct h2_conn *c, int final);
@@ -145,7 +153,8 @@ else:
 ffibuilder.set_source(
     "reactor._nghttp2",
     _source,
-    sources=[os.path.relpath(os.path.join(HERE, "h2.c"))],
+    # httpparse.c for the fast lane's rule of what makes a request plain (h2.h).
+    sources=[os.path.relpath(os.path.join(HERE, name)) for name in ("h2.c", "httpparse.c")],
     include_dirs=[os.path.relpath(HERE)],
     libraries=["nghttp2"],
     define_macros=_macros,

@@ -1,9 +1,12 @@
 /* The HTTP/2 server side of one connection over libnghttp2; see h2.h. */
 #include "h2.h"
 
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
+
+#include "httpparse.h"
 
 /* Input is handed to the library in slices of this size, so that one slice cannot produce more
  * records than are free: every frame is at least 9 bytes and yields at most 3 records. */
@@ -22,6 +25,28 @@
 
 /* Fields of one response, its status and content-length included. */
 #define MAX_RESPONSE_FIELDS 256
+
+/* What a request block has shown of a plain request so far (h2_conn.block_plain). */
+#define PLAIN_GET 1
+#define PLAIN_HEAD 2
+#define PLAIN_PATH 4
+#define PLAIN_ACCEPT 8   /* one accept-encoding field seen */
+#define PLAIN_NOT 16     /* something the fast lane must not answer */
+
+struct h2_ready {
+    long refs;
+    size_t count;
+    nghttp2_nv *nva;
+    const uint8_t *body;
+    int64_t body_len;      /* < 0: none */
+};
+
+/* A stream answered from an h2_ready: its stream user data, in the connection's list. */
+struct h2_lane_stream {
+    struct h2_ready *ready;
+    int64_t offset;
+    struct h2_lane_stream *prev, *next;
+};
 
 static int record(struct h2_conn *c, int64_t kind, int64_t stream, int64_t a, int64_t b) {
     struct h2_batch *batch = c->batch;
@@ -114,11 +139,76 @@ static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame
     c->block_fields = 0;
     c->block_flags = 0;
     c->block_continuations = 0;
+    c->block_plain = 0;
     if (frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
         c->block_stream = frame->hd.stream_id;
         c->block_start = c->batch->arena_used;
     }
     return 0;
+}
+
+static int is(const uint8_t *p, size_t len, const char *literal, size_t literal_len) {
+    return len == literal_len && memcmp(p, literal, len) == 0;
+}
+
+#define LIT(s) s, sizeof(s) - 1
+
+/* One field of a request block, kept at `value_at` from the block's start: what it says of
+ * the request being plain (h2.h). Names arrive lower-case (the library checks). */
+static void plain_field(struct h2_conn *c, const uint8_t *name, size_t namelen,
+                        const uint8_t *value, size_t valuelen, uint32_t value_at) {
+    if (name[0] == ':') {
+        if (is(name, namelen, LIT(":method"))) {
+            c->block_plain |= is(value, valuelen, LIT("GET"))    ? PLAIN_GET
+                              : is(value, valuelen, LIT("HEAD")) ? PLAIN_HEAD
+                                                                 : PLAIN_NOT;
+        } else if (is(name, namelen, LIT(":path"))) {
+            for (size_t i = 0; i < valuelen; i++) {
+                if (value[i] <= 0x20) {
+                    c->block_plain |= PLAIN_NOT;
+                    return;
+                }
+            }
+            c->block_plain |= PLAIN_PATH;
+            c->path_at = value_at;
+            c->path_len = (uint32_t)valuelen;
+        }
+    } else if (is(name, namelen, LIT("accept-encoding"))) {
+        if (c->block_plain & PLAIN_ACCEPT) {
+            c->block_plain |= PLAIN_NOT;
+        } else {
+            c->block_plain |= PLAIN_ACCEPT;
+            c->accept_at = value_at;
+            c->accept_len = (uint32_t)valuelen;
+        }
+    } else if (is(name, namelen, LIT("host"))
+               || hp_precondition_field((const char *)name, namelen)) {
+        c->block_plain |= PLAIN_NOT;
+    }
+}
+
+/* After a complete request block with END_STREAM: an H2_PLAIN record with the key after the
+ * block in the arena, when the request is plain. The arena has room (see on_header). */
+static int plain_key(struct h2_conn *c) {
+    uint32_t plain = c->block_plain;
+    if ((plain & PLAIN_NOT) || !(plain & (PLAIN_GET | PLAIN_HEAD)) || !(plain & PLAIN_PATH)
+        || (c->block_flags & H2_TOO_LARGE)) {
+        return 0;
+    }
+    struct h2_batch *b = c->batch;
+    char *block = b->arena + c->block_start;
+    char *key = b->arena + b->arena_used;
+    char *at = key;
+    memcpy(at, block + c->path_at, c->path_len);
+    at += c->path_len;
+    *at++ = (char)(1 + ((plain & PLAIN_HEAD) ? HP_PLAIN_HEAD : 0) + HP_PLAIN_HTTP11
+                   + HP_PLAIN_KEEP_ALIVE + ((plain & PLAIN_ACCEPT) ? HP_PLAIN_ACCEPT_ENCODING : 0));
+    if (plain & PLAIN_ACCEPT) {
+        memcpy(at, block + c->accept_at, c->accept_len);
+        at += c->accept_len;
+    }
+    b->arena_used += (size_t)(at - key);
+    return record(c, H2_PLAIN, c->block_stream, key - b->arena, at - key);
 }
 
 static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const uint8_t *name,
@@ -157,6 +247,10 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
     memcpy(at + namelen + 1, value, valuelen);
     at[namelen + 1 + valuelen] = 0;
     b->arena_used += namelen + valuelen + 2;
+    if (!(c->block_plain & PLAIN_NOT)) {
+        plain_field(c, name, namelen, value, valuelen,
+                    (uint32_t)(at + namelen + 1 - (b->arena + c->block_start)));
+    }
     /* The arena always has room for one whole block (its size is at most the list limit): when
      * less is left, stop here, and the caller empties the arena before going on. */
     if (b->arena_cap - b->arena_used < c->limits.max_header_list) {
@@ -182,11 +276,15 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
     switch (frame->hd.type) {
     case NGHTTP2_HEADERS:
         if (frame->headers.cat == NGHTTP2_HCAT_REQUEST && c->block_stream == stream_id) {
-            c->block_stream = 0;
             credit(c);
             int64_t flags = (c->block_flags & ~H2_SEEN_COOKIE) | (end_stream ? H2_END_STREAM : 0);
+            int64_t length = (int64_t)(c->batch->arena_used - c->block_start);
+            if (end_stream && plain_key(c) < 0) {
+                return NGHTTP2_ERR_CALLBACK_FAILURE;
+            }
+            c->block_stream = 0;
             return record(c, H2_REQUEST | flags << 8, stream_id, (int64_t)c->block_start,
-                          (int64_t)(c->batch->arena_used - c->block_start));
+                          length);
         }
         return end_stream ? record(c, H2_END, stream_id, 0, 0) : 0;   /* trailers: dropped */
     case NGHTTP2_DATA:
@@ -225,12 +323,30 @@ static int on_invalid_frame(nghttp2_session *session, const nghttp2_frame *frame
     return glitch(c);
 }
 
+static void lane_forget(struct h2_conn *c, struct h2_lane_stream *ls) {
+    if (ls->prev != NULL) {
+        ls->prev->next = ls->next;
+    } else {
+        c->lane = ls->next;
+    }
+    if (ls->next != NULL) {
+        ls->next->prev = ls->prev;
+    }
+    c->lane_open--;
+    h2_ready_release(ls->ready);
+    free(ls);
+}
+
 static int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t error_code,
                            void *user) {
     struct h2_conn *c = user;
-    (void)session;
     if (stream_id == c->block_stream) {
         c->block_stream = 0;
+    }
+    struct h2_lane_stream *ls = nghttp2_session_get_stream_user_data(session, stream_id);
+    if (ls != NULL) {
+        lane_forget(c, ls);   /* Python holds nothing of it */
+        return 0;
     }
     return record(c, H2_CLOSE, stream_id, error_code, 0);
 }
@@ -428,8 +544,11 @@ int h2_open(struct h2_conn *c, const struct h2_limits *limits) {
 
 void h2_close(struct h2_conn *c) {
     if (c->session != NULL) {
-        nghttp2_session_del(c->session);
+        nghttp2_session_del(c->session);   /* closes no stream through the callback */
         c->session = NULL;
+    }
+    while (c->lane != NULL) {
+        lane_forget(c, c->lane);
     }
 }
 
@@ -572,14 +691,13 @@ static int add_fields(nghttp2_nv *nva, size_t *count, const char *text, size_t l
     return 0;
 }
 
-int h2_respond(struct h2_conn *c, int32_t stream_id, int status, const char *fields,
-               size_t fields_len, const char *extra, size_t extra_len, int64_t content_length,
-               struct h2_body *body) {
-    nghttp2_nv nva[MAX_RESPONSE_FIELDS];
-    char status_text[4];
-    char length_text[24];
+/* The nv array of a response: :status, the fields of both texts, content-length (when >= 0),
+ * pointing into the texts, status_text (4 bytes) and length_text (24). The count, or -1. */
+static long response_nva(nghttp2_nv *nva, char *status_text, char *length_text, int status,
+                         const char *fields, size_t fields_len, const char *extra,
+                         size_t extra_len, int64_t content_length) {
     if (status < 100 || status > 999) {
-        return NGHTTP2_ERR_INVALID_ARGUMENT;
+        return -1;
     }
     status_text[0] = (char)('0' + status / 100);
     status_text[1] = (char)('0' + status / 10 % 10);
@@ -589,32 +707,147 @@ int h2_respond(struct h2_conn *c, int32_t stream_id, int status, const char *fie
     size_t count = 1;
     if (add_fields(nva, &count, fields, fields_len) < 0
         || add_fields(nva, &count, extra, extra_len) < 0) {
-        return NGHTTP2_ERR_INVALID_ARGUMENT;
+        return -1;
     }
     if (content_length >= 0) {
         if (count >= MAX_RESPONSE_FIELDS) {
-            return NGHTTP2_ERR_INVALID_ARGUMENT;
+            return -1;
         }
         /* Digits by hand: snprintf would pull in locale work for a number. */
-        char *p = length_text + sizeof length_text;
+        char *p = length_text + 24;
         uint64_t n = (uint64_t)content_length;
         do {
             *--p = (char)('0' + n % 10);
             n /= 10;
         } while (n);
         nva[count++] = (nghttp2_nv){(uint8_t *)"content-length", (uint8_t *)p, 14,
-                                    (size_t)(length_text + sizeof length_text - p),
-                                    NGHTTP2_NV_FLAG_NONE};
+                                    (size_t)(length_text + 24 - p), NGHTTP2_NV_FLAG_NONE};
+    }
+    return (long)count;
+}
+
+int h2_respond(struct h2_conn *c, int32_t stream_id, int status, const char *fields,
+               size_t fields_len, const char *extra, size_t extra_len, int64_t content_length,
+               struct h2_body *body) {
+    nghttp2_nv nva[MAX_RESPONSE_FIELDS];
+    char status_text[4];
+    char length_text[24];
+    long count = response_nva(nva, status_text, length_text, status, fields, fields_len, extra,
+                              extra_len, content_length);
+    if (count < 0) {
+        return NGHTTP2_ERR_INVALID_ARGUMENT;
     }
     if (body == NULL) {
-        return nghttp2_submit_response(c->session, stream_id, nva, count, NULL);
+        return nghttp2_submit_response(c->session, stream_id, nva, (size_t)count, NULL);
     }
     body->sent = 0;
     body->starved = 0;
     nghttp2_data_provider provider;
     provider.source.ptr = body;
     provider.read_callback = read_body;
-    return nghttp2_submit_response(c->session, stream_id, nva, count, &provider);
+    return nghttp2_submit_response(c->session, stream_id, nva, (size_t)count, &provider);
+}
+
+/* -- the fast lane ------------------------------------------------------------------------- */
+
+struct h2_ready *h2_ready_new(int status, const char *fields, size_t fields_len,
+                              const char *extra, size_t extra_len, int64_t content_length,
+                              const uint8_t *body, int64_t body_len) {
+    nghttp2_nv nva[MAX_RESPONSE_FIELDS];
+    char status_text[4];
+    char length_text[24];
+    long count = response_nva(nva, status_text, length_text, status, fields, fields_len, extra,
+                              extra_len, content_length);
+    if (count < 0) {
+        return NULL;
+    }
+    size_t text = 0;
+    for (long i = 0; i < count; i++) {
+        text += nva[i].namelen + nva[i].valuelen;
+    }
+    size_t size = sizeof(struct h2_ready) + (size_t)count * sizeof(nghttp2_nv) + text
+                  + (body_len > 0 ? (size_t)body_len : 0);
+    struct h2_ready *r = malloc(size);
+    if (r == NULL) {
+        return NULL;
+    }
+    r->refs = 1;
+    r->count = (size_t)count;
+    r->nva = (nghttp2_nv *)(r + 1);
+    uint8_t *at = (uint8_t *)(r->nva + count);
+    for (long i = 0; i < count; i++) {
+        r->nva[i] = nva[i];
+        memcpy(at, nva[i].name, nva[i].namelen);
+        r->nva[i].name = at;
+        at += nva[i].namelen;
+        memcpy(at, nva[i].value, nva[i].valuelen);
+        r->nva[i].value = at;
+        at += nva[i].valuelen;
+    }
+    r->body_len = body_len;
+    r->body = at;
+    if (body_len > 0) {
+        memcpy(at, body, (size_t)body_len);
+    }
+    return r;
+}
+
+void h2_ready_release(struct h2_ready *r) {
+    if (--r->refs == 0) {
+        free(r);
+    }
+}
+
+static ssize_t read_ready(nghttp2_session *session, int32_t stream_id, uint8_t *buf,
+                          size_t length, uint32_t *flags, nghttp2_data_source *source,
+                          void *user) {
+    struct h2_conn *c = user;
+    struct h2_lane_stream *ls = source->ptr;
+    const struct h2_ready *r = ls->ready;
+    (void)session;
+    (void)stream_id;
+    size_t n = (size_t)(r->body_len - ls->offset);
+    if (n > length) {
+        n = length;
+    }
+    memcpy(buf, r->body + ls->offset, n);
+    ls->offset += (int64_t)n;
+    c->budget -= (int64_t)n;
+    if (ls->offset == r->body_len) {
+        *flags |= NGHTTP2_DATA_FLAG_EOF;
+    }
+    return (ssize_t)n;
+}
+
+int h2_answer(struct h2_conn *c, int32_t stream_id, struct h2_ready *r) {
+    if (r->body_len <= 0) {
+        return nghttp2_submit_response(c->session, stream_id, r->nva, r->count, NULL);
+    }
+    struct h2_lane_stream *ls = malloc(sizeof *ls);
+    if (ls == NULL) {
+        return NGHTTP2_ERR_NOMEM;
+    }
+    nghttp2_data_provider provider;
+    provider.source.ptr = ls;
+    provider.read_callback = read_ready;
+    int rv = nghttp2_submit_response(c->session, stream_id, r->nva, r->count, &provider);
+    if (rv != 0) {
+        free(ls);
+        return rv;
+    }
+    /* The stream exists (the submit found it): this cannot fail. */
+    nghttp2_session_set_stream_user_data(c->session, stream_id, ls);
+    r->refs++;
+    ls->ready = r;
+    ls->offset = 0;
+    ls->prev = NULL;
+    ls->next = c->lane;
+    if (c->lane != NULL) {
+        c->lane->prev = ls;
+    }
+    c->lane = ls;
+    c->lane_open++;
+    return 0;
 }
 
 int h2_supply(struct h2_conn *c, int32_t stream_id, struct h2_body *body, const uint8_t *data,

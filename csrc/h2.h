@@ -31,6 +31,7 @@
 #define H2_FILE 7      /* sendfile from the file: stream = fd, a = offset, b = count */
 #define H2_PAUSED 8    /* h2_recv stopped at input offset a: call again with the rest */
 #define H2_PARTIAL 9   /* a header block continues in the next read: arena[a, a + b) so far */
+#define H2_PLAIN 10    /* the next record's request is plain: its key is arena[a, a + b) */
 
 /* Flags of an H2_REQUEST record. */
 #define H2_END_STREAM 1     /* no body follows */
@@ -38,6 +39,19 @@
 #define H2_COOKIES 4        /* more than one cookie field: join them (RFC 9113 §8.2.3) */
 #define H2_HOST 8           /* a host field is among the fields (else :authority stands alone) */
 #define H2_PSEUDO_SHIFT 4   /* flags >> H2_PSEUDO_SHIFT: the pseudo-fields leading the block */
+
+/* The fast lane. A request is plain by the HTTP/1.1 lane's rules (httpparse.h's hp_scan_plain):
+ * a GET or HEAD without a body, without an HP_PRECONDITION field and with at most one
+ * accept-encoding field; here also without a host field (whether it agrees with :authority is
+ * the full path's to judge) and with a :path of bytes above 0x20. Its key has the HTTP/1.1
+ * key's form (the :path; one byte, 1 + the HP_PLAIN_* bits of an HTTP/1.1 keep-alive request;
+ * the accept-encoding value), so that one table maker reads both.
+ *
+ * An h2_ready is one kept answer: the response's fields, as h2_respond would submit them, and
+ * its body, copied; reference counted, as the streams answered from it hold it until they
+ * close. h2_answer submits it for a stream; such a stream's close makes no H2_CLOSE record. */
+struct h2_ready;
+struct h2_lane_stream;
 
 /* Feature bits of the library this was built against, found by symbol at build time. */
 #define H2_HAS_RESET_RATE_LIMIT 1   /* nghttp2_option_set_stream_reset_rate_limit */
@@ -116,6 +130,11 @@ struct h2_conn {
     uint32_t block_fields;
     uint32_t block_flags;
     uint32_t block_continuations;
+    uint32_t block_plain;     /* what the block shows of a plain request (h2.c) */
+    uint32_t path_at, path_len;        /* of :path's value, from block_start */
+    uint32_t accept_at, accept_len;    /* of the first accept-encoding value, from block_start */
+    struct h2_lane_stream *lane;       /* streams answered by h2_answer, still open */
+    uint32_t lane_open;
     int paused;              /* during h2_recv: the arena is nearly full */
     int64_t glitch_tokens, glitch_ms;
     int64_t reset_tokens, reset_ms;
@@ -152,6 +171,15 @@ int h2_respond(struct h2_conn *c, int32_t stream_id, int status, const char *fie
  * or `count` bytes of file `fd` from `offset`, as H2_FILE records with `no_copy`. */
 int h2_supply(struct h2_conn *c, int32_t stream_id, struct h2_body *body, const uint8_t *data,
               int fd, int64_t offset, int64_t count, int last, int no_copy);
+
+/* A kept answer: the arguments of h2_respond, and `body_len` bytes of `body` (body_len < 0: the
+ * HEADERS frame ends the stream). NULL when the fields do not fit or memory is short. */
+struct h2_ready *h2_ready_new(int status, const char *fields, size_t fields_len,
+                              const char *extra, size_t extra_len, int64_t content_length,
+                              const uint8_t *body, int64_t body_len);
+void h2_ready_release(struct h2_ready *r);
+/* The kept answer for a stream whose request was plain; 0 or a negative nghttp2 error. */
+int h2_answer(struct h2_conn *c, int32_t stream_id, struct h2_ready *r);
 
 int h2_consume(struct h2_conn *c, int32_t stream_id, size_t count);
 int h2_reset(struct h2_conn *c, int32_t stream_id, uint32_t code);

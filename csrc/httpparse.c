@@ -160,22 +160,32 @@ static void connection(struct framing *f, const uchar *v, size_t vlen)
     });
 }
 
+int hp_precondition_field(const char *name, size_t name_len)
+{
+    const uchar *n = (const uchar *)name;
+    switch (name_len) {
+    case 5:
+        return eq_lower(n, name_len, LIT("range"));
+    case 8:
+        return eq_lower(n, name_len, LIT("if-range")) || eq_lower(n, name_len, LIT("if-match"));
+    case 13:
+        return eq_lower(n, name_len, LIT("if-none-match"));
+    case 17:
+        return eq_lower(n, name_len, LIT("if-modified-since"));
+    case 19:
+        return eq_lower(n, name_len, LIT("if-unmodified-since"));
+    }
+    return 0;
+}
+
 static void framing_field(struct framing *f, const uchar *name, size_t name_len,
                           const uchar *v, size_t vlen)
 {
+    if (hp_precondition_field((const char *)name, name_len)) {
+        f->precondition = 1;
+        return;
+    }
     switch (name_len) {
-    case 5:
-        if (eq_lower(name, name_len, LIT("range")))
-            f->precondition = 1;
-        break;
-    case 8:
-        if (eq_lower(name, name_len, LIT("if-range")) || eq_lower(name, name_len, LIT("if-match")))
-            f->precondition = 1;
-        break;
-    case 13:
-        if (eq_lower(name, name_len, LIT("if-none-match")))
-            f->precondition = 1;
-        break;
     case 15:
         if (eq_lower(name, name_len, LIT("accept-encoding")) && !f->accept_encodings++) {
             f->accept_encoding = v;
@@ -187,10 +197,6 @@ static void framing_field(struct framing *f, const uchar *name, size_t name_len,
             f->referer = v;
             f->referer_len = vlen;
         }
-        break;
-    case 19:
-        if (eq_lower(name, name_len, LIT("if-unmodified-since")))
-            f->precondition = 1;
         break;
     case 4:
         if (eq_lower(name, name_len, LIT("host"))) {
@@ -221,8 +227,6 @@ static void framing_field(struct framing *f, const uchar *name, size_t name_len,
     case 17:
         if (eq_lower(name, name_len, LIT("transfer-encoding")))
             transfer_encoding(f, v, vlen);
-        else if (eq_lower(name, name_len, LIT("if-modified-since")))
-            f->precondition = 1;
         break;
     }
 }

@@ -23,6 +23,10 @@
  * the answer may depend on more than the target (RFC 9110 §13, §14.2). */
 #define HP_PRECONDITION 16
 
+/* Whether a field of this name (any case) is one of HP_PRECONDITION's: the fast lane's rule,
+ * which the HTTP/2 shim applies to its header blocks too. */
+int hp_precondition_field(const char *name, size_t name_len);
+
 /* A chunk-size line (size and extensions, without CRLF) longer than this is an error. */
 #define HP_MAX_CHUNK_LINE 4096
 

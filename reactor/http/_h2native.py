@@ -45,6 +45,7 @@ _REASONS = {1: "glitches", 2: "resets", 3: "hpack_bomb", 4: "flooded", 5: "conti
 _COUNTERS = ("glitches", "resets_received", "resets_sent", "too_large")
 
 _recv = lib.h2_recv
+_answer = lib.h2_answer
 _send = lib.h2_send
 _respond = lib.h2_respond
 _supply = lib.h2_supply
@@ -59,6 +60,7 @@ _H2_BYTES = lib.H2_BYTES
 _H2_FILE = lib.H2_FILE
 _H2_PAUSED = lib.H2_PAUSED
 _H2_PARTIAL = lib.H2_PARTIAL
+_H2_PLAIN = lib.H2_PLAIN
 
 
 class Shared:
@@ -94,7 +96,7 @@ class Shared:
 class Session:
     """One connection's libnghttp2 session (see reactor.http.h2 for the interface)."""
 
-    __slots__ = ("shared", "conn", "carry", "bodies")
+    __slots__ = ("shared", "conn", "carry", "bodies", "answered")
 
     def __init__(self, shared: Shared):
         self.shared = shared
@@ -105,12 +107,14 @@ class Session:
         self.conn = ffi.gc(conn, lib.h2_close)
         self.carry = b""   # a request header block that continues in the next read
         self.bodies = {}   # stream id -> the h2_body and what its pieces point into
+        self.answered = 0   # requests receive() answered from `ready`
 
     # -- receiving -----------------------------------------------------------------------------
 
-    def receive(self, data, now: float) -> list:
+    def receive(self, data, now: float, ready=None) -> list:
         """The events of the bytes `data` (a buffer); after a fatal error, those before it
-        (`failure` then says why)."""
+        (`failure` then says why). `ready`: the fast lane's kept answers by key (see
+        reactor.http.h2), from which plain requests are answered here."""
         events = []
         shared = self.shared
         batch = shared.batch
@@ -129,19 +133,36 @@ class Session:
             records = _unpack(shared.records, 4 * count)
             blob = None
             resume = None
+            key = None    # of the next REQUEST record, when its request is plain
+            skip = None   # the stream of the next REQUEST record, answered already
             for i in range(0, 4 * count, 4):
                 kind = records[i]
                 kind_only = kind & 0xff
                 if kind_only == _H2_DATA:
                     start = records[i + 2]
                     events.append((DATA, records[i + 1], bytes(view[start:start + records[i + 3]])))
-                elif kind_only == _H2_REQUEST:
+                elif kind_only == _H2_PLAIN:
                     if blob is None:
-                        blob = self._arena(records, count)
+                        blob = shared.arena_buffer[0:batch.arena_used]
+                    start = records[i + 2]
+                    key = blob[start:start + records[i + 3]]
+                    if ready is not None:
+                        answer = ready.get(key)
+                        if answer is not None and _answer(conn, records[i + 1], answer) == 0:
+                            self.answered += 1
+                            skip = records[i + 1]
+                elif kind_only == _H2_REQUEST:
+                    stream_id = records[i + 1]
+                    if stream_id == skip:
+                        key = skip = None
+                        continue
+                    if blob is None:
+                        blob = shared.arena_buffer[0:batch.arena_used]
                     start = records[i + 2]
                     parts = blob[start:start + records[i + 3] - 1].split(b"\0") \
                         if records[i + 3] else []
-                    events.append((REQUEST, records[i + 1], kind >> 8, parts))
+                    events.append((REQUEST, stream_id, kind >> 8, parts, key))
+                    key = None
                 elif kind_only == _H2_END:
                     events.append((END, records[i + 1]))
                 elif kind_only == _H2_CLOSE:
@@ -155,14 +176,6 @@ class Session:
                 return events
             view = view[resume:]
 
-    def _arena(self, records, count) -> bytes:
-        """The arena up to the end of the last request block among the records."""
-        end = 0
-        for i in range(0, 4 * count, 4):
-            if records[i] & 0xff == _H2_REQUEST:
-                end = max(end, records[i + 2] + records[i + 3])
-        return self.shared.arena_buffer[0:end]
-
     @property
     def failure(self):
         """(reason, GOAWAY code) once the connection was ended for the peer's doing, else None."""
@@ -175,6 +188,14 @@ class Session:
         """What the guards saw on this connection (for the metrics)."""
         counts = self.conn.counts
         return {name: counts[i] for i, name in enumerate(_COUNTERS) if counts[i]}
+
+    def answer(self, stream_id: int, ready) -> bool:
+        """Answer the stream with a kept answer (see `ready`); False when it is gone."""
+        return _answer(self.conn, stream_id, ready) == 0
+
+    def answering(self) -> int:
+        """Streams answered from kept answers and not yet closed."""
+        return self.conn.lane_open
 
     def consume(self, stream_id: int, count: int):
         lib.h2_consume(self.conn, stream_id, count)
@@ -286,4 +307,14 @@ def new_shared() -> Shared:
     return Shared()
 
 
-__all__ = ["NAME", "Piece", "Session", "new_shared"]
+def ready(status: int, fields: bytes, extra: bytes, length, body):
+    """A kept answer, as `respond` would submit it with `body` (bytes) as its only piece, or
+    with none when `body` is None; None where the shim cannot keep it."""
+    made = lib.h2_ready_new(status, fields, len(fields), extra, len(extra),
+                            -1 if length is None else length,
+                            ffi.NULL if body is None else body,
+                            -1 if body is None else len(body))
+    return None if made == ffi.NULL else ffi.gc(made, lib.h2_ready_release)
+
+
+__all__ = ["NAME", "Piece", "Session", "new_shared", "ready"]

@@ -162,7 +162,9 @@ class Session:
 
     # -- receiving -----------------------------------------------------------------------------
 
-    def receive(self, data, now: float) -> list:
+    def receive(self, data, now: float, ready=None) -> list:
+        # The fast lane's kept answers (`ready`) are the libnghttp2 shim's: this engine
+        # sends every request the full path.
         self.now = now
         self.dirty = True
         if self.failure is not None:
@@ -219,7 +221,7 @@ class Session:
                 parts = []
             elif cookies > 1:
                 flags |= COOKIES
-            events.append((REQUEST, stream_id, flags, parts))
+            events.append((REQUEST, stream_id, flags, parts, None))   # never a plain key
         elif kind is h2.events.DataReceived:
             padding = event.flow_controlled_length - len(event.data)
             if padding:

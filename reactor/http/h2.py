@@ -9,10 +9,18 @@ use (or is None); `engine(name)` gives a module by name, so that tests run both.
 An engine module offers `NAME`, `new_shared()` (buffers shared by a loop's connections) and
 `Session(shared)`, one per connection:
 
-- `receive(data, now)` -> events, in order: (REQUEST, stream, flags, parts) with `parts` the
-  flat [name, value, ...] list of the header block, pseudo-fields first (flags: END_STREAM,
-  TOO_LARGE, COOKIES); (DATA, stream, bytes); (END, stream); (CLOSE, stream, error code).
-  `failure` is then (reason, GOAWAY code) if the peer made the connection end.
+- `receive(data, now, ready)` -> events, in order: (REQUEST, stream, flags, parts, key) with
+  `parts` the flat [name, value, ...] list of the header block, pseudo-fields first (flags:
+  END_STREAM, TOO_LARGE, COOKIES), `key` the fast lane's key of a plain request (else None);
+  (DATA, stream, bytes); (END, stream); (CLOSE, stream, error code). `failure` is then
+  (reason, GOAWAY code) if the peer made the connection end.
+- The fast lane, where the engine has one (the module's `ready`, else None): `ready(status,
+  fields, extra, length, body)` keeps an answer as `respond` would submit it with `body` as
+  its only piece (None: no body); a plain request whose key `receive`'s `ready` mapping holds
+  is answered from it there, with no event, and counted in `answered`; `answer(stream, kept)`
+  answers one stream so; `answering()` counts such streams still open. A request is plain by
+  the HTTP/1.1 lane's rules (csrc/h2.h), and its key has the form of an HTTP/1.1 keep-alive
+  request's (reactor.http.request.plain_key).
 - `respond(stream, status, fields, extra, length, piece, last, sendfile)`, `supply(stream,
   piece, last)`: a response, its body in Pieces; `sent(stream)` body bytes framed so far.
 - `send(budget)` -> (segments, closed, starved): bytes-like runs and (fd, offset, count) file
@@ -20,8 +28,8 @@ An engine module offers `NAME`, `new_shared()` (buffers shared by a loop's conne
 - `consume`, `reset`, `shutdown(final)`, `terminate(code)`, `want_read()`, `want_write()`,
   `forget(stream)`, `counts()`, `close()`.
 
-Also here: turning a header block into the Request every handler already takes. Imports only
-request, limits and errors.
+Also here: turning a header block into the Request every handler already takes, and the framing
+of a response. Imports only request, response and errors.
 """
 
 import importlib
@@ -29,6 +37,7 @@ import os
 
 from .errors import HTTPError
 from .request import Request
+from .response import NO_CONTENT
 
 # The client connection preface (RFC 9113 §3.4); a plain-port client with prior knowledge
 # starts with it, and no HTTP/1 request line can ("PRI" with version 2.0 is refused there).
@@ -96,6 +105,15 @@ def _choose():
 
 DEFAULT, WHY_NOT = _choose()
 ENGINE = DEFAULT.NAME if DEFAULT is not None else None
+
+
+def framing(response, head: bool) -> tuple:
+    """(the content-length field's value or None, whether the HEADERS frame ends the stream)
+    of `response` to a GET, or to a HEAD when `head`: the full path's and the fast lane's."""
+    if response.status in NO_CONTENT:
+        return None, True
+    length = response.length
+    return length, head or length == 0
 
 
 def build_request(parts: list, flags: int):

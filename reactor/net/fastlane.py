@@ -10,18 +10,25 @@ the answer runs out, whichever comes first. For a file sent from disk (a KeptFil
 is kept is (its head, the KeptFile's open, whether the request is a HEAD): each answer opens
 its body anew, which checks the file.
 A connection then answers a read of plain requests with one scan, one lookup per request and
-one send; anything else takes the full path. It is a shortcut through the same layers, not a
+one send; anything else takes the full path.
+
+HTTP/2 has a table of its own (`h2`), filled from the same ready answers: per key of a plain
+request (the HTTP/2 engine finds them, by the same rules, see reactor.http.h2), the engine's
+kept answer, which is what the full path would submit for it (status, fields, Date and Server,
+content-length, the body). Only answers with their body in memory are kept there; the engine
+answers a plain request whose key it finds without a Request, a handler or a stream object. It is a shortcut through the same layers, not a
 second server: the answers are byte for byte the full path's.
 
-Knows keys and messages, not sockets or files: imports only protocol, request, response and
-readevent (the C side of its table).
+Knows keys and messages, not sockets or files: imports only h2 (the framing of a response),
+protocol, request, response and readevent (the C side of its table).
 """
 
 import time
 
+from ..http.h2 import framing
 from ..http.protocol import plain_message
 from ..http.request import Request, closing_key, split_plain_key
-from ..http.response import KeptFile, render_head
+from ..http.response import INLINE_BODY, KeptFile, date_and_server, render_head
 from .readevent import NativeLane
 
 # Ready messages held at once; each is a cached file's message (below INLINE_BODY) for one
@@ -33,13 +40,14 @@ class FastLane:
     """Server-wide: the parser's scan of the receive buffer and the ready messages by key."""
 
     __slots__ = ("loop", "ready", "hits", "messages", "logged", "closing", "expires", "native",
-                 "_scan_plain", "_buffer", "_fields", "plain_start")
+                 "h2", "h2_ready", "_scan_plain", "_buffer", "_fields", "plain_start")
 
-    def __init__(self, loop, parser, handler, buffer, fields=False, native=False):
+    def __init__(self, loop, parser, handler, buffer, fields=False, native=False, h2_ready=None):
         """`fields`: the access log writes each request's Referer and User-Agent, so the scan
         reports them. `native`: its connections read and write their sockets themselves (no
         TLS), so the messages are also kept on the C side, where a whole read event of such
-        a connection is answered in one call (NativeLane, where the extension is built)."""
+        a connection is answered in one call (NativeLane, where the extension is built).
+        `h2_ready`: the HTTP/2 engine's maker of kept answers (reactor.http.h2), if it has one."""
         self.loop = loop
         self.ready = handler.ready
         # [answers given from `ready`, ...]: the handler's cache hits, counted here too.
@@ -47,6 +55,8 @@ class FastLane:
         self.messages = {}   # key -> the bytes to send
         self.logged = {}     # key -> (request, status, head length) for the log and metrics
         self.closing = set()   # keys of requests that do not keep the connection alive
+        self.h2 = {}         # key -> the HTTP/2 engine's kept answer
+        self.h2_ready = h2_ready
         self.expires = 0.0   # loop time when every message must be made again
         self._scan_plain = parser.scan_plain
         self._buffer = buffer
@@ -94,6 +104,29 @@ class FastLane:
             self.expires = until
         return message
 
+    def fill_h2(self, key: bytes):
+        """The HTTP/2 engine's kept answer for `key`, made and kept when the handler has a
+        ready answer whose body is in memory; or None (the full path answers)."""
+        if self.h2_ready is None or len(self.h2) >= MAX_READY:
+            return None
+        raw_target, head, _, _, accept = split_plain_key(key)
+        found = self.ready(raw_target.decode("latin-1"), accept)
+        if found is None:
+            return None
+        response, until = found
+        body = response.body
+        if body.__class__ is not bytes or len(body) >= INLINE_BODY:
+            return None   # a file, or a large body: not copied into a kept answer
+        length, bare = framing(response, head)
+        kept = self.h2_ready(response.status, response.fields, date_and_server()[1], length,
+                             None if bare else body)
+        if kept is None:
+            return None
+        self.h2[key] = kept
+        if until < self.expires:
+            self.expires = until
+        return kept
+
     def closing_answer(self, key: bytes):
         """(key, message) of the answer to `key`'s request after which the server closes the
         connection: the answer to the same request asking to close, the bytes the full path
@@ -108,6 +141,7 @@ class FastLane:
         self.messages.clear()
         self.logged.clear()
         self.closing.clear()
+        self.h2.clear()
         if self.native is not None:
             self.native.clear()
         wall = time.time()

@@ -29,9 +29,10 @@ from ..http.h2 import (
     Piece,
     Refusal,
     build_request,
+    framing,
 )
 from ..http.protocol import discard_body
-from ..http.response import NO_CONTENT, Deferred, FileSlice, date_and_server, error_response
+from ..http.response import Deferred, FileSlice, date_and_server, error_response
 from .connection import answer, answer_of
 from .socketside import SocketSide, State
 
@@ -67,7 +68,8 @@ class H2Stream:
 class H2Connection(SocketSide):
     __slots__ = ("server", "loop", "transport", "client", "handler", "session", "streams",
                  "output", "blocked", "reading", "deadline", "waiting", "state", "served",
-                 "buffered", "sendfile", "drain_stage", "drain_at", "closing")
+                 "buffered", "sendfile", "drain_stage", "drain_at", "closing", "lane", "ready",
+                 "wrote")
 
     def __init__(self, server, transport, client, handler):
         """Then `feed` the bytes already read from the client (its preface, at least)."""
@@ -77,6 +79,14 @@ class H2Connection(SocketSide):
         self.client = client
         self.handler = handler
         self.session = server.h2_engine.Session(server.h2_shared)
+        # The fast lane's kept answers, which the engine answers plain requests from, when it
+        # keeps any and nothing needs each request (the access log, metrics).
+        lane = server.lanes.get(handler)
+        if (lane is None or lane.h2_ready is None or server.access_log is not None
+                or server.metrics is not None):
+            lane = None
+        self.lane = lane
+        self.ready = lane.h2 if lane is not None else None
         self.streams = {}
         self.output = []        # what the socket did not take: bytes, file pieces, streams
         self.blocked = False    # registered for writability
@@ -89,6 +99,7 @@ class H2Connection(SocketSide):
         self.drain_stage = 0
         self.drain_at = 0.0
         self.closing = False    # a GOAWAY ends it: close once it is written
+        self.wrote = self.loop.now   # when frames last went out
         self.deadline = self.loop.now + server.config.header_timeout
         transport.watch(self.on_readable, None)
 
@@ -105,30 +116,51 @@ class H2Connection(SocketSide):
         """Run bytes received through the engine, answer what they complete, write."""
         session = self.session
         now = self.loop.now
-        for event in session.receive(data, now):
+        lane = self.lane
+        if lane is not None and lane.expires <= now:
+            lane.renew()   # before the engine answers from its table
+        for event in session.receive(data, now, self.ready):
             kind = event[0]
             if kind == REQUEST:
-                self._request(event[1], event[2], event[3], now)
+                self._request(event[1], event[2], event[3], event[4], now)
             elif kind == DATA:
                 self._data(event[1], event[2])
             elif kind == END:
                 self._end(event[1])
             elif kind == CLOSE:
                 self._stream_closed(event[1], event[2])
+        if lane is not None and session.answered:
+            self._lane_answered(session.answered)
+            session.answered = 0
         failure = session.failure
         if failure is not None:
             self.server.note_h2_goaway(failure[0])
             self.closing = True
         self._flush()
 
-    def _request(self, stream_id, flags, parts, now):
-        request = build_request(parts, flags)
-        self.served += 1
+    def _taken(self, count):
+        """`count` requests more were taken (answered, or on their way to an answer)."""
+        self.served += count
         if self.served >= self.server.config.max_keepalive_requests and not self.drain_stage:
             # The last request this connection takes: later streams are refused, and the
             # client opens a new connection for them.
             self.session.shutdown(True)
             self.drain_stage = 2
+
+    def _lane_answered(self, count):
+        """`count` plain requests were answered from the fast lane's kept answers."""
+        self.state = State.WRITING
+        self.lane.hits[0] += count
+        self._taken(count)
+
+    def _request(self, stream_id, flags, parts, key, now):
+        if key is not None and self.lane is not None:
+            kept = self.ready.get(key) or self.lane.fill_h2(key)
+            if kept is not None and self.session.answer(stream_id, kept):
+                self._lane_answered(1)
+                return
+        request = build_request(parts, flags)
+        self._taken(1)
         if request.__class__ is HTTPError:
             self.server.note_rejection(request.status)
             stream = H2Stream(stream_id, None, now)
@@ -236,11 +268,10 @@ class H2Connection(SocketSide):
         body = response.body
         stream.status = status
         request = stream.request
-        length = response.length if status not in NO_CONTENT else None
+        length, bare = framing(response, request is not None and request.method == "HEAD")
         extra = date_and_server()[1]
-        head_only = status in NO_CONTENT or (request is not None and request.method == "HEAD")
         try:
-            if head_only or length == 0:
+            if bare:
                 discard_body(body)
                 self.session.respond(stream.id, status, response.fields, extra, length, None,
                                      True, False)
@@ -320,6 +351,7 @@ class H2Connection(SocketSide):
                 break
             segments, closed, starved = session.send(limits.H2_SEND_BUDGET)
             if segments:
+                self.wrote = self.loop.now
                 self._write(segments)
             for stream_id, code in closed:
                 self._stream_closed(stream_id, code)
@@ -464,7 +496,7 @@ class H2Connection(SocketSide):
         """Set the deadline the connection's state calls for."""
         now = self.loop.now
         config = self.server.config
-        if self.streams:
+        if self.streams or (self.lane is not None and self.session.answering()):
             # Streams are looked at once a sweep: bodies too slow, windows that never open.
             self.deadline = now + 1.0
             self.server.reclaimable.pop(self, None)
@@ -479,12 +511,18 @@ class H2Connection(SocketSide):
         if self.blocked:
             self.close()   # the client stopped reading for send_timeout
             return
-        if not self.streams:
-            self._goaway()   # idle for the keep-alive timeout
-            return
         now = self.loop.now
         config = self.server.config
         session = self.session
+        if not self.streams:
+            if (self.lane is not None and session.answering()
+                    and now - self.wrote <= config.send_timeout):
+                # Answers from the fast lane are on their way: they have no stream of
+                # their own here, and the connection's output stands for them.
+                self.deadline = now + 1.0
+                return
+            self._goaway()   # idle for the keep-alive timeout, or the lane's answers stuck
+            return
         for stream in list(self.streams.values()):
             if stream.request is not None and stream.status is None and stream.waiting is None:
                 # The request body is still arriving: it must keep coming.

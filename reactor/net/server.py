@@ -254,8 +254,10 @@ class Server:
             self.plain_handler = self.handler
         wants_fields = self.access_log is not None and self.access_log.wants_fields
         # Only plain connections read their sockets in C: the secure lane keeps no C table.
+        h2_ready = getattr(self.h2_engine, "ready", None)
         self.lanes = {handler: FastLane(self.loop, self.parser, handler, self.recv_buffer,
-                                        wants_fields, native=handler is self.plain_handler)
+                                        wants_fields, native=handler is self.plain_handler,
+                                        h2_ready=h2_ready)
                       for handler in (self.plain_handler, self.secure_handler)
                       if config.fast_lane and hasattr(handler, "ready")}
 
