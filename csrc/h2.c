@@ -827,16 +827,21 @@ int h2_answer(struct h2_conn *c, int32_t stream_id, struct h2_ready *r) {
     if (ls == NULL) {
         return NGHTTP2_ERR_NOMEM;
     }
-    nghttp2_data_provider provider;
-    provider.source.ptr = ls;
-    provider.read_callback = read_ready;
-    int rv = nghttp2_submit_response(c->session, stream_id, r->nva, r->count, &provider);
+    /* Fails for a stream the library no longer has (the submit would not). */
+    int rv = nghttp2_session_set_stream_user_data(c->session, stream_id, ls);
+    if (rv == 0) {
+        nghttp2_data_provider provider;
+        provider.source.ptr = ls;
+        provider.read_callback = read_ready;
+        rv = nghttp2_submit_response(c->session, stream_id, r->nva, r->count, &provider);
+        if (rv != 0) {
+            nghttp2_session_set_stream_user_data(c->session, stream_id, NULL);
+        }
+    }
     if (rv != 0) {
         free(ls);
         return rv;
     }
-    /* The stream exists (the submit found it): this cannot fail. */
-    nghttp2_session_set_stream_user_data(c->session, stream_id, ls);
     r->refs++;
     ls->ready = r;
     ls->offset = 0;

@@ -536,8 +536,113 @@ static void test_graceful_shutdown(void) {
     h2_close(&c);
 }
 
+/* Plain requests get an H2_PLAIN record with their key just before their H2_REQUEST; a request
+ * the fast lane must not answer gets none. */
+static void test_plain_keys(void) {
+    static const struct {
+        const char *method, *name, *value;
+        int copies;
+        const char *key;   /* NULL: not plain */
+        size_t key_len;
+    } cases[] = {
+        {"GET", "user-agent", "t", 1, "/p\x07", 3},
+        {"HEAD", "user-agent", "t", 1, "/p\x08", 3},
+        {"GET", "accept-encoding", "gzip, br", 1, "/p\x0fgzip, br", 11},
+        {"GET", "accept-encoding", "gzip", 2, NULL, 0},
+        {"GET", "if-none-match", "\"x\"", 1, NULL, 0},
+        {"GET", "range", "bytes=0-1", 1, NULL, 0},
+        {"GET", "If-Modified-Since", "x", 0, "/p\x07", 3},   /* no copies: no field at all */
+        {"GET", "host", "localhost", 1, NULL, 0},
+        {"DELETE", "user-agent", "t", 1, NULL, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct h2_conn c;
+        CHECK(h2_open(&c, &LIMITS) == 0);
+        struct client *cl = client_new();
+        nghttp2_nv nva[8];
+        size_t n = 0;
+#define NV(a, b) nva[n++] = (nghttp2_nv){(uint8_t *)(a), (uint8_t *)(b), strlen(a), strlen(b), 0}
+        NV(":method", cases[i].method);
+        NV(":scheme", "http");
+        NV(":authority", "localhost");
+        NV(":path", "/p");
+        for (int j = 0; j < cases[i].copies; j++) {
+            NV(cases[i].name, cases[i].value);
+        }
+#undef NV
+        int32_t sid = nghttp2_submit_request(cl->session, NULL, nva, n, NULL, NULL);
+        long records_n = feed(&c, cl);
+        int64_t *plain = find(records_n, H2_PLAIN);
+        int64_t *request = find(records_n, H2_REQUEST);
+        CHECK(request != NULL);
+        if (cases[i].key == NULL) {
+            CHECK(plain == NULL);
+        } else {
+            CHECK(plain != NULL && plain + 4 == request);
+            if (plain != NULL) {
+                CHECK(plain[1] == sid);
+                CHECK(plain[3] == (int64_t)cases[i].key_len);
+                CHECK(memcmp(arena + plain[2], cases[i].key, cases[i].key_len) == 0);
+            }
+        }
+        client_free(cl);
+        h2_close(&c);
+    }
+}
+
+/* Kept answers: the same response as h2_respond's, to several streams; each stream holds the
+ * answer until it closes (no H2_CLOSE record for it), and h2_close lets go of those still open. */
+static void test_kept_answers(void) {
+    static const char head[] = "Content-Type: text/plain\r\nConnection: close\r\n";
+    static const char text[] = "kept body";
+    struct h2_ready *ready = h2_ready_new(200, head, sizeof head - 1, "Server: t\r\n", 11, 9,
+                                          (const uint8_t *)text, 9);
+    struct h2_ready *bare = h2_ready_new(204, head, sizeof head - 1, "", 0, -1, NULL, -1);
+    CHECK(ready != NULL && bare != NULL);
+    CHECK(h2_ready_new(99, "", 0, "", 0, -1, NULL, -1) == NULL);
+    struct h2_conn c;
+    CHECK(h2_open(&c, &LIMITS) == 0);
+    struct client *cl = client_new();
+    int32_t first = client_get(cl, "/a", "user-agent", "t", 1);
+    int32_t second = client_get(cl, "/a", "user-agent", "t", 1);
+    int32_t third = client_get(cl, "/a", "user-agent", "t", 1);
+    feed(&c, cl);
+    CHECK(h2_answer(&c, first, ready) == 0);
+    CHECK(h2_answer(&c, second, bare) == 0);
+    CHECK(h2_answer(&c, 99, ready) != 0);   /* no such stream */
+    CHECK(c.lane_open == 1);   /* a bare answer holds nothing */
+    h2_ready_release(ready);   /* the table lets go: the stream still holds it */
+    long n = h2_send(&c, &batch, 1 << 20);
+    int closes = 0;
+    for (long i = 0; i < n; i++) {
+        closes += records[4 * i] == H2_CLOSE && records[4 * i + 1] != second;
+    }
+    CHECK(closes == 0);   /* the kept answer's stream closed without a record */
+    CHECK(c.lane_open == 0);
+    size_t len = 0;
+    for (long i = 0; i < n; i++) {
+        if (records[4 * i] == H2_BYTES) {
+            memcpy(wire + len, out + records[4 * i + 2], (size_t)records[4 * i + 3]);
+            len += (size_t)records[4 * i + 3];
+        }
+    }
+    CHECK(nghttp2_session_mem_recv(cl->session, wire, len) == (ssize_t)len);
+    CHECK(cl->body_len == 9 && memcmp(cl->body, text, 9) == 0);
+    /* A stream still open when the connection ends: freed by h2_close (ASan sees a leak). */
+    ready = h2_ready_new(200, head, sizeof head - 1, "", 0, 9, (const uint8_t *)text, 9);
+    CHECK(h2_answer(&c, third, ready) == 0);
+    h2_ready_release(ready);
+    CHECK(c.lane_open == 1);
+    h2_ready_release(bare);
+    client_free(cl);
+    h2_close(&c);
+    CHECK(c.lane_open == 0);
+}
+
 int main(void) {
     test_get_and_memory_body();
+    test_plain_keys();
+    test_kept_answers();
     test_request_body_and_close();
     test_too_large_and_cookies();
     test_arena_pause_and_partial_block();
