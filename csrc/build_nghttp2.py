@@ -113,6 +113,7 @@ struct h2_conn {
     uint32_t goaway_code;
     uint32_t counts[...];
     uint32_t lane_open;
+    int lane_records;
     ...;
 };
 struct h2_ready;
@@ -134,6 +135,7 @@ struct h2_ready *h2_ready_new(int status, const char *fields, size_t fields_len,
                               const uint8_t *body, int64_t body_len);
 void h2_ready_release(struct h2_ready *r);
 int h2_answer(struct h2_conn *c, int32_t stream_id, struct h2_ready *r);
+int64_t h2_answer_sent(struct h2_conn *c, int32_t stream_id);
 int h2_consume(struct h2_conn *c, int32_t stream_id, size_t count);
 int h2_reset(struct h2_conn *c, int32_t stream_id, uint32_t code);
 int h2_shutdown(struct h2_conn *c, int final);

@@ -345,8 +345,10 @@ static int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t
     }
     struct h2_lane_stream *ls = nghttp2_session_get_stream_user_data(session, stream_id);
     if (ls != NULL) {
-        lane_forget(c, ls);   /* Python holds nothing of it */
-        return 0;
+        int64_t sent = ls->offset;
+        lane_forget(c, ls);
+        /* Python holds nothing of it, but may log it. */
+        return c->lane_records ? record(c, H2_CLOSE, stream_id, error_code, sent) : 0;
     }
     return record(c, H2_CLOSE, stream_id, error_code, 0);
 }
@@ -853,6 +855,11 @@ int h2_answer(struct h2_conn *c, int32_t stream_id, struct h2_ready *r) {
     c->lane = ls;
     c->lane_open++;
     return 0;
+}
+
+int64_t h2_answer_sent(struct h2_conn *c, int32_t stream_id) {
+    struct h2_lane_stream *ls = nghttp2_session_get_stream_user_data(c->session, stream_id);
+    return ls != NULL ? ls->offset : 0;
 }
 
 int h2_supply(struct h2_conn *c, int32_t stream_id, struct h2_body *body, const uint8_t *data,

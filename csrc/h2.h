@@ -25,7 +25,8 @@
 #define H2_REQUEST 1   /* a request head: arena[a, a + b); flags H2_END_STREAM, ... */
 #define H2_DATA 2      /* request body bytes: input[a, a + b) */
 #define H2_END 3       /* the request body ended (END_STREAM on DATA or trailers) */
-#define H2_CLOSE 4     /* the stream closed: a = error code (0 after a complete exchange) */
+#define H2_CLOSE 4     /* the stream closed: a = error code (0 after a complete exchange);
+                        * b = body bytes framed, for a kept answer's stream (lane_records) */
 #define H2_STARVED 5   /* a response body needs its next piece (h2_supply) */
 #define H2_BYTES 6     /* write out[a, a + b) */
 #define H2_FILE 7      /* sendfile from the file: stream = fd, a = offset, b = count */
@@ -49,7 +50,8 @@
  *
  * An h2_ready is one kept answer: the response's fields, as h2_respond would submit them, and
  * its body, copied; reference counted, as the streams answered from it hold it until they
- * close. h2_answer submits it for a stream; such a stream's close makes no H2_CLOSE record. */
+ * close. h2_answer submits it for a stream; such a stream's close makes an H2_CLOSE record only
+ * with lane_records set (the caller logs each answer). */
 struct h2_ready;
 struct h2_lane_stream;
 
@@ -135,6 +137,7 @@ struct h2_conn {
     uint32_t accept_at, accept_len;    /* of the first accept-encoding value, from block_start */
     struct h2_lane_stream *lane;       /* streams answered by h2_answer, still open */
     uint32_t lane_open;
+    int lane_records;                  /* set by the caller: their closes are recorded too */
     int paused;              /* during h2_recv: the arena is nearly full */
     int64_t glitch_tokens, glitch_ms;
     int64_t reset_tokens, reset_ms;
@@ -180,6 +183,8 @@ struct h2_ready *h2_ready_new(int status, const char *fields, size_t fields_len,
 void h2_ready_release(struct h2_ready *r);
 /* The kept answer for a stream whose request was plain; 0 or a negative nghttp2 error. */
 int h2_answer(struct h2_conn *c, int32_t stream_id, struct h2_ready *r);
+/* Body bytes framed so far of a stream answered by h2_answer (0 for any other stream). */
+int64_t h2_answer_sent(struct h2_conn *c, int32_t stream_id);
 
 int h2_consume(struct h2_conn *c, int32_t stream_id, size_t count);
 int h2_reset(struct h2_conn *c, int32_t stream_id, uint32_t code);

@@ -633,6 +633,26 @@ static void test_kept_answers(void) {
     CHECK(h2_answer(&c, third, ready) == 0);
     h2_ready_release(ready);
     CHECK(c.lane_open == 1);
+    c.lane_records = 1;   /* its close recorded, with the body bytes framed */
+    CHECK(h2_reset(&c, third, NGHTTP2_CANCEL) == 0);
+    n = h2_send(&c, &batch, 1 << 20);
+    int64_t *close = find(n, H2_CLOSE);
+    CHECK(close != NULL && close[1] == third && close[2] == NGHTTP2_CANCEL && close[3] == 0);
+    CHECK(c.lane_open == 0);
+    ready = h2_ready_new(200, head, sizeof head - 1, "", 0, 9, (const uint8_t *)text, 9);
+    int32_t fourth = client_get(cl, "/a", "user-agent", "t", 1);
+    feed(&c, cl);
+    CHECK(h2_answer(&c, fourth, ready) == 0);
+    h2_ready_release(ready);
+    CHECK(h2_answer_sent(&c, fourth) == 0 && h2_answer_sent(&c, 99) == 0);
+    reply(&c, cl);   /* the client's window is 65535: all of it goes */
+    CHECK(h2_answer_sent(&c, fourth) == 0);   /* and its stream is gone */
+    int32_t fifth = client_get(cl, "/a", "user-agent", "t", 1);
+    feed(&c, cl);
+    ready = h2_ready_new(200, head, sizeof head - 1, "", 0, 9, (const uint8_t *)text, 9);
+    CHECK(h2_answer(&c, fifth, ready) == 0);
+    h2_ready_release(ready);
+    CHECK(c.lane_open == 1);
     h2_ready_release(bare);
     client_free(cl);
     h2_close(&c);

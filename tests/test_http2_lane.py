@@ -11,6 +11,8 @@ import time
 
 import pytest
 from h2client import H2Client
+from netutil import wait_until
+from test_fast_lane import Lines, scrape
 
 from reactor.http.request import plain_key
 from reactor.http.response import INLINE_BODY
@@ -217,3 +219,50 @@ def test_a_client_that_resets_lane_streams_leaves_nothing_behind(pair, engine):
         assert time.monotonic() < deadline and client.read_once()
     client.close()
     assert one_by_one(lane.port, [("/under.bin", "GET", [])])[0][0] == 200
+
+
+@pytest.mark.parametrize("log_format", ["common", "combined", "json"])
+def test_access_log_and_metrics_match(pair, engine, log_format):
+    """Each answer of the lane is logged and counted as the full path's: the common format
+    from the lane's key (a line when the stream ends, with the body bytes sent); the formats
+    that write Referer and User-Agent take the full path for every request."""
+    lane, full = pair(access_log=True, metrics="/metrics", log_format=log_format)
+    logs = []
+    for srv in (lane, full):
+        logs.append(Lines())
+        srv.server.access_log.stream = logs[-1]
+    requests = GETS + HEADS + OTHERS
+    for srv in (lane, full):
+        for send in (together, one_by_one):
+            send(srv.port, requests)
+    count = 2 * len(requests)
+    assert wait_until(lambda: len(logs[0].lines) == len(logs[1].lines) == count)
+    # Streams sent together end in the order the scheduler gives them, on either path.
+    assert sorted(logs[0].lines) == sorted(logs[1].lines)
+    if log_format != "json":
+        assert any('"HEAD /small.html HTTP/2.0" 200 0' in line for line in logs[0].lines)
+        assert any('"GET /small.html HTTP/2.0" 200 1024' in line for line in logs[0].lines)
+    assert bool(kept(lane)) is (engine == "nghttp2" and log_format == "common")
+    got, want = scrape(lane), scrape(full)
+    for name in want:
+        if name.startswith(("http_server_requests_total", "reactor_http_response_body_bytes")):
+            assert got[name] == want[name], name
+
+
+def test_lane_answers_lost_with_their_connection_are_logged(pair, engine):
+    """A client that leaves with answers unsent: each is logged with the body bytes framed
+    for it, as the full path logs its streams."""
+    lane, full = pair(access_log=True)
+    logs = []
+    for srv in (lane, full):
+        logs.append(Lines())
+        srv.server.access_log.stream = logs[-1]
+        one_by_one(srv.port, [("/under.bin", "GET", [])] * 2)   # ready, where there is a lane
+        client = H2Client(srv.port, settings={4: 0})   # no DATA may be sent
+        streams = [client.request("/under.bin") for _ in range(3)]
+        while not all(client.responses[stream].status for stream in streams):
+            assert client.read_once()
+        client.close()
+    assert wait_until(lambda: len(logs[0].lines) == len(logs[1].lines) == 5)
+    assert sorted(logs[0].lines) == sorted(logs[1].lines)
+    assert logs[0].lines[-1].endswith("HTTP/2.0\" 200 0")

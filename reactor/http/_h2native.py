@@ -96,7 +96,7 @@ class Shared:
 class Session:
     """One connection's libnghttp2 session (see reactor.http.h2 for the interface)."""
 
-    __slots__ = ("shared", "conn", "carry", "bodies", "answered")
+    __slots__ = ("shared", "conn", "carry", "bodies", "answered", "kept")
 
     def __init__(self, shared: Shared):
         self.shared = shared
@@ -108,6 +108,7 @@ class Session:
         self.carry = b""   # a request header block that continues in the next read
         self.bodies = {}   # stream id -> the h2_body and what its pieces point into
         self.answered = 0   # requests receive() answered from `ready`
+        self.kept = None    # with record_answers(): (stream id, key) of each of them
 
     # -- receiving -----------------------------------------------------------------------------
 
@@ -121,6 +122,7 @@ class Session:
         conn = self.conn
         now_ms = int(now * 1000)
         view = data if data.__class__ is memoryview else memoryview(data)
+        kept = self.kept
         while True:
             carry = self.carry
             if carry:
@@ -151,6 +153,8 @@ class Session:
                         if answer is not None and _answer(conn, records[i + 1], answer) == 0:
                             self.answered += 1
                             skip = records[i + 1]
+                            if kept is not None:
+                                kept.append((skip, key))
                 elif kind_only == _H2_REQUEST:
                     stream_id = records[i + 1]
                     if stream_id == skip:
@@ -166,7 +170,7 @@ class Session:
                 elif kind_only == _H2_END:
                     events.append((END, records[i + 1]))
                 elif kind_only == _H2_CLOSE:
-                    events.append((CLOSE, records[i + 1], records[i + 2]))
+                    events.append((CLOSE, records[i + 1], records[i + 2], records[i + 3]))
                 elif kind_only == _H2_PARTIAL:
                     start = records[i + 2]
                     self.carry = bytes(shared.arena_buffer[start:start + records[i + 3]])
@@ -192,6 +196,12 @@ class Session:
     def answer(self, stream_id: int, ready) -> bool:
         """Answer the stream with a kept answer (see `ready`); False when it is gone."""
         return _answer(self.conn, stream_id, ready) == 0
+
+    def record_answers(self):
+        """Each request answered from kept answers is listed in `kept`, and its stream's close
+        reported with the body bytes sent (for the access log and metrics)."""
+        self.conn.lane_records = 1
+        self.kept = []
 
     def answering(self) -> int:
         """Streams answered from kept answers and not yet closed."""
@@ -242,7 +252,7 @@ class Session:
     def sent(self, stream_id: int) -> int:
         """Body bytes framed for the stream so far."""
         kept = self.bodies.get(stream_id)
-        return kept[0].sent if kept is not None else 0
+        return kept[0].sent if kept is not None else lib.h2_answer_sent(self.conn, stream_id)
 
     def forget(self, stream_id: int) -> int:
         """The stream closed and its output is written: drop what the shim pointed into, and
@@ -259,7 +269,8 @@ class Session:
     def send(self, budget: int):
         """(segments, closed, starved): what to write, in order (memoryviews of the shared
         output, valid until the next call, and (fd, offset, count) file pieces); the streams
-        that closed, as (stream id, error code); the streams whose body needs its next piece."""
+        that closed, as (stream id, error code, body bytes sent of a kept answer, else 0); the
+        streams whose body needs its next piece."""
         shared = self.shared
         count = _send(self.conn, shared.batch, budget)
         if count <= 0:
@@ -277,7 +288,7 @@ class Session:
             elif kind == _H2_FILE:
                 segments.append((records[i + 1], records[i + 2], records[i + 3]))
             elif kind == _H2_CLOSE:
-                closed.append((records[i + 1], records[i + 2]))
+                closed.append((records[i + 1], records[i + 2], records[i + 3]))
             elif kind == _H2_STARVED:
                 starved.append(records[i + 1])
         return segments, closed, starved

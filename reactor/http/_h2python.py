@@ -129,7 +129,7 @@ class Session:
         self.local_ended = set()   # streams whose response has ended
         self.remote_ended = set()  # streams whose request has ended
         self.ended_on_headers = set()
-        self.closed = []           # (stream id, code) to report with the next send
+        self.closed = []           # (stream id, code, 0) to report with the next send
         self.extra = b""           # frames of ours to write after the package's
         self.dirty = True          # something may be waiting to be written
         self.failure = None
@@ -259,9 +259,9 @@ class Session:
         if body is not None and stream_id in self.order:
             self.order.remove(stream_id)
         if events is not None:
-            events.append((CLOSE, stream_id, code))
+            events.append((CLOSE, stream_id, code, 0))
         else:
-            self.closed.append((stream_id, code))
+            self.closed.append((stream_id, code, 0))
 
     def counts(self) -> dict:
         return dict(self.counts_)

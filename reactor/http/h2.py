@@ -12,19 +12,23 @@ An engine module offers `NAME`, `new_shared()` (buffers shared by a loop's conne
 - `receive(data, now, ready)` -> events, in order: (REQUEST, stream, flags, parts, key) with
   `parts` the flat [name, value, ...] list of the header block, pseudo-fields first (flags:
   END_STREAM, TOO_LARGE, COOKIES), `key` the fast lane's key of a plain request (else None);
-  (DATA, stream, bytes); (END, stream); (CLOSE, stream, error code). `failure` is then
-  (reason, GOAWAY code) if the peer made the connection end.
+  (DATA, stream, bytes); (END, stream); (CLOSE, stream, error code, sent) with `sent` the body
+  bytes of a kept answer (below), else 0. `failure` is then (reason, GOAWAY code) if the peer
+  made the connection end.
 - The fast lane, where the engine has one (the module's `ready`, else None): `ready(status,
   fields, extra, length, body)` keeps an answer as `respond` would submit it with `body` as
   its only piece (None: no body); a plain request whose key `receive`'s `ready` mapping holds
   is answered from it there, with no event, and counted in `answered`; `answer(stream, kept)`
-  answers one stream so; `answering()` counts such streams still open. A request is plain by
+  answers one stream so; `answering()` counts such streams still open; after
+  `record_answers()`, `kept` lists (stream, key) of each stream `receive` answered, and their
+  closes are reported too. A request is plain by
   the HTTP/1.1 lane's rules (csrc/h2.h), and its key has the form of an HTTP/1.1 keep-alive
   request's (reactor.http.request.plain_key).
 - `respond(stream, status, fields, extra, length, piece, last, sendfile)`, `supply(stream,
   piece, last)`: a response, its body in Pieces; `sent(stream)` body bytes framed so far.
 - `send(budget)` -> (segments, closed, starved): bytes-like runs and (fd, offset, count) file
-  pieces to write in order; the streams that closed; those whose body wants its next piece.
+  pieces to write in order; the streams that closed (stream, error code, sent, as CLOSE's);
+  those whose body wants its next piece.
 - `consume`, `reset`, `shutdown(final)`, `terminate(code)`, `want_read()`, `want_write()`,
   `forget(stream)`, `counts()`, `close()`.
 

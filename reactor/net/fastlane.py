@@ -25,6 +25,7 @@ protocol, request, response and readevent (the C side of its table).
 
 import time
 
+from ..http.h2 import VERSION as H2_VERSION
 from ..http.h2 import framing
 from ..http.protocol import plain_message
 from ..http.request import Request, closing_key, split_plain_key
@@ -40,7 +41,8 @@ class FastLane:
     """Server-wide: the parser's scan of the receive buffer and the ready messages by key."""
 
     __slots__ = ("loop", "ready", "hits", "messages", "logged", "closing", "expires", "native",
-                 "h2", "h2_ready", "_scan_plain", "_buffer", "_fields", "plain_start")
+                 "h2", "h2_logged", "h2_ready", "_scan_plain", "_buffer", "_fields",
+                 "plain_start")
 
     def __init__(self, loop, parser, handler, buffer, fields=False, native=False, h2_ready=None):
         """`fields`: the access log writes each request's Referer and User-Agent, so the scan
@@ -56,6 +58,7 @@ class FastLane:
         self.logged = {}     # key -> (request, status, head length) for the log and metrics
         self.closing = set()   # keys of requests that do not keep the connection alive
         self.h2 = {}         # key -> the HTTP/2 engine's kept answer
+        self.h2_logged = {}  # key -> (request, status) for the log and metrics
         self.h2_ready = h2_ready
         self.expires = 0.0   # loop time when every message must be made again
         self._scan_plain = parser.scan_plain
@@ -123,6 +126,9 @@ class FastLane:
         if kept is None:
             return None
         self.h2[key] = kept
+        self.h2_logged[key] = (Request("HEAD" if head else "GET", raw_target.decode("latin-1"),
+                                       H2_VERSION, [], None, False, True, False),
+                               response.status)
         if until < self.expires:
             self.expires = until
         return kept
@@ -142,6 +148,7 @@ class FastLane:
         self.logged.clear()
         self.closing.clear()
         self.h2.clear()
+        self.h2_logged.clear()
         if self.native is not None:
             self.native.clear()
         wall = time.time()

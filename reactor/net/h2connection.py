@@ -69,7 +69,7 @@ class H2Connection(SocketSide):
     __slots__ = ("server", "loop", "transport", "client", "handler", "session", "streams",
                  "output", "blocked", "reading", "deadline", "waiting", "state", "served",
                  "buffered", "sendfile", "drain_stage", "drain_at", "closing", "lane", "ready",
-                 "wrote")
+                 "wrote", "answers")
 
     def __init__(self, server, transport, client, handler):
         """Then `feed` the bytes already read from the client (its preface, at least)."""
@@ -80,13 +80,19 @@ class H2Connection(SocketSide):
         self.handler = handler
         self.session = server.h2_engine.Session(server.h2_shared)
         # The fast lane's kept answers, which the engine answers plain requests from, when it
-        # keeps any and nothing needs each request (the access log, metrics).
+        # keeps any and the access log wants no more of a request than its key tells.
         lane = server.lanes.get(handler)
-        if (lane is None or lane.h2_ready is None or server.access_log is not None
-                or server.metrics is not None):
+        log = server.access_log
+        if lane is None or lane.h2_ready is None or (log is not None and log.wants_fields):
             lane = None
         self.lane = lane
         self.ready = lane.h2 if lane is not None else None
+        # stream id -> (request, status, loop time) of the lane's answers, for the log and
+        # metrics, when either is on.
+        self.answers = None
+        if lane is not None and (log is not None or server.metrics is not None):
+            self.answers = {}
+            self.session.record_answers()
         self.streams = {}
         self.output = []        # what the socket did not take: bytes, file pieces, streams
         self.blocked = False    # registered for writability
@@ -128,10 +134,15 @@ class H2Connection(SocketSide):
             elif kind == END:
                 self._end(event[1])
             elif kind == CLOSE:
-                self._stream_closed(event[1], event[2])
+                self._stream_closed(event[1], event[2], event[3])
         if lane is not None and session.answered:
             self._lane_answered(session.answered)
             session.answered = 0
+            if self.answers is not None:
+                logged = lane.h2_logged
+                for stream_id, key in session.kept:
+                    self.answers[stream_id] = (*logged[key], now)
+                session.kept.clear()
         failure = session.failure
         if failure is not None:
             self.server.note_h2_goaway(failure[0])
@@ -158,6 +169,8 @@ class H2Connection(SocketSide):
             kept = self.ready.get(key) or self.lane.fill_h2(key)
             if kept is not None and self.session.answer(stream_id, kept):
                 self._lane_answered(1)
+                if self.answers is not None:
+                    self.answers[stream_id] = (*self.lane.h2_logged[key], now)
                 return
         request = build_request(parts, flags)
         self._taken(1)
@@ -353,8 +366,8 @@ class H2Connection(SocketSide):
             if segments:
                 self.wrote = self.loop.now
                 self._write(segments)
-            for stream_id, code in closed:
-                self._stream_closed(stream_id, code)
+            for stream_id, code, sent in closed:
+                self._stream_closed(stream_id, code, sent)
             for stream_id in starved:
                 stream = self.streams.get(stream_id)
                 if stream is not None:
@@ -464,11 +477,16 @@ class H2Connection(SocketSide):
 
     # -- streams ending ------------------------------------------------------------------------
 
-    def _stream_closed(self, stream_id, code):
+    def _stream_closed(self, stream_id, code, sent):
         """The engine closed the stream (its exchange ended, or a reset): release it once the
-        output queued before this point is written."""
+        output queued before this point is written. `sent`: the body bytes of a lane answer."""
         stream = self.streams.pop(stream_id, None)
         if stream is None:
+            if self.answers is not None:
+                answer = self.answers.pop(stream_id, None)
+                if answer is not None:
+                    request, status, started = answer
+                    self.server.response_ended(self, request, status, sent, started)
             return
         if stream.waiting is not None:
             stream.waiting = None   # its handler or next piece is dropped when it comes
@@ -582,6 +600,12 @@ class H2Connection(SocketSide):
             if item.__class__ is H2Stream:
                 self._release(item)
         self.output.clear()
+        if self.answers:
+            # The lane's answers lost with the connection, logged with what went of them.
+            for stream_id, (request, status, started) in self.answers.items():
+                self.server.response_ended(self, request, status, self.session.sent(stream_id),
+                                           started)
+            self.answers.clear()
         counts = self.session.counts()
         if counts:
             self.server.note_h2_counts(counts)

@@ -370,11 +370,14 @@ class Server:
     def response_ended(self, connection, request, status: int, sent: int, started: float):
         """A response was written in full, or lost part way with its connection: `sent` is
         the body bytes that went out (nginx's $body_bytes_sent), `started` the loop time its
-        request arrived. The one place where a request is complete: counted and logged here."""
+        request arrived. The one place where a request is complete: counted and logged here.
+        A request of the HTTP/2 fast lane (shared by its answers) has no client: the
+        connection's is the one (no forwarding fields are read where the lane answers)."""
         if self.metrics is not None:
             self.metrics.count(request.method, status, sent, started)
         if self.access_log is not None:
-            self.access_log.log(request.client, request, status, sent, started)
+            self.access_log.log(request.client or connection.client, request, status, sent,
+                                started)
 
     def ready_ended(self, connection, logged, keys, answers, fields):
         """The fast lane's answers to one read were written in full by one send: counted and
