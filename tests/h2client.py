@@ -41,10 +41,12 @@ class Response:
 class H2Client:
     """One connection. `settings` are sent with the preface (h2.settings.SettingCodes keys);
     with `acknowledge` False, received DATA never opens the windows again; `receive_buffer`
-    shrinks the socket's (set before connecting, so the TCP window stays small too)."""
+    shrinks the socket's (set before connecting, so the TCP window stays small too); `prefix`
+    is written before the preface (a PROXY protocol header); with `validate` False, the
+    fields of requests are sent as given (a Host that disagrees with :authority)."""
 
     def __init__(self, port, context: ssl.SSLContext = None, settings=None, timeout=5.0,
-                 acknowledge=True, receive_buffer=None):
+                 acknowledge=True, receive_buffer=None, prefix=b"", validate=True):
         if receive_buffer is None:
             sock = connect(port, timeout)
         else:
@@ -52,12 +54,15 @@ class H2Client:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
             sock.settimeout(timeout)
             sock.connect(("127.0.0.1", port))
+        if prefix:
+            sock.sendall(prefix)
         if context is not None:
             context.set_alpn_protocols(["h2"])
             sock = context.wrap_socket(sock, server_hostname="localhost")
             assert sock.selected_alpn_protocol() == "h2"
         self.sock = sock
-        config = h2.config.H2Configuration(client_side=True, header_encoding=None)
+        config = h2.config.H2Configuration(client_side=True, header_encoding=None,
+                                           validate_outbound_headers=validate)
         self.conn = h2.connection.H2Connection(config)
         self.conn.local_settings = h2.settings.Settings(client=True,
                                                         initial_values=settings or {})

@@ -7,18 +7,21 @@ the real clients (curl, nghttp, h2load, Chromium) in test_http2_clients.py.
 """
 
 import hashlib
+import io
 import os
 import time
 
 import pytest
 from h2client import H2Client
 from netutil import connect, read_until_close, wait_until
+from test_proxy import v2
 
 from reactor.apps.app import App
 from reactor.apps.wsgi import WSGIHandler
 from reactor.http import h2 as engines
 from reactor.http.response import Response
 from reactor.net.tls import Certificates
+from reactor.ops.accesslog import AccessLog
 
 
 @pytest.fixture
@@ -120,6 +123,77 @@ def test_access_log_says_http2(server_factory, h2_site, engine, tmp_path):
     lines = log.read_text().splitlines()
     assert '"GET /index.html HTTP/2.0" 200 22' in lines[0]
     assert '"HEAD /mid.bin HTTP/2.0" 200 0' in lines[1]
+
+
+def test_a_host_field_that_differs_from_authority_is_malformed(h2c, engine):
+    """RFC 9113 §8.3.1: such a request is malformed. With libnghttp2 (which leaves the check
+    to us) it is answered 400 on its stream, as nginx 1.22 answers any request with both
+    fields, agreeing or not, and the connection goes on; the `h2` package takes it for a
+    connection error (GOAWAY PROTOCOL_ERROR). A Host that agrees is served."""
+    client = H2Client(h2c.port, validate=False)
+    agrees = client.get("/index.html", headers=[("host", "localhost")])
+    assert agrees.status == 200 and agrees.body == b"<h1>hello over h2</h1>"
+    stream = client.request("/index.html", headers=[("host", "other.example")])
+    if engine == "nghttp2":
+        differs = client.response(stream)
+        assert differs.status == 400 and differs.reset is None
+        assert client.get("/index.html").status == 200
+    else:
+        assert client.until_goaway()[0] == 0x1
+        client.until_closed()
+    client.close()
+
+
+class _Who:
+    """The static site, with /who answering the client's address; the fast lane answers the
+    site's files from the ready answers of StaticFiles."""
+
+    def __init__(self, root):
+        from reactor.static.handler import StaticFiles
+        self.files = StaticFiles(root)
+
+    def __call__(self, request):
+        if request.path == "/who":
+            return Response(200, [], request.client[0].encode())
+        return self.files(request)
+
+    def ready(self, target, accept):
+        return None if target == "/who" else self.files.ready(target, accept)
+
+
+def _client_seen(server_factory, h2_site, engine, **options):
+    """A server of _Who with its access log in `.log`."""
+    server = server_factory(_Who(str(h2_site)), http2_engine=engine, **options)
+    server.log = io.StringIO()
+    server.server.access_log = AccessLog(server.log, server.server.loop.call_later)
+    return server
+
+
+def test_proxy_protocol_names_the_client_over_h2(server_factory, h2_site, engine):
+    server = _client_seen(server_factory, h2_site, engine, proxy_protocol="v2",
+                          trusted_proxies=("127.0.0.1",))
+    client = H2Client(server.port, prefix=v2())
+    assert client.get("/who").body == b"203.0.113.7"
+    for _ in range(3):   # the second and third from the fast lane, with libnghttp2
+        assert client.get("/index.html").status == 200
+    client.close()
+    assert wait_until(lambda: server.log.getvalue().count("\n") == 4)
+    assert all(line.startswith("203.0.113.7 - - [") for line in server.log.getvalue().splitlines())
+    lane = server.server.lanes[server.server.plain_handler]
+    assert bool(lane.h2) is (engine == "nghttp2")
+
+
+def test_forwarded_fields_name_the_client_over_h2(server_factory, h2_site, engine):
+    server = _client_seen(server_factory, h2_site, engine, forwarded_allow_ips=("127.0.0.1",))
+    client = H2Client(server.port)
+    forwarded = [("x-forwarded-for", "6.6.6.6, 203.0.113.9")]
+    assert client.get("/who", headers=forwarded).body == b"203.0.113.9"
+    assert client.get("/index.html", headers=forwarded).status == 200
+    assert client.get("/who").body == b"127.0.0.1"
+    client.close()
+    assert wait_until(lambda: server.log.getvalue().count("\n") == 3)
+    assert [line.split()[0] for line in server.log.getvalue().splitlines()] == [
+        "203.0.113.9", "203.0.113.9", "127.0.0.1"]
 
 
 # -- apps and WSGI -------------------------------------------------------------------------------
