@@ -1,13 +1,15 @@
 """Memory of idle HTTPS connections: N clients that each made one request and then wait.
 
-    python bench/tls_idle.py [--connections 1000] [--target-mib 64] [--http2]
+    python bench/tls_idle.py [--connections 1000] [--target-mib 64] [--http2 [--streams N]]
 
 Starts `python -m reactor` over TLS on 127.0.0.1 (a throwaway certificate made with openssl),
 opens the connections (full handshake, one 1 KiB request each, then silence), and prints the
 server's resident memory before and with them held, per connection, and against the target
 for the whole process. With --http2 the clients speak h2 (ALPN; the `h2` package makes their
-frames), so each connection holds an HTTP/2 session. Exits 1 when the target is missed. Only
-ever aims at 127.0.0.1.
+frames), so each connection holds an HTTP/2 session; with --streams N, each then opens N
+streams more whose answers cannot go out (it shuts their flow-control windows first), and the
+memory per open stream is printed, against its target (4 KiB: the body they share is in the
+server's memory cache already). Exits 1 when a target is missed. Only ever aims at 127.0.0.1.
 """
 
 import argparse
@@ -35,6 +37,11 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=1000)
     parser.add_argument("--target-mib", type=float, default=64.0)
     parser.add_argument("--http2", action="store_true", help="h2 clients (ALPN) instead of HTTP/1.1")
+    parser.add_argument("--streams", type=int, default=0,
+                        help="with --http2: streams each connection then holds open")
+    parser.add_argument("--stream-target-kib", type=float, default=4.0)
+    parser.add_argument("--server-args", default="",
+                        help="more arguments for the server (e.g. --no-fast-lane)")
     args = parser.parse_args()
     opener = open_h2 if args.http2 else open_one
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -46,7 +53,7 @@ def main() -> int:
         server = subprocess.Popen(
             [sys.executable, "-m", "reactor", "--bind", "127.0.0.1", "-p", "0", "--no-access-log",
              "--tls-cert", paths["cert"], "--tls-key", paths["key"], "-d", folder,
-             "--keepalive-timeout", "600"],
+             "--keepalive-timeout", "600", "--send-timeout", "600", *args.server_args.split()],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=REPO)
         held = []
         try:
@@ -59,9 +66,14 @@ def main() -> int:
                 held.append(opener(context, port))
             time.sleep(1.0)
             after = rss_kib(server.pid)
+            if args.streams:
+                for connection in held[1:]:
+                    open_streams(connection, args.streams)
+                time.sleep(1.0)
+                streams = rss_kib(server.pid)
         finally:
-            for sock in held:
-                sock.close()
+            for connection in held:
+                (connection[0] if isinstance(connection, tuple) else connection).close()
             server.terminate()
             server.wait(10)
     per = (after - before) / args.connections
@@ -69,6 +81,14 @@ def main() -> int:
     print(f"reactor over TLS: {before / 1024:.1f} MiB before, {after / 1024:.1f} MiB with "
           f"{args.connections:,} idle {'h2' if args.http2 else 'TLS'} connections ({per:.1f} KiB each); target: the whole "
           f"process within {args.target_mib:g} MiB: {'met' if met else 'NOT met'}")
+    if args.streams:
+        count = args.connections * args.streams
+        per_stream = (streams - after) / count
+        met_streams = per_stream <= args.stream_target_kib
+        print(f"{streams / 1024:.1f} MiB with {count:,} open streams on them "
+              f"({per_stream:.2f} KiB each); target: {args.stream_target_kib:g} KiB a stream: "
+              f"{'met' if met_streams else 'NOT met'}")
+        met = met and met_streams
     return 0 if met else 1
 
 
@@ -101,7 +121,30 @@ def open_h2(context, port):
         for event in client.receive_data(sock.recv(65536)):
             ended = ended or isinstance(event, h2.events.StreamEnded)
         sock.sendall(client.data_to_send())   # the SETTINGS acknowledgement
-    return sock
+    return sock, client
+
+
+def open_streams(connection, count):
+    """`count` requests whose answers stay open: the streams' windows are shut first (an
+    initial window of 0), so only their HEADERS come back."""
+    import h2.events
+    import h2.settings
+
+    sock, client = connection
+    client.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 0})
+    for _ in range(count):
+        stream = client.get_next_available_stream_id()
+        client.send_headers(stream, [(":method", "GET"), (":scheme", "https"),
+                                     (":authority", "localhost"), (":path", "/index.html")],
+                            end_stream=True)
+    sock.sendall(client.data_to_send())
+    heads = 0
+    while heads < count:
+        for event in client.receive_data(sock.recv(65536)):
+            heads += isinstance(event, h2.events.ResponseReceived)
+        data = client.data_to_send()
+        if data:
+            sock.sendall(data)
 
 
 if __name__ == "__main__":
