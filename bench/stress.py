@@ -1,12 +1,14 @@
 """Fault and load test of reactor on loopback, bounded in time and count.
 
-    python bench/stress.py [--quick] [--only keepalive,idle,hostile,slowbody,limit,ulimit,soak,workers]
+    python bench/stress.py [--quick] [--only keepalive,idle,hostile,slowbody,h2floods,limit,ulimit,soak,workers]
 
 Starts `python -m reactor` itself and measures it from outside: 1,000 keep-alive clients with
 wrk; 10,000 idle keep-alive connections, the resident memory they cost and how fast a fresh
 client is answered meanwhile; a well-behaved client's p99 latency alone and under a mix of
 hostile clients (resets mid-response, never reading, trickled heads, garbage), and under a
-slow-body attack (slowhttptest -B: bodies announced and sent a few bytes at a time); fresh
+slow-body attack (slowhttptest -B: bodies announced and sent a few bytes at a time), and
+under each HTTP/2 flood (frames written by hand on h2c: PING, SETTINGS, WINDOW_UPDATE, empty
+DATA, rapid reset, CONTINUATION, an HPACK bomb), where its p99 must stay within 2x; fresh
 clients at the connection limit, with 10,000 idle connections and a slowloris held; a server whose
 open-file limit is far below the connections offered, then whether it still serves normally; a
 memory soak at full load; throughput with 1 and 2 workers. Prints each figure with its target
@@ -503,6 +505,88 @@ class Hostile:
         self.selector.register(sock, selectors.EVENT_READ, readable)
 
 
+# -- HTTP/2 floods ---------------------------------------------------------------------------------
+
+H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+
+def h2_frame(kind: int, flags: int, stream: int, payload: bytes = b"") -> bytes:
+    return (len(payload).to_bytes(3, "big") + bytes((kind, flags)) + stream.to_bytes(4, "big")
+            + payload)
+
+
+# Request header blocks by hand (RFC 7541 static table): GET or POST, http, /, :authority x.
+_GET_BLOCK = b"\x82\x86\x84\x41\x01x"
+_POST_BLOCK = b"\x83\x86\x84\x41\x01x"
+END_STREAM, END_HEADERS = 0x1, 0x4
+
+
+def h2_flood(kind: str) -> tuple:
+    """(what opens the connection, what is then written again and again) of a flood."""
+    opening = H2_PREFACE + h2_frame(0x4, 0, 0)
+    if kind == "ping":
+        return opening, h2_frame(0x6, 0, 0, b"\0" * 8) * 200
+    if kind == "settings":
+        return opening, h2_frame(0x4, 0, 0) * 200
+    if kind == "window_update":
+        return opening, h2_frame(0x8, 0, 0, (1).to_bytes(4, "big")) * 200
+    if kind == "empty_data":
+        return (opening + h2_frame(0x1, END_HEADERS, 1, _POST_BLOCK),
+                h2_frame(0x0, 0, 1) * 200)
+    if kind == "continuation":
+        return (opening + h2_frame(0x1, END_STREAM, 1, _GET_BLOCK),
+                h2_frame(0x9, 0, 1, b"\x40\x01a\x01b") * 200)
+    if kind == "hpack_bomb":
+        # A 4 KiB field indexed once, then named again and again from the dynamic table.
+        block = b"\x40\x01x\x7f\x81\x1f" + b"v" * 4000 + b"\xbe" * 8000
+        return opening, h2_frame(0x1, END_STREAM | END_HEADERS, 1, block)
+    if kind == "rapid_reset":
+        return opening, b"".join(
+            h2_frame(0x1, END_STREAM | END_HEADERS, stream, _GET_BLOCK)
+            + h2_frame(0x3, 0, stream, (8).to_bytes(4, "big")) for stream in range(1, 400, 2))
+    raise ValueError(kind)
+
+
+H2_FLOODS = ("ping", "settings", "window_update", "empty_data", "continuation", "hpack_bomb",
+             "rapid_reset")
+
+
+def _run_h2flood(spec: str):
+    """One flooding client (`stress.py --h2flood ...`), niced so that the ordinary client on
+    the same CPU goes first: writes its flood as fast as the server takes it, reading what
+    comes back, and opens a new connection each time the server ends one."""
+    spec = json.loads(spec)
+    os.nice(19)
+    opening, again = h2_flood(spec["kind"])
+    end = time.monotonic() + spec["seconds"]
+    connections = sent = 0
+    while time.monotonic() < end:
+        try:
+            sock = socket.create_connection((HOST, spec["port"]), timeout=1)
+        except OSError:
+            time.sleep(0.01)
+            continue
+        connections += 1
+        try:
+            sock.sendall(opening)
+            sock.setblocking(False)
+            while time.monotonic() < end:
+                try:
+                    sent += sock.send(again)
+                except BlockingIOError:
+                    pass
+                try:
+                    if not sock.recv(1 << 20):
+                        break   # the server ended the connection (GOAWAY, then close)
+                except BlockingIOError:
+                    pass
+        except OSError:
+            pass
+        finally:
+            sock.close()
+    print(json.dumps(dict(connections=connections, bytes=sent)))
+
+
 class HostileMix:
     """The Hostile clients in a process of their own (`stress.py --hostile ...`) for `seconds`;
     `.stats()` waits for them and returns their counters."""
@@ -650,6 +734,32 @@ def phase_slowbody(plan, root, report, scripts):
     report.figure("server after the attack", "serving" if alive else "NOT serving", alive)
 
 
+def phase_h2floods(plan, root, report, scripts):
+    print("HTTP/2 floods on h2c: an ordinary keep-alive client's p99 alone and during each")
+    with Reactor(root, cpus=SERVER_CPU) as server:
+        for kind in H2_FLOODS:
+            calm, calm_errors = probe(server.port, plan.probe_seconds / 4)
+            spec = json.dumps(dict(port=server.port, kind=kind, seconds=plan.probe_seconds + 1))
+            flooder = subprocess.Popen(pinned([sys.executable, __file__, "--h2flood", spec],
+                                              CLIENT_CPU), stdout=subprocess.PIPE)
+            time.sleep(0.5)
+            loaded, loaded_errors = probe(server.port, plan.probe_seconds)
+            out, _ = flooder.communicate(timeout=60)
+            after, after_errors = probe(server.port, plan.probe_seconds / 4)
+            calm += after
+            calm_errors += after_errors
+            stats = json.loads(out or b"{}")
+            p99_calm, p99_loaded = percentile(calm, 99) * 1000, percentile(loaded, 99) * 1000
+            report.figure(f"{kind} flood", f"p99 {p99_calm:.2f} ms alone, {p99_loaded:.2f} ms "
+                          f"during it ({p99_loaded / p99_calm:.2f}x), {loaded_errors} errors; "
+                          f"{stats.get('connections', 0)} flooding connections ended, "
+                          f"{stats.get('bytes', 0) / 2**20:.0f} MiB sent",
+                          loaded_errors == 0 and p99_loaded < 2 * p99_calm,
+                          "p99 within 2x, 0 errors")
+        alive = server.alive() and fetch(server.port)[0] == 200
+    report.figure("server after the floods", "serving" if alive else "NOT serving", alive)
+
+
 def phase_limit(plan, root, report, scripts):
     count, loris = plan.limit_connections, plan.limit_slowloris
     print(f"connection limit: {count} idle keep-alive connections at --max-connections {count}, "
@@ -743,7 +853,7 @@ def phase_workers(plan, root, report, scripts):
 
 
 PHASES = dict(keepalive=phase_keepalive, idle=phase_idle, hostile=phase_hostile,
-              slowbody=phase_slowbody, limit=phase_limit, ulimit=phase_ulimit, soak=phase_soak, workers=phase_workers)
+              slowbody=phase_slowbody, h2floods=phase_h2floods, limit=phase_limit, ulimit=phase_ulimit, soak=phase_soak, workers=phase_workers)
 
 
 def main(argv=None) -> int:
@@ -752,9 +862,12 @@ def main(argv=None) -> int:
     parser.add_argument("--only", default=",".join(PHASES),
                         help=f"comma-separated phases (default: all of {', '.join(PHASES)})")
     parser.add_argument("--hostile", metavar="JSON", help=argparse.SUPPRESS)   # HostileMix's
+    parser.add_argument("--h2flood", metavar="JSON", help=argparse.SUPPRESS)   # phase_h2floods'
     args = parser.parse_args(argv)
     if args.hostile:
         return _run_hostile(args.hostile)
+    if args.h2flood:
+        return _run_h2flood(args.h2flood)
     phases = args.only.split(",")
     unknown = set(phases) - set(PHASES)
     if unknown:

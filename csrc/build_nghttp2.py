@@ -97,6 +97,8 @@ struct h2_batch {
     size_t arena_used;
     uint8_t *out;
     size_t out_cap;
+    size_t requests_cap;
+    size_t resets_cap;
 };
 struct h2_body {
     const uint8_t *data;

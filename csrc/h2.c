@@ -257,6 +257,12 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
         c->paused = 1;
         return NGHTTP2_ERR_PAUSE;
     }
+    /* A request past this call's share: it goes on in a later call, from here. */
+    if ((b->requests_cap && c->requests >= b->requests_cap)
+        || (b->resets_cap && c->resets >= b->resets_cap)) {
+        c->paused = c->later = 1;
+        return NGHTTP2_ERR_PAUSE;
+    }
     return 0;
 }
 
@@ -283,6 +289,7 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
                 return NGHTTP2_ERR_CALLBACK_FAILURE;
             }
             c->block_stream = 0;
+            c->requests++;
             return record(c, H2_REQUEST | flags << 8, stream_id, (int64_t)c->block_start,
                           length);
         }
@@ -294,6 +301,7 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
         return frame->hd.length == 0 ? glitch(c) : 0;
     case NGHTTP2_RST_STREAM:
         c->counts[H2_COUNT_RESETS_RECEIVED]++;
+        c->resets++;
         if (take_token(&c->reset_tokens, &c->reset_ms, c->now_ms, c->limits.reset_burst,
                        c->limits.reset_rate) < 0) {
             return calm_down(c, H2_REASON_RESETS);
@@ -337,11 +345,36 @@ static void lane_forget(struct h2_conn *c, struct h2_lane_stream *ls) {
     free(ls);
 }
 
+/* How far back on_stream_close looks for the request of a stream closed within the same
+ * h2_recv (a rapid reset's pairs put it just before). */
+#define CLOSED_LOOKBACK 8
+
+/* The stream closed before Python saw its request (the client reset it within the same read):
+ * the request's records become H2_NONE, and 1 is returned, when they are near the end. */
+static int forget_request(struct h2_conn *c, int32_t stream_id) {
+    int64_t *records = c->batch->records;
+    size_t floor = c->records > CLOSED_LOOKBACK ? c->records - CLOSED_LOOKBACK : 0;
+    for (size_t i = c->records; i-- > floor;) {
+        int64_t *r = records + 4 * i;
+        if (r[1] == stream_id && (r[0] & 0xff) == H2_REQUEST) {
+            r[0] = H2_NONE;
+            if (i > 0 && (r[-4] & 0xff) == H2_PLAIN && r[-3] == stream_id) {
+                r[-4] = H2_NONE;
+            }
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t error_code,
                            void *user) {
     struct h2_conn *c = user;
     if (stream_id == c->block_stream) {
         c->block_stream = 0;
+    }
+    if (c->receiving && forget_request(c, stream_id)) {
+        return 0;   /* nothing to answer, nothing to release: Python never hears of it */
     }
     struct h2_lane_stream *ls = nghttp2_session_get_stream_user_data(session, stream_id);
     if (ls != NULL) {
@@ -585,6 +618,7 @@ static long fail(struct h2_conn *c, long error) {
         nghttp2_session_terminate_session(c->session, code);
     }
     c->batch = NULL;
+    c->receiving = 0;
     return error;
 }
 
@@ -594,7 +628,9 @@ long h2_recv(struct h2_conn *c, struct h2_batch *b, const uint8_t *data, size_t 
     c->input = data;
     c->records = 0;
     c->now_ms = now_ms;
-    c->paused = 0;
+    c->paused = c->later = 0;
+    c->requests = c->resets = 0;
+    c->receiving = 1;
     if (c->block_stream != 0) {
         c->block_start = 0;   /* the caller put the block's fields so far at the start */
     }
@@ -614,13 +650,14 @@ long h2_recv(struct h2_conn *c, struct h2_batch *b, const uint8_t *data, size_t 
         }
     }
     if (pos < len) {
-        record(c, H2_PAUSED, 0, (int64_t)pos, 0);
+        record(c, H2_PAUSED, 0, (int64_t)pos, c->later);
     }
     if (c->block_stream != 0) {
         record(c, H2_PARTIAL, c->block_stream, (int64_t)c->block_start,
                (int64_t)(b->arena_used - c->block_start));
     }
     c->batch = NULL;
+    c->receiving = 0;
     return (long)c->records;
 }
 

@@ -22,6 +22,7 @@
 #include <nghttp2/nghttp2.h>
 
 /* Record kinds (records are int64 quadruples: kind | flags << 8, stream, a, b). */
+#define H2_NONE 0      /* nothing (a request whose stream closed within the same call) */
 #define H2_REQUEST 1   /* a request head: arena[a, a + b); flags H2_END_STREAM, ... */
 #define H2_DATA 2      /* request body bytes: input[a, a + b) */
 #define H2_END 3       /* the request body ended (END_STREAM on DATA or trailers) */
@@ -30,7 +31,9 @@
 #define H2_STARVED 5   /* a response body needs its next piece (h2_supply) */
 #define H2_BYTES 6     /* write out[a, a + b) */
 #define H2_FILE 7      /* sendfile from the file: stream = fd, a = offset, b = count */
-#define H2_PAUSED 8    /* h2_recv stopped at input offset a: call again with the rest */
+#define H2_PAUSED 8    /* h2_recv stopped at input offset a: call again with the rest (b = 0:
+                        * at once, the arena was full; b = 1: later, the requests of
+                        * this call reached the batch's requests_cap) */
 #define H2_PARTIAL 9   /* a header block continues in the next read: arena[a, a + b) so far */
 #define H2_PLAIN 10    /* the next record's request is plain: its key is arena[a, a + b) */
 
@@ -102,6 +105,10 @@ struct h2_batch {
     size_t arena_used;       /* set by the caller before h2_recv (a carried partial block) */
     uint8_t *out;            /* frames to write */
     size_t out_cap;
+    size_t requests_cap;     /* h2_recv stops at the request after this many (0: never), so
+                              * that a flood of them waits its turn as others' reads do */
+    size_t resets_cap;       /* or after this many RST_STREAM (0: never): a rapid reset's
+                              * requests cost the library's work and no answer */
 };
 
 /* One response body: memory (data != NULL) or a file (fd >= 0), in pieces. `left` bytes of the
@@ -138,7 +145,11 @@ struct h2_conn {
     struct h2_lane_stream *lane;       /* streams answered by h2_answer, still open */
     uint32_t lane_open;
     int lane_records;                  /* set by the caller: their closes are recorded too */
-    int paused;              /* during h2_recv: the arena is nearly full */
+    int paused;              /* during h2_recv: the arena is nearly full, or (later) */
+    int later;               /* the requests of the call reached requests_cap */
+    size_t requests;         /* during h2_recv: request blocks recorded */
+    size_t resets;           /* during h2_recv: RST_STREAM frames received */
+    int receiving;           /* during h2_recv */
     int64_t glitch_tokens, glitch_ms;
     int64_t reset_tokens, reset_ms;
     int reason;              /* enum h2_reason */

@@ -659,8 +659,120 @@ static void test_kept_answers(void) {
     CHECK(c.lane_open == 0);
 }
 
+/* With requests_cap, h2_recv stops at the first field of the request after that many, saying
+ * where (H2_PAUSED, b = 1); the rest, given in later calls, holds the others, the block cut by
+ * the pause carried over as usual (H2_PARTIAL). */
+static void test_requests_per_call(void) {
+    struct h2_conn c;
+    CHECK(h2_open(&c, &LIMITS) == 0);
+    struct client *cl = client_new();
+    static char values[60][600];
+    for (int i = 0; i < 60; i++) {   /* values never the same: literals, ~600 bytes a block */
+        memset(values[i], 'a' + i % 26, sizeof values[i] - 1);
+        values[i][0] = (char)('A' + i / 26);
+        client_get(cl, "/a", "user-agent", values[i], 1);
+    }
+    size_t len = client_bytes(cl, wire, sizeof wire);
+    batch.requests_cap = 10;
+    batch.arena_used = 0;
+    size_t pos = 0;
+    int requests = 0, calls = 0, pauses = 0;
+    while (pos < len && calls < 100) {
+        calls++;
+        long n = h2_recv(&c, &batch, wire + pos, len - pos, 1000);
+        CHECK(n > 0);
+        int64_t *paused = find(n, H2_PAUSED);
+        int here = 0;
+        for (long i = 0; i < n; i++) {
+            here += (records[4 * i] & 0xff) == H2_REQUEST;
+        }
+        CHECK(here <= 10);
+        CHECK(here == 10 || paused == NULL);
+        requests += here;
+        int64_t *partial = find(n, H2_PARTIAL);
+        batch.arena_used = 0;
+        if (partial != NULL) {
+            memmove(arena, arena + partial[2], (size_t)partial[3]);
+            batch.arena_used = (size_t)partial[3];
+        }
+        if (paused != NULL) {
+            CHECK(paused[3] == 1);
+            pauses++;
+            pos += (size_t)paused[2];
+        } else {
+            pos = len;
+        }
+    }
+    CHECK(requests == 60);
+    CHECK(pauses == 5);
+    batch.requests_cap = 0;
+    client_free(cl);
+    h2_close(&c);
+}
+
+/* A RST_STREAM frame written by hand (the client session would drop a request it resets
+ * before sending it). */
+static size_t rst_frame(uint8_t *at, int32_t stream_id) {
+    static const uint8_t head[] = {0, 0, 4, NGHTTP2_RST_STREAM, 0};
+    memcpy(at, head, 5);
+    for (int i = 0; i < 4; i++) {
+        at[5 + i] = (uint8_t)(stream_id >> (24 - 8 * i));
+        at[9 + i] = i == 3 ? NGHTTP2_CANCEL : 0;
+    }
+    return 13;
+}
+
+/* Requests whose streams the client resets within the same read (rapid reset): their records
+ * are dropped (H2_NONE) and their closes not recorded, while the one not reset is given; with
+ * resets_cap, a call stops at the first request after that many resets. */
+static void test_reset_within_the_read(void) {
+    struct h2_conn c;
+    CHECK(h2_open(&c, &LIMITS) == 0);
+    struct client *cl = client_new();
+    size_t len = 0;
+    int32_t ids[6];
+    for (int i = 0; i < 6; i++) {
+        ids[i] = client_get(cl, "/a", "user-agent", "t", 1);
+        len += client_bytes(cl, wire + len, sizeof wire - len);
+        if (i != 1) {
+            len += rst_frame(wire + len, ids[i]);
+        }
+    }
+    batch.arena_used = 0;
+    long n = h2_recv(&c, &batch, wire, len, 1000);
+    int requests = 0, closes = 0, plain = 0;
+    for (long i = 0; i < n; i++) {
+        int kind = (int)(records[4 * i] & 0xff);
+        requests += kind == H2_REQUEST;
+        plain += kind == H2_PLAIN;
+        closes += kind == H2_CLOSE;
+        CHECK(kind == H2_NONE || records[4 * i + 1] == ids[1]);
+    }
+    CHECK(requests == 1 && plain == 1 && closes == 0);
+    client_free(cl);
+    h2_close(&c);
+
+    CHECK(h2_open(&c, &LIMITS) == 0);
+    cl = client_new();
+    batch.resets_cap = 2;
+    batch.arena_used = 0;
+    n = h2_recv(&c, &batch, wire, len, 1000);
+    int64_t *paused = find(n, H2_PAUSED);
+    CHECK(paused != NULL && paused[3] == 1);
+    requests = 0;
+    for (long i = 0; i < n; i++) {
+        requests += (records[4 * i] & 0xff) == H2_REQUEST;
+    }
+    CHECK(requests == 1);   /* the second request; the first and third were reset */
+    batch.resets_cap = 0;
+    client_free(cl);
+    h2_close(&c);
+}
+
 int main(void) {
     test_get_and_memory_body();
+    test_reset_within_the_read();
+    test_requests_per_call();
     test_plain_keys();
     test_kept_answers();
     test_request_body_and_close();

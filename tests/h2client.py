@@ -22,7 +22,7 @@ from hyperframe.frame import (
 )
 from netutil import connect
 
-__all__ = ["H2Client", "ContinuationFrame", "DataFrame", "HeadersFrame", "PingFrame",
+__all__ = ["H2Client", "Response", "ContinuationFrame", "DataFrame", "HeadersFrame", "PingFrame",
            "SettingsFrame", "WindowUpdateFrame"]
 
 

@@ -10,7 +10,7 @@ import os
 import time
 
 import pytest
-from h2client import H2Client
+from h2client import H2Client, Response
 from netutil import wait_until
 from test_fast_lane import Lines, scrape
 
@@ -266,3 +266,30 @@ def test_lane_answers_lost_with_their_connection_are_logged(pair, engine):
     assert wait_until(lambda: len(logs[0].lines) == len(logs[1].lines) == 5)
     assert sorted(logs[0].lines) == sorted(logs[1].lines)
     assert logs[0].lines[-1].endswith("HTTP/2.0\" 200 0")
+
+
+def test_a_read_of_more_requests_than_a_turn_takes_is_answered_in_order(pair):
+    """Hundreds of requests in one read (most cancelled at once, as in a rapid reset below its
+    limit): the engine takes a turn's worth at a time, the rest of the read waits, and the
+    requests at its end are answered as the full path answers them."""
+    lane, full = pair()
+    results = []
+    for srv in (lane, full):
+        one_by_one(srv.port, [("/tiny.txt", "GET", [])] * 2)
+        client = H2Client(srv.port)
+        fields = [(b":method", b"GET"), (b":scheme", b"http"), (b":authority", b"localhost"),
+                  (b":path", b"/tiny.txt")]
+        for _ in range(400):
+            stream = client.conn.get_next_available_stream_id()
+            client.conn.send_headers(stream, fields, end_stream=True)
+            client.conn.reset_stream(stream, 0x8)
+        last = []
+        for _ in range(20):
+            last.append(client.conn.get_next_available_stream_id())
+            client.conn.send_headers(last[-1], fields, end_stream=True)
+            client.responses[last[-1]] = Response()
+        client.flush()
+        results.append([outcome(client.response(stream)) for stream in last])
+        client.close()
+    assert results[0] == results[1]
+    assert [answer[0] for answer in results[0]] == [200] * 20

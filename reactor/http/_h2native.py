@@ -21,6 +21,7 @@ from .h2 import (
     TOO_LARGE,
     Piece,
     Refusal,
+    without_closed,
 )
 
 # The shim's buffers, shared by every connection of a loop (a connection uses them only within
@@ -78,7 +79,9 @@ class Shared:
         self.bodies = []   # h2_body structs of released streams, for the next responses
         self.batch = ffi.new("struct h2_batch *", {
             "records": self.records, "records_cap": RECORDS, "arena": self.arena,
-            "arena_cap": ARENA, "out": self.out, "out_cap": OUTPUT})
+            "arena_cap": ARENA, "out": self.out, "out_cap": OUTPUT,
+            "requests_cap": limits.H2_REQUESTS_PER_TURN,
+            "resets_cap": limits.H2_RESETS_PER_TURN})
         self.limits = ffi.new("struct h2_limits *", {
             "max_concurrent_streams": limits.H2_MAX_CONCURRENT_STREAMS,
             "max_header_list": limits.H2_MAX_HEADER_LIST,
@@ -96,7 +99,7 @@ class Shared:
 class Session:
     """One connection's libnghttp2 session (see reactor.http.h2 for the interface)."""
 
-    __slots__ = ("shared", "conn", "carry", "bodies", "answered", "kept")
+    __slots__ = ("shared", "conn", "carry", "bodies", "answered", "kept", "rest")
 
     def __init__(self, shared: Shared):
         self.shared = shared
@@ -109,6 +112,7 @@ class Session:
         self.bodies = {}   # stream id -> the h2_body and what its pieces point into
         self.answered = 0   # requests receive() answered from `ready`
         self.kept = None    # with record_answers(): (stream id, key) of each of them
+        self.rest = b""     # of the last read, what waits for the next turn (bytes or a view)
 
     # -- receiving -----------------------------------------------------------------------------
 
@@ -123,6 +127,7 @@ class Session:
         now_ms = int(now * 1000)
         view = data if data.__class__ is memoryview else memoryview(data)
         kept = self.kept
+        closed = None   # streams that ended within this read
         while True:
             carry = self.carry
             if carry:
@@ -131,10 +136,10 @@ class Session:
             batch.arena_used = len(carry)
             count = _recv(conn, batch, _from_buffer(view), len(view), now_ms)
             if count <= 0:
-                return events
+                return events if closed is None else without_closed(events, closed)
             records = _unpack(shared.records, 4 * count)
             blob = None
-            resume = None
+            resume = later = None
             key = None    # of the next REQUEST record, when its request is plain
             skip = None   # the stream of the next REQUEST record, answered already
             for i in range(0, 4 * count, 4):
@@ -171,13 +176,21 @@ class Session:
                     events.append((END, records[i + 1]))
                 elif kind_only == _H2_CLOSE:
                     events.append((CLOSE, records[i + 1], records[i + 2], records[i + 3]))
+                    if closed is None:
+                        closed = set()
+                    closed.add(records[i + 1])
                 elif kind_only == _H2_PARTIAL:
                     start = records[i + 2]
                     self.carry = bytes(shared.arena_buffer[start:start + records[i + 3]])
                 elif kind_only == _H2_PAUSED:
                     resume = records[i + 2]
-            if resume is None:
-                return events
+                    later = records[i + 3]
+            if later:   # the requests of one turn are taken: the rest waits for the next
+                # Copied out of the shared receive buffer once; a rest's rest is a view of it.
+                rest = view[resume:]
+                self.rest = rest if view.obj.__class__ is bytes else bytes(rest)
+            if resume is None or later:
+                return events if closed is None else without_closed(events, closed)
             view = view[resume:]
 
     @property

@@ -39,6 +39,7 @@ from .h2 import (
     REQUEST,
     TOO_LARGE,
     Refusal,
+    without_closed,
 )
 
 NAME = f"h2 {h2.__version__} (pure Python)"
@@ -109,6 +110,7 @@ class Session:
 
     __slots__ = ("conn", "bodies", "order", "open", "local_ended", "remote_ended",
                  "ended_on_headers", "closed", "extra", "dirty", "failure", "glitches", "resets",
+                 "rest",
                  "counts_", "last_stream", "now")
 
     def __init__(self, shared=None):
@@ -138,6 +140,7 @@ class Session:
         self.counts_ = {}
         self.last_stream = _MAX_STREAM_ID   # streams above it are refused (after GOAWAY)
         self.now = 0.0
+        self.rest = b""            # never anything: each read is taken whole
         self._decoder_cap()
 
     def _decoder_cap(self):
@@ -187,7 +190,8 @@ class Session:
         except _Stop:
             pass
         self._decoder_cap()
-        return events
+        closed = {event[1] for event in events if event[0] == CLOSE}
+        return without_closed(events, closed) if closed else events
 
     def _event(self, event, events):
         kind = event.__class__

@@ -14,7 +14,8 @@ An engine module offers `NAME`, `new_shared()` (buffers shared by a loop's conne
   END_STREAM, TOO_LARGE, COOKIES), `key` the fast lane's key of a plain request (else None);
   (DATA, stream, bytes); (END, stream); (CLOSE, stream, error code, sent) with `sent` the body
   bytes of a kept answer (below), else 0. `failure` is then (reason, GOAWAY code) if the peer
-  made the connection end.
+  made the connection end; `rest` what of `data` is left for a later turn (bytes; see
+  limits.H2_REQUESTS_PER_TURN), to be given to `receive` before anything read after it.
 - The fast lane, where the engine has one (the module's `ready`, else None): `ready(status,
   fields, extra, length, body)` keeps an answer as `respond` would submit it with `body` as
   its only piece (None: no body); a plain request whose key `receive`'s `ready` mapping holds
@@ -83,6 +84,15 @@ class Piece:
 
 class Refusal(Exception):
     """A response for a stream the engine no longer has (the client reset it)."""
+
+
+def without_closed(events: list, closed: set) -> list:
+    """The events of one read less the REQUEST and END events of the streams in `closed`,
+    which ended within the same read: the client reset them before any handler could see
+    them, so there is nothing to answer (a rapid reset costs no handler). Their DATA stay,
+    as the window their bytes took must be given back."""
+    return [event for event in events
+            if event[0] == CLOSE or event[0] == DATA or event[1] not in closed]
 
 
 def engine(name: str):

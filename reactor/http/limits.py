@@ -139,6 +139,15 @@ H2_MAX_CONTINUATIONS = 8
 H2_RESET_BURST = 1000
 H2_RESET_RATE = 33
 
+# Request header blocks one read of an HTTP/2 connection is taken for before the rest of the
+# read waits for the next turn of the loop (ours; the libnghttp2 engine): a read can hold over
+# two thousand requests, which would keep every other connection waiting for that long. A
+# client within its concurrency limit never meets it. RST_STREAM frames have a smaller share:
+# a rapid reset's pairs cost the library's work each and ask for no answer (a browser that
+# cancels a page's requests sends a few dozen at most, and goes on in the next turn).
+H2_REQUESTS_PER_TURN = 100
+H2_RESETS_PER_TURN = 16
+
 # "Glitches" (ours; libnghttp2 1.67's glitch limiter, which 1.52 lacks): frames that cost work
 # and ask for nothing: PING, SETTINGS, PRIORITY, PRIORITY_UPDATE and WINDOW_UPDATE frames, empty
 # DATA without END_STREAM, invalid frames, and every RST_STREAM the peer makes us send with an

@@ -69,7 +69,7 @@ class H2Connection(SocketSide):
     __slots__ = ("server", "loop", "transport", "client", "handler", "session", "streams",
                  "output", "blocked", "reading", "deadline", "waiting", "state", "served",
                  "buffered", "sendfile", "drain_stage", "drain_at", "closing", "lane", "ready",
-                 "wrote", "answers")
+                 "wrote", "answers", "later")
 
     def __init__(self, server, transport, client, handler):
         """Then `feed` the bytes already read from the client (its preface, at least)."""
@@ -106,6 +106,7 @@ class H2Connection(SocketSide):
         self.drain_at = 0.0
         self.closing = False    # a GOAWAY ends it: close once it is written
         self.wrote = self.loop.now   # when frames last went out
+        self.later = False      # part of a read waits for the next turn: no reading meanwhile
         self.deadline = self.loop.now + server.config.header_timeout
         transport.watch(self.on_readable, None)
 
@@ -147,7 +148,21 @@ class H2Connection(SocketSide):
         if failure is not None:
             self.server.note_h2_goaway(failure[0])
             self.closing = True
+        elif session.rest:
+            self.later = True
+            self.loop.call_soon(self._feed_later)
         self._flush()
+        if self.later and self.reading:
+            self._watch(False, self.blocked)
+
+    def _feed_later(self):
+        """The rest of a read that held more requests than one turn takes."""
+        if self.state is State.CLOSED:
+            return
+        self.later = False
+        rest = self.session.rest
+        self.session.rest = b""
+        self.feed(rest)
 
     def _taken(self, count):
         """`count` requests more were taken (answered, or on their way to an answer)."""
@@ -380,7 +395,7 @@ class H2Connection(SocketSide):
                                                      or session.want_write())):
             self.close()
             return
-        if not self.reading:
+        if not self.reading and not self.later:
             self._watch(True, False)
         self._note_idle()
 
@@ -469,7 +484,7 @@ class H2Connection(SocketSide):
                 return False
             output.pop(0)
         if self.blocked:
-            self._watch(True, False)
+            self._watch(not self.later, False)
         return True
 
     def _write_more(self):
