@@ -26,8 +26,15 @@ static const char PREFACE[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 static const uint8_t TEXT[] = "0123456789abcdef0123456789abcdef";
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    struct h2_batch batch = {records, RECORDS, arena, ARENA, 0, out, OUT};
+    /* Small shares per call, so that requests and resets go on in later calls. */
+    struct h2_batch batch = {records, RECORDS, arena, ARENA, 0, out, OUT, 3, 2};
     struct h2_conn c;
+    /* A kept answer for every other plain request (the fast lane). */
+    struct h2_ready *ready = h2_ready_new(200, "Content-Type: text/plain\r\n", 26, "", 0,
+                                          (int64_t)sizeof TEXT - 1, TEXT,
+                                          (int64_t)sizeof TEXT - 1);
+    int32_t answered = 0;
+    int plain = 0;
     static struct h2_body bodies[BODIES];
     size_t used = 0;
     if (h2_open(&c, &LIMITS) != 0) {
@@ -53,7 +60,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         for (long i = 0; i < n; i++) {
             int64_t *r = records + 4 * i;
             int kind = (int)(r[0] & 0xff);
-            if (kind == H2_REQUEST && used < BODIES) {
+            if (kind == H2_PLAIN && ready != NULL && plain++ % 2 == 0
+                && h2_answer(&c, (int32_t)r[1], ready) == 0) {
+                answered = (int32_t)r[1];
+            } else if (kind == H2_REQUEST && (int32_t)r[1] == answered) {
+                answered = 0;
+            } else if (kind == H2_REQUEST && used < BODIES) {
                 struct h2_body *body = &bodies[used];
                 int style = (int)(used++ % 3);
                 memset(body, 0, sizeof *body);
@@ -94,6 +106,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     h2_send(&c, &batch, 1 << 16);
     h2_close(&c);
+    if (ready != NULL) {
+        h2_ready_release(ready);
+    }
     free(input);
     return 0;
 }

@@ -730,11 +730,19 @@ static int add_fields(nghttp2_nv *nva, size_t *count, const char *text, size_t l
     return 0;
 }
 
-/* The nv array of a response: :status, the fields of both texts, content-length (when >= 0),
- * pointing into the texts, status_text (4 bytes) and length_text (24). The count, or -1. */
-static long response_nva(nghttp2_nv *nva, char *status_text, char *length_text, int status,
-                         const char *fields, size_t fields_len, const char *extra,
-                         size_t extra_len, int64_t content_length) {
+/* The nv array of a response, pointing into the texts and its own digits. */
+struct response {
+    nghttp2_nv nva[MAX_RESPONSE_FIELDS];
+    char status_text[4];
+    char length_text[24];
+};
+
+/* :status, the fields of both texts, content-length (when >= 0): the count, or -1. */
+static long response_nva(struct response *r, int status, const char *fields, size_t fields_len,
+                         const char *extra, size_t extra_len, int64_t content_length) {
+    nghttp2_nv *nva = r->nva;
+    char *status_text = r->status_text;
+    char *length_text = r->length_text;
     if (status < 100 || status > 999) {
         return -1;
     }
@@ -768,23 +776,20 @@ static long response_nva(nghttp2_nv *nva, char *status_text, char *length_text, 
 int h2_respond(struct h2_conn *c, int32_t stream_id, int status, const char *fields,
                size_t fields_len, const char *extra, size_t extra_len, int64_t content_length,
                struct h2_body *body) {
-    nghttp2_nv nva[MAX_RESPONSE_FIELDS];
-    char status_text[4];
-    char length_text[24];
-    long count = response_nva(nva, status_text, length_text, status, fields, fields_len, extra,
-                              extra_len, content_length);
+    struct response r;
+    long count = response_nva(&r, status, fields, fields_len, extra, extra_len, content_length);
     if (count < 0) {
         return NGHTTP2_ERR_INVALID_ARGUMENT;
     }
     if (body == NULL) {
-        return nghttp2_submit_response(c->session, stream_id, nva, (size_t)count, NULL);
+        return nghttp2_submit_response(c->session, stream_id, r.nva, (size_t)count, NULL);
     }
     body->sent = 0;
     body->starved = 0;
     nghttp2_data_provider provider;
     provider.source.ptr = body;
     provider.read_callback = read_body;
-    return nghttp2_submit_response(c->session, stream_id, nva, (size_t)count, &provider);
+    return nghttp2_submit_response(c->session, stream_id, r.nva, (size_t)count, &provider);
 }
 
 /* -- the fast lane ------------------------------------------------------------------------- */
@@ -792,14 +797,13 @@ int h2_respond(struct h2_conn *c, int32_t stream_id, int status, const char *fie
 struct h2_ready *h2_ready_new(int status, const char *fields, size_t fields_len,
                               const char *extra, size_t extra_len, int64_t content_length,
                               const uint8_t *body, int64_t body_len) {
-    nghttp2_nv nva[MAX_RESPONSE_FIELDS];
-    char status_text[4];
-    char length_text[24];
-    long count = response_nva(nva, status_text, length_text, status, fields, fields_len, extra,
-                              extra_len, content_length);
+    struct response made;
+    long count = response_nva(&made, status, fields, fields_len, extra, extra_len,
+                              content_length);
     if (count < 0) {
         return NULL;
     }
+    const nghttp2_nv *nva = made.nva;
     size_t text = 0;
     for (long i = 0; i < count; i++) {
         text += nva[i].namelen + nva[i].valuelen;

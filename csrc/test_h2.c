@@ -24,7 +24,7 @@ static int failures;
 static int64_t records[4 * RECORDS];
 static char arena[ARENA];
 static uint8_t out[OUT];
-static struct h2_batch batch = {records, RECORDS, arena, ARENA, 0, out, OUT};
+static struct h2_batch batch = {records, RECORDS, arena, ARENA, 0, out, OUT, 0, 0};
 
 static const struct h2_limits LIMITS = {
     .max_concurrent_streams = 100, .max_header_list = 32768, .max_fields = 100,
@@ -187,6 +187,18 @@ static long feed(struct h2_conn *c, struct client *cl) {
 /* Shim output into the client. */
 static void reply(struct h2_conn *c, struct client *cl) {
     size_t len = server_bytes(c, wire, sizeof wire);
+    CHECK(nghttp2_session_mem_recv(cl->session, wire, len) == (ssize_t)len);
+}
+
+/* The bytes of the n records of one h2_send into the client. */
+static void deliver(struct client *cl, long n) {
+    size_t len = 0;
+    for (long i = 0; i < n; i++) {
+        if (records[4 * i] == H2_BYTES) {
+            memcpy(wire + len, out + records[4 * i + 2], (size_t)records[4 * i + 3]);
+            len += (size_t)records[4 * i + 3];
+        }
+    }
     CHECK(nghttp2_session_mem_recv(cl->session, wire, len) == (ssize_t)len);
 }
 
@@ -395,14 +407,7 @@ static void test_starved_body(void) {
     CHECK(h2_respond(&c, sid, 200, "", 0, "", 0, -1, &body) == 0);
     long n = h2_send(&c, &batch, 1 << 20);
     CHECK(find(n, H2_STARVED) != NULL);
-    size_t len = 0;
-    for (long i = 0; i < n; i++) {
-        if (records[4 * i] == H2_BYTES) {
-            memcpy(wire + len, out + records[4 * i + 2], (size_t)records[4 * i + 3]);
-            len += (size_t)records[4 * i + 3];
-        }
-    }
-    CHECK(nghttp2_session_mem_recv(cl->session, wire, len) == (ssize_t)len);
+    deliver(cl, n);
     CHECK(!cl->ended);
     CHECK(h2_supply(&c, sid, &body, (const uint8_t *)"second", -1, 0, 6, 1, 0) == 0);
     reply(&c, cl);
@@ -619,14 +624,7 @@ static void test_kept_answers(void) {
     }
     CHECK(closes == 0);   /* the kept answer's stream closed without a record */
     CHECK(c.lane_open == 0);
-    size_t len = 0;
-    for (long i = 0; i < n; i++) {
-        if (records[4 * i] == H2_BYTES) {
-            memcpy(wire + len, out + records[4 * i + 2], (size_t)records[4 * i + 3]);
-            len += (size_t)records[4 * i + 3];
-        }
-    }
-    CHECK(nghttp2_session_mem_recv(cl->session, wire, len) == (ssize_t)len);
+    deliver(cl, n);
     CHECK(cl->body_len == 9 && memcmp(cl->body, text, 9) == 0);
     /* A stream still open when the connection ends: freed by h2_close (ASan sees a leak). */
     ready = h2_ready_new(200, head, sizeof head - 1, "", 0, 9, (const uint8_t *)text, 9);
