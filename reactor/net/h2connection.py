@@ -8,6 +8,12 @@ produces are written with send / sendfile through the transport, plain or TLS. T
 decides which stream's DATA goes next (RFC 9218 urgency, round robin among equals); this module
 decides how much per turn (limits.H2_SEND_BUDGET), so one large file never holds the loop.
 
+The fast lane: the engine answers a plain request whose key the lane's table holds (kept
+answers made from the handler's ready answers, see FastLane.fill_h2) inside `receive`, with no
+Request, handler call or stream here; a plain request it cannot answer so comes with its key,
+and the table is filled from it. A read's requests are taken a share per turn
+(limits.H2_REQUESTS_PER_TURN); the rest of the read waits for the next turn, reading paused.
+
 Knows HTTP/2 streams, never frames, files or routes. Looks like a Connection to the server:
 `deadline`, `waiting`, `state`, `on_timeout`, `hurry`, `drain`, `close`.
 """
