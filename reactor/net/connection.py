@@ -86,7 +86,7 @@ class Connection(Output, SocketSide, Tunnel):
     __slots__ = ("server", "loop", "transport", "client", "protocol", "handler", "lane", "native",
                  "pending", "output", "waiting", "state", "deadline", "closing", "reading",
                  "blocked", "lingered", "written", "ended_at", "ending", "body_started",
-                 "client_done", "inflight", "tunnel")
+                 "client_done", "inflight", "tunnel", "host")
 
     def __init__(self, server, transport, client, handler):
         self.server = server
@@ -100,6 +100,8 @@ class Connection(Output, SocketSide, Tunnel):
         lane = self.lane = server.lanes.get(handler)   # the fast lane of this handler, if any
         # Its C side, when this connection's socket carries the requests' bytes as they are.
         self.native = lane.native if lane is not None and transport.raw else None
+        # The client's address as the C side logs it.
+        self.host = client[0].encode() if self.native is not None else None
         self.inflight = None     # the request last handed to the handler
         self.tunnel = None       # after a 101: the protocol the connection carries now
         # Lists, not deques: they stay short, and an empty list is a tenth of an empty deque's
@@ -152,7 +154,7 @@ class Connection(Output, SocketSide, Tunnel):
         count, closes = (self.protocol or self.server.fresh_protocol).plan_answers(
             MAX_PLAIN_BATCH, False, False)
         sending = count == MAX_PLAIN_BATCH and not closes
-        n = native.serve(self.transport.fd, sending)
+        n = native.serve(self.transport.fd, sending, self.host)
         if n > 0:
             self._received(n, sending)
         elif n == 0:
@@ -243,12 +245,14 @@ class Connection(Output, SocketSide, Tunnel):
         sent in one call here when plan_answers gives them all as they are; otherwise the
         Python lane answers the read (the server closing after an answer the client did not
         ask to end with sends another message). Returns what _answer_plain does."""
-        _, ready, end, asked, total, sent = native.results
+        _, ready, end, asked, total, sent, logged, done = native.results
         protocol = self.protocol
         server = self.server
-        if (sent_already and sent == total and end == n and not asked
-                and server.access_log is None and server.metrics is None):
-            # The usual read event of a keep-alive client: all of it answered and written.
+        if logged == native.FIRST_LINES:
+            lane.log_filled()
+        if sent_already and done:
+            # The usual read event of a keep-alive client: all of it answered, written and
+            # logged.
             lane.hits[0] += ready
             (protocol or self._protocol()).served += ready
             self._idle()
@@ -265,7 +269,7 @@ class Connection(Output, SocketSide, Tunnel):
         # the buffer holds it.
         self._plain_answered(lane, ready, closes, end == n)
         keys = answers = fields = None
-        if server.access_log is not None or server.metrics is not None:
+        if (server.access_log is not None or server.metrics is not None) and not logged:
             keys, fields = native.scanned()
             keys = keys[:ready]
             answers = [lane.messages[key] for key in keys]
@@ -351,9 +355,10 @@ class Connection(Output, SocketSide, Tunnel):
         the C lane gathered when it is None), of which the socket took `sent` (-1: the
         connection is gone): what is left is queued, the log and the metrics told, the
         connection idle, closing or handed to the full path. Returns what _answer_plain
-        does. `keys` and `answers` may be None when neither the log nor the metrics count."""
+        does. `keys` and `answers` are None when neither the log nor the metrics count them
+        (or the C lane logged them already)."""
         server = self.server
-        logged = server.access_log is not None
+        logged = keys is not None and server.access_log is not None
         if sent < 0:
             if logged:
                 self._plain_ends(lane, keys, answers, fields)   # logged as lost, in close()
