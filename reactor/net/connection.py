@@ -144,18 +144,33 @@ class Connection(Output, SocketSide, Tunnel):
     def _serve_natively(self, native):
         """A read event of an idle plain connection in one C call (NativeLane.serve): recv,
         the answers its table holds for the plain requests read and, when the keep-alive
-        plan allows it beforehand, their send. The rest goes on as any read does."""
+        plan allows it beforehand, their send and their log lines. When that was all the
+        read needed, it is counted here; otherwise the rest goes on as any read does."""
         lane = self.lane
-        if lane.expires <= self.loop.now:
+        now = self.loop.now
+        if lane.expires <= now:
             lane.renew()   # before C answers from the table
+        protocol = self.protocol
         # C sends what it answers at once when the plan for the most a read can hold, with
         # nothing more to come, keeps the connection open: then the plan for any read is to
         # answer all of it, closing only where the client asks.
-        count, closes = (self.protocol or self.server.fresh_protocol).plan_answers(
+        count, closes = (protocol or self.server.fresh_protocol).plan_answers(
             MAX_PLAIN_BATCH, False, False)
         sending = count == MAX_PLAIN_BATCH and not closes
         n = native.serve(self.transport.fd, sending, self.host)
         if n > 0:
+            results = native.results
+            done = results[7]   # RE_DONE: the usual read event of a keep-alive client
+            if done:
+                if done == native.FIRST_LINES:
+                    lane.log_filled()
+                ready = results[1]
+                lane.hits[0] += ready
+                (protocol or self._protocol()).served += ready
+                # Idle still, with its keep-alive deadline renewed (see _idle).
+                self.deadline = now + self.server.config.keepalive_timeout
+                self.server.reclaimable[self] = None
+                return
             self._received(n, sending)
         elif n == 0:
             self.on_eof()
@@ -245,18 +260,11 @@ class Connection(Output, SocketSide, Tunnel):
         sent in one call here when plan_answers gives them all as they are; otherwise the
         Python lane answers the read (the server closing after an answer the client did not
         ask to end with sends another message). Returns what _answer_plain does."""
-        _, ready, end, asked, total, sent, logged, done = native.results
+        _, ready, end, asked, total, sent, logged, _ = native.results
         protocol = self.protocol
         server = self.server
         if logged == native.FIRST_LINES:
             lane.log_filled()
-        if sent_already and done:
-            # The usual read event of a keep-alive client: all of it answered, written and
-            # logged.
-            lane.hits[0] += ready
-            (protocol or self._protocol()).served += ready
-            self._idle()
-            return None
         if sent_already:
             closes = asked   # as the plan asked before the read says
         else:
