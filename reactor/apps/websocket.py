@@ -83,12 +83,11 @@ class Session:
     def run(self):
         handler = self.handler
         scheme = "wss" if self.request.scheme == "https" else "ws"
-        scope = handler.scope(self.request, "websocket", scheme)
+        scope = handler.scope(self.request, "websocket", scheme, WEBSOCKET_EXTENSIONS)
         del scope["method"]
         offered = self.request.header(b"sec-websocket-protocol")
         scope["subprotocols"] = ([item.strip() for item in offered.decode("latin-1").split(",")]
                                  if offered else [])
-        scope["extensions"] = WEBSOCKET_EXTENSIONS
         task = start_task(handler.loop, handler.app(scope, self.receive, self.send))
         task.add_done_callback(self._finished)
         return self.future
