@@ -162,8 +162,16 @@ async def raw_app(scope, receive, send):
         body, flags = await read_body(receive)
         seen["body"], seen["flags"] = body, flags
         await respond(send, 200, b"ok")
-    elif path == "/slow-reader":
-        await asyncio.sleep(0.5)
+    elif path == "/until-disconnect":
+        received = []
+        while True:
+            message = await receive()
+            received.append(message["type"])
+            if message["type"] == "http.disconnect":
+                seen["until_disconnect"] = received
+                return
+    elif path in ("/slow-reader", "/slower-reader"):
+        await asyncio.sleep(0.5 if path == "/slow-reader" else 1.5)
         first = await receive()
         seen["first_piece"] = len(first["body"])
         body, _ = await read_body(receive) if first["more_body"] else (b"", None)
