@@ -226,6 +226,30 @@ def test_forwarded_fields_set_client_and_scheme(server_factory):
     assert asgi_apps.seen["scope"]["scheme"] == "https"
 
 
+@pytest.mark.parametrize("query, sent", [
+    (b"x-a=1", True), (b"x-a=a:b", True),
+    (b"x-a=1%0D%0AInjected:%20yes", False), (b"x-a=1%0AInjected:%20yes", False),
+    (b"x-a=1%0D", False), (b"x%0D%0Ab=1", False), (b"x:a=1", False)])
+def test_a_field_that_would_split_the_head_is_a_500(raw, query, sent):
+    response = parse_responses(exchange(raw.port, b"GET /header?" + query
+                                        + b" HTTP/1.1\r\nHost: h\r\n\r\n"))[0]
+    assert response.status == (200 if sent else 500)
+    assert response.getheader("injected") is None
+
+
+def test_trailers_end_a_chunked_body_on_http11_only(raw):
+    reply = exchange(raw.port, b"GET /trailers HTTP/1.1\r\nHost: h\r\nTE: trailers\r\n\r\n"
+                               b"GET /trailers HTTP/1.0\r\n\r\n")
+    first, _, rest = reply.partition(b"\r\n\r\n")
+    assert b"Transfer-Encoding: chunked" in first and b"Content-Length" not in first
+    # The server's own field (Content-Length) is dropped from the trailers as from a head.
+    assert rest.startswith(b"2\r\nhe\r\n3\r\nllo\r\n0\r\n"
+                           b"x-digest: sha-256=abc\r\nx-count: 5\r\n\r\nHTTP/1.1 200 ")
+    second = parse_responses(rest[rest.index(b"HTTP/1.1 200 "):])[0]
+    assert second.body == b"hello" and second.getheader("content-length") == "5"
+    assert asgi_apps.seen["trailers_offered"] == [True, False]
+
+
 def test_proxy_protocol_and_forwarded_fields_reach_the_scope(server_factory):
     server = server_factory(asgi="asgi_apps:raw_app", proxy_protocol="v1",
                             trusted_proxies=("127.0.0.1",))

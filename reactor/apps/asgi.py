@@ -26,7 +26,14 @@ from ..config import Config
 from ..http import limits
 from ..http.errors import ConfigError
 from ..http.protocol import BodyStream, discard_body
-from ..http.response import SERVER_OWNED, Deferred, FileSlice, Response, error_response
+from ..http.response import (
+    SERVER_OWNED,
+    Deferred,
+    FileSlice,
+    Response,
+    error_response,
+    render_fields,
+)
 from .app import import_object, request_path
 
 log = logging.getLogger("reactor.asgi")
@@ -39,6 +46,8 @@ ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
 MISSING_TTL = 1.0
 MAX_MISSING = 4096
 HTTP_EXTENSIONS = {"http.response.pathsend": {}}
+# Trailers go in a chunked body's last chunk: HTTP/1.1 only (HTTP/2 would need a HEADERS frame).
+HTTP11_EXTENSIONS = {**HTTP_EXTENSIONS, "http.response.trailers": {}}
 HTTP_VERSIONS = {10: "1.0", 11: "1.1", 20: "2"}   # Request.version -> the scope's http_version
 
 def start_task(loop, coroutine):
@@ -184,7 +193,8 @@ class ResponseBody:
     """A streamed response body as the connection pulls it: the bytes the application sent,
     or a Deferred of the next ones. close() comes at its end or when the client is gone."""
 
-    __slots__ = ("cycle", "chunks", "size", "ended", "error", "pull", "drained", "left")
+    __slots__ = ("cycle", "chunks", "size", "ended", "error", "pull", "drained", "left",
+                 "trailers")
 
     def __init__(self, cycle, declared):
         self.cycle = cycle
@@ -195,6 +205,7 @@ class ResponseBody:
         self.pull = None       # the connection's Deferred while it waits for bytes
         self.drained = None    # the application's future while it waits for room
         self.left = declared   # bytes still owed to a declared Content-Length
+        self.trailers = b""    # trailer fields, rendered, for the last chunk
 
     def __iter__(self):
         return self
@@ -260,7 +271,7 @@ class HTTPCycle:
     """One request of the `http` scope: the application's receive and send."""
 
     __slots__ = ("handler", "request", "stream", "future", "response", "status", "headers",
-                 "declared", "body", "body_left", "done", "gone", "waiter", "task")
+                 "declared", "body", "body_left", "done", "gone", "waiter", "task", "trailing")
 
     def __init__(self, handler, request):
         self.handler = handler
@@ -281,11 +292,13 @@ class HTTPCycle:
         self.done = False      # the response is complete, or the client gone
         self.gone = False      # the client went before the response was complete
         self.waiter = None     # the future every receive() waiting now waits on
+        self.trailing = False  # the body ends with the trailers message, not its last part
 
     def run(self):
         handler = self.handler
         request = self.request
-        scope = handler.scope(request, "http", request.scheme, HTTP_EXTENSIONS)
+        scope = handler.scope(request, "http", request.scheme,
+                              HTTP11_EXTENSIONS if request.version == 11 else HTTP_EXTENSIONS)
         self.task = start_task(handler.loop, self._main(scope))
         if self.response is not None:
             return self.response
@@ -334,6 +347,9 @@ class HTTPCycle:
                 raise RuntimeError("http.response.start sent twice")
             self.headers, self.declared = response_fields(message.get("headers", ()))
             self.status = message["status"]
+            if message.get("trailers", False) and self.request.version == 11:
+                self.trailing = True
+                self.declared = None   # chunked, for the trailers' sake
         elif kind == "http.response.body":
             if self.status is None:
                 raise RuntimeError("http.response.body sent before http.response.start")
@@ -342,7 +358,7 @@ class HTTPCycle:
                     raise ClientDisconnected("the client is gone")
                 return   # the body has ended: nothing more goes out
             body = bytes(message.get("body", b""))
-            more = message.get("more_body", False)
+            more = message.get("more_body", False) or self.trailing
             if self.body is not None:
                 await self.body.push(body, more)
             elif not more:
@@ -357,6 +373,19 @@ class HTTPCycle:
                 response.length = self.declared
                 self._respond(response)
                 await self.body.push(body, more)
+        elif kind == "http.response.trailers":
+            # Ignored unless announced in the start where they were offered.
+            if not self.trailing or self.body is None:
+                return
+            if self.done:
+                if self.gone or self.stream.lost:
+                    raise ClientDisconnected("the client is gone")
+                return   # a HEAD's: no body, no trailers
+            fields, _ = response_fields(message.get("headers", ()))
+            self.body.trailers += render_fields(fields)
+            if not message.get("more_trailers", False):
+                self.trailing = False
+                await self.body.push(b"", False)
         elif kind == "http.response.pathsend":
             if self.status is None or self.body is not None or self.response is not None:
                 raise RuntimeError("http.response.pathsend must follow http.response.start "
