@@ -26,14 +26,7 @@ from ..config import Config
 from ..http import limits
 from ..http.errors import ConfigError
 from ..http.protocol import BodyStream, discard_body
-from ..http.response import (
-    SERVER_OWNED,
-    Deferred,
-    FileSlice,
-    Response,
-    error_response,
-    render_fields,
-)
+from ..http.response import Deferred, FileSlice, Response, error_response, render_app_fields
 from .app import import_object, request_path
 
 log = logging.getLogger("reactor.asgi")
@@ -62,18 +55,6 @@ def start_task(loop, coroutine):
 class ClientDisconnected(OSError):
     """send() once the client is gone (ASGI 2.4: a server-specific OSError), so that an
     application streaming without end learns to stop."""
-
-
-def response_fields(headers) -> tuple:
-    """(the application's header pairs less the server's own, its Content-Length or None)."""
-    kept, length = [], None
-    for name, value in headers:
-        lower = bytes(name).lower()
-        if lower == b"content-length":
-            length = int(value)
-        elif lower not in SERVER_OWNED:
-            kept.append((name, value))
-    return kept, length
 
 
 class ASGIHandler:
@@ -345,7 +326,7 @@ class HTTPCycle:
         if kind == "http.response.start":
             if self.status is not None:
                 raise RuntimeError("http.response.start sent twice")
-            self.headers, self.declared = response_fields(message.get("headers", ()))
+            self.headers, self.declared = render_app_fields(message.get("headers", ()))
             self.status = message["status"]
             if message.get("trailers", False) and self.request.version == 11:
                 self.trailing = True
@@ -381,8 +362,7 @@ class HTTPCycle:
                 if self.gone or self.stream.lost:
                     raise ClientDisconnected("the client is gone")
                 return   # a HEAD's: no body, no trailers
-            fields, _ = response_fields(message.get("headers", ()))
-            self.body.trailers += render_fields(fields)
+            self.body.trailers += render_app_fields(message.get("headers", ()))[0]
             if not message.get("more_trailers", False):
                 self.trailing = False
                 await self.body.push(b"", False)

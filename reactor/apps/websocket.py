@@ -23,8 +23,15 @@ from websockets.protocol import OPEN, SERVER, Protocol, State
 from websockets.server import ServerProtocol
 
 from ..http import limits
-from ..http.response import Deferred, Response, Upgrade, error_response
-from .asgi import ClientDisconnected, response_fields, start_task
+from ..http.response import (
+    Deferred,
+    Response,
+    Upgrade,
+    error_response,
+    render_app_fields,
+    render_fields,
+)
+from .asgi import ClientDisconnected, start_task
 
 log = logging.getLogger("reactor.websocket")
 
@@ -109,7 +116,7 @@ class Session:
             elif kind == "websocket.close":
                 self._answer(error_response(403))
             elif kind == "websocket.http.response.start":
-                headers, _ = response_fields(message.get("headers", ()))
+                headers, _ = render_app_fields(message.get("headers", ()))
                 self.denial = [message["status"], headers, []]
             else:
                 raise RuntimeError(f"{kind!r} before websocket.accept")
@@ -146,10 +153,10 @@ class Session:
         subprotocol = message.get("subprotocol")
         if subprotocol is not None:
             headers["Sec-WebSocket-Protocol"] = subprotocol
-        extra, _ = response_fields(message.get("headers", ()))
+        extra, _ = render_app_fields(message.get("headers", ()))
         del headers["Date"]   # the server writes its own
         self.accepted = True
-        self._answer(Upgrade([*headers.raw_items(), *extra], self))
+        self._answer(Upgrade(render_fields(headers.raw_items()) + extra, self))
 
     def _answer(self, response):
         self.future.resolve(response)
