@@ -33,13 +33,18 @@ class FastLane:
     """Server-wide: the parser's scan of the receive buffer and the ready messages by key."""
 
     __slots__ = ("loop", "ready", "hits", "messages", "logged", "closing", "refused", "expires",
-                 "native", "_scan_plain", "_buffer", "_fields", "plain_start")
+                 "native", "log_part", "log_filled", "_scan_plain", "_buffer", "_fields",
+                 "plain_start")
 
-    def __init__(self, loop, parser, handler, buffer, fields=False, native=False):
+    def __init__(self, loop, parser, handler, buffer, fields=False, native=False, log=None,
+                 counted=False):
         """`fields`: the access log writes each request's Referer and User-Agent, so the scan
         reports them. `native`: its connections read and write their sockets themselves (no
         TLS), so the messages are also kept on the C side, where a whole read event of such
-        a connection is answered in one call (NativeLane, where the extension is built)."""
+        a connection is answered in one call (NativeLane, where the extension is built).
+        `log`: the access log, if any; `counted`: every answer is counted (the metrics).
+        Where the log's format is a text one and nothing counts answers, the C side writes
+        the lines of what it sends, and the log takes them from it."""
         self.loop = loop
         self.ready = handler.ready
         # [answers given from `ready`, ...]: the handler's cache hits, counted here too.
@@ -55,8 +60,15 @@ class FastLane:
         self._scan_plain = parser.scan_plain
         self._buffer = buffer
         self._fields = fields
-        self.native = (NativeLane(parser, buffer, fields, MAX_READY)
-                       if native and NativeLane is not None else None)
+        self.native = None
+        self.log_part = self.log_filled = None
+        if native and NativeLane is not None:
+            log_format = "elsewhere" if counted else None if log is None else log.format
+            self.native = NativeLane(parser, buffer, fields, MAX_READY, log_format)
+            if self.native.logs:
+                self.log_part = log.ready_part
+                # Called when the C side has lines again after the log took them.
+                self.log_filled = log.add_source(self.native.take_log)
         self.plain_start = parser.plain_start
 
     def scan(self, n: int):
@@ -91,11 +103,13 @@ class FastLane:
         if len(self.messages) >= MAX_READY:
             return None
         self.messages[key] = message
+        request = Request("HEAD" if head else "GET", target, version, [], None, False,
+                          keep_alive, False)
+        self.logged[key] = (request, response.status, head_length)
         if self.native is not None and message.__class__ is bytes:
-            self.native.put(key, message)   # without room there, answered from here
-        self.logged[key] = (Request("HEAD" if head else "GET", target, version, [], None, False,
-                                    keep_alive, False),
-                            response.status, head_length)
+            # Without room there, answered from here.
+            self.native.put(key, message, b"" if self.log_part is None else
+                            self.log_part(request, response.status, len(message) - head_length))
         if not keep_alive:
             self.closing.add(key)
         if until < self.expires:

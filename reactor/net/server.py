@@ -256,7 +256,8 @@ class Server:
         wants_fields = self.access_log is not None and self.access_log.wants_fields
         # Only plain connections read their sockets in C: the secure lane keeps no C table.
         self.lanes = {handler: FastLane(self.loop, self.parser, handler, self.recv_buffer,
-                                        wants_fields, native=handler is self.plain_handler)
+                                        wants_fields, native=handler is self.plain_handler,
+                                        log=self.access_log, counted=self.metrics is not None)
                       for handler in (self.plain_handler, self.secure_handler)
                       if config.fast_lane and hasattr(handler, "ready")}
 
