@@ -161,6 +161,8 @@ class Connection(LaneAnswers, Output, SocketSide, Tunnel):
                 return
         events = self._protocol().receive(server.recv_view[start:n]) if start < n else None
         if self.protocol is not None and self.protocol.stream_bodies:
+            if self.waiting is not None and self.state is State.READING_BODY:
+                self._fed()
             self._hold_body()
         if events:
             pending = self.pending
@@ -175,6 +177,14 @@ class Connection(LaneAnswers, Output, SocketSide, Tunnel):
         elif not (self.pending or self.output or self.waiting is not None):
             self._note_input()
 
+    def _fed(self):
+        """More of the body of a request its handler holds arrived: its deadline moves on,
+        until the body is complete."""
+        if self.protocol.streaming is None:
+            self.state = State.WRITING
+        else:
+            self.deadline = self._body_deadline(self.loop.now)
+
     def _hold_body(self):
         """Stop reading while the body being streamed has BODY_BUFFER bytes its handler has
         not taken: the client waits, instead of the server buffering without bound. Also
@@ -184,6 +194,8 @@ class Connection(LaneAnswers, Output, SocketSide, Tunnel):
         if stream is not None and stream.full and stream.resume is None and self.reading:
             stream.resume = self._resume_body
             self._watch(False, self.blocked)
+            if self.state is State.READING_BODY:
+                self.deadline = float("inf")   # the handler is behind, not the client
         elif protocol.held and self.reading:
             self._watch(False, self.blocked)   # advance() reads again after the answer
 
@@ -191,6 +203,8 @@ class Connection(LaneAnswers, Output, SocketSide, Tunnel):
         if (self.state is not State.CLOSED and not self.reading and not self.closing
                 and len(self.pending) < self.server.config.max_pipeline):
             self._watch(True, self.blocked)
+            if self.state is State.READING_BODY:
+                self.deadline = self.loop.now + self.server.config.body_timeout
 
     def _lose_inflight(self):
         """Tell the request under way that its client sent all it will (EOF) or is gone."""
@@ -234,13 +248,17 @@ class Connection(LaneAnswers, Output, SocketSide, Tunnel):
             if self.state is not State.READING_BODY:
                 self.state = State.READING_BODY
                 self.body_started = now
-            # A pause may last body_timeout, and past the grace the body as a whole must keep
-            # up body_min_rate (Apache's mod_reqtimeout MinRate): trickling earns no time.
-            self.deadline = min(now + config.body_timeout,
-                                self.body_started + config.body_grace
-                                + self.protocol.body_received / config.body_min_rate)
+            self.deadline = self._body_deadline(now)
         else:
             self._idle()
+
+    def _body_deadline(self, now):
+        """A pause may last body_timeout, and past the grace the body as a whole must keep up
+        body_min_rate (Apache's mod_reqtimeout MinRate): trickling earns no time."""
+        config = self.server.config
+        return min(now + config.body_timeout,
+                   self.body_started + config.body_grace
+                   + self.protocol.body_received / config.body_min_rate)
 
     def _idle(self):
         """Between requests, kept open: the keep-alive deadline runs, and once it has answered
@@ -304,6 +322,12 @@ class Connection(LaneAnswers, Output, SocketSide, Tunnel):
         if response.__class__ is Deferred:
             self.waiting = response
             response.add_done_callback(lambda done: self._resume(request, done, started))
+            if request.stream is not None and not request.stream.complete:
+                # The handler holds the request while its body arrives: the body's deadlines
+                # run as when the server reads it whole (_fed, Server._sweep).
+                self.state = State.READING_BODY
+                self.body_started = started
+                self.deadline = started + self.server.config.body_timeout
             return
         if isinstance(response, Future):
             self.waiting = response

@@ -32,8 +32,9 @@ MAX_READY = 4096
 class FastLane:
     """Server-wide: the parser's scan of the receive buffer and the ready messages by key."""
 
-    __slots__ = ("loop", "ready", "hits", "messages", "logged", "closing", "expires", "native",
-                 "log_part", "log_filled", "_scan_plain", "_buffer", "_fields", "plain_start")
+    __slots__ = ("loop", "ready", "hits", "messages", "logged", "closing", "refused", "expires",
+                 "native", "log_part", "log_filled", "_scan_plain", "_buffer", "_fields",
+                 "plain_start")
 
     def __init__(self, loop, parser, handler, buffer, fields=False, native=False, log=None,
                  counted=False):
@@ -51,6 +52,10 @@ class FastLane:
         self.messages = {}   # key -> the bytes to send
         self.logged = {}     # key -> (request, status, head length) for the log and metrics
         self.closing = set()   # keys of requests that do not keep the connection alive
+        # Keys whose targets the handler said it will not have a ready answer for (its
+        # `ready` gave False: an application's route beside files), not asked again until
+        # the messages are renewed.
+        self.refused = set()
         self.expires = 0.0   # loop time when every message must be made again
         self._scan_plain = parser.scan_plain
         self._buffer = buffer
@@ -76,10 +81,14 @@ class FastLane:
     def fill(self, key: bytes):
         """The message for `key`, made and kept when the handler has a ready answer; or None
         (the full path answers)."""
+        if key in self.refused:
+            return None
         raw_target, head, version, keep_alive, accept = split_plain_key(key)
         target = raw_target.decode("latin-1")
         found = self.ready(target, accept)
-        if found is None:
+        if not found:
+            if found is False and len(self.refused) < MAX_READY:
+                self.refused.add(key)
             return None
         response, until = found
         if response.body.__class__ is KeptFile:
@@ -121,6 +130,7 @@ class FastLane:
         self.messages.clear()
         self.logged.clear()
         self.closing.clear()
+        self.refused.clear()
         if self.native is not None:
             self.native.clear()
         wall = time.time()
