@@ -59,7 +59,8 @@ _WAKING = {"sock_def_readable", "ep_poll_callback", "__wake_up_sync_key", "try_t
 
 # Python frames, by the file of the innermost one, as the table's rows.
 _PYTHON_ROWS = (("selectors.py", "selectors (Python)"), ("/net/loop.py", "loop bookkeeping"),
-                ("/net/connection.py", "connection"), ("/net/output.py", "connection"),
+                ("/net/connection.py", "connection"), ("/net/laneanswers.py", "connection"),
+                ("/net/output.py", "connection"),
                 ("/net/transport.py", "connection"), ("/net/server.py", "accepting"),
                 ("/net/fastlane.py", "fast lane (Python)"), ("_cparser.py", "fast lane (Python)"),
                 ("/net/_creadevent.py", "fast lane (Python)"),

@@ -67,7 +67,14 @@ long re_accept(int fd, struct re_accepted *out);
 #define RE_ASKED ...
 #define RE_GATHERED ...
 #define RE_SENT ...
+#define RE_LOGGED ...
+#define RE_DONE ...
 #define RE_RESULTS ...
+#define RE_FIRST_LINES ...
+#define RE_LOG_NONE ...
+#define RE_LOG_COMMON ...
+#define RE_LOG_COMBINED ...
+#define RE_LOG_ELSEWHERE ...
 struct re_slot { ...; };
 struct re_lane {
     struct hp_batch scan;
@@ -80,15 +87,21 @@ struct re_lane {
     size_t arena_used;
     char *answers;
     size_t answers_cap;
+    int log_format;
+    char *log;
+    size_t log_cap;
+    size_t log_len;
     int64_t results[...];
     ...;
 };
 long re_put(struct re_lane *lane, const char *key, size_t key_len, const char *message,
-            size_t message_len);
+            size_t message_len, const char *part, size_t part_len);
 void re_clear(struct re_lane *lane);
 long re_answer(struct re_lane *lane, const char *buf, size_t len);
+long re_log(struct re_lane *lane, const char *host, size_t host_len);
 long re_read(struct re_lane *lane, int fd, char *buf, size_t cap);
-long re_serve(struct re_lane *lane, char *buf, size_t cap, int fd, int may_send);
+long re_serve(struct re_lane *lane, char *buf, size_t cap, int fd, int may_send,
+              const char *host);
 long re_send(const struct re_lane *lane, int fd, size_t from, size_t len);
 """)
 

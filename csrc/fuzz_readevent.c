@@ -1,7 +1,9 @@
 /* libFuzzer target of readevent's core: whatever the bytes of a read, re_answer answers the
  * plain requests the scan finds, from the first on, while the table holds their keys and
  * the answers fit, gathering exactly the messages put for them. Every other plain request's
- * key is put (its message is the key's own bytes), so hits, misses and repeats all occur. */
+ * key is put (its message is the key's own bytes), so hits, misses and repeats all occur.
+ * Then re_log writes one line per answer, in printable ASCII whatever the request held, or
+ * nothing when they do not fit. */
 #include "readevent.h"
 
 #include <stdlib.h>
@@ -11,7 +13,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static struct hp_field fields[100];
     static int64_t meta[3 + 16];
-    static char out[32768], keys[32768], arena[1 << 16], answers[256], want[256];
+    static char out[32768], keys[32768], arena[1 << 16], answers[256], want[256], log[2048];
     static struct re_slot slots[64];
     static const char *put[16];
     static size_t put_len[16];
@@ -29,6 +31,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     lane.arena_cap = sizeof arena;
     lane.answers = answers;
     lane.answers_cap = sizeof answers;
+    lane.log = log;
+    lane.log_cap = size > 1 ? 64 + data[1] * 8 : sizeof log;
+    lane.log_format = size && (data[0] & 2) ? RE_LOG_COMBINED : RE_LOG_COMMON;
     re_clear(&lane);
 
     plain = hp_scan_plain(&lane.scan, (const char *)data, size, 0, lane.logged);
@@ -36,7 +41,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memcpy(keys, out, keys_len);
     for (i = 0; i < plain; i++) {
         size_t len = strlen(key);
-        if (i % 2 == 0 && re_put(&lane, key, len, key, len) == 0) {
+        if (i % 2 == 0 && re_put(&lane, key, len, key, len, "P", 1) == 0) {
             put[puts] = key;
             put_len[puts++] = len;
         }
@@ -71,5 +76,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     if (!ready && lane.results[RE_END] != 0)
         abort();
+    if (re_log(&lane, "h", 1)) {
+        long lines = 0;
+        size_t k;
+        for (k = 0; k < lane.log_len; k++) {
+            if (log[k] == '\n')
+                lines++;
+            else if (log[k] < 0x20 || log[k] > 0x7e)
+                abort();
+        }
+        if (lines != ready || (ready && memcmp(log, "h - - [", 7)))
+            abort();
+    } else if (lane.log_len != 0) {
+        abort();
+    }
     return 0;
 }

@@ -6,8 +6,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 /* One accepted descriptor, non-blocking and close-on-exec, or -1 with errno set. */
@@ -111,12 +113,12 @@ static struct re_slot *find(const struct re_lane *lane, const char *key, size_t 
 }
 
 long re_put(struct re_lane *lane, const char *key, size_t key_len, const char *message,
-            size_t message_len)
+            size_t message_len, const char *part, size_t part_len)
 {
     struct re_slot *slot;
     /* At most half full, so that a probe for a missing key ends soon. */
     if (!key_len || 2 * (lane->entries + 1) > lane->slots_cap
-        || lane->arena_cap - lane->arena_used < key_len + message_len)
+        || lane->arena_cap - lane->arena_used < key_len + message_len + part_len)
         return -1;
     slot = find(lane, key, key_len);
     if (!slot)
@@ -128,8 +130,12 @@ long re_put(struct re_lane *lane, const char *key, size_t key_len, const char *m
     slot->message = lane->arena_used + key_len;
     memcpy(lane->arena + slot->message, message, message_len);
     slot->message_len = message_len;
+    slot->part = slot->message + message_len;
+    if (part_len)
+        memcpy(lane->arena + slot->part, part, part_len);
+    slot->part_len = part_len;
     slot->key_len = key_len;
-    lane->arena_used += key_len + message_len;
+    lane->arena_used += key_len + message_len + part_len;
     lane->entries++;
     return 0;
 }
@@ -171,6 +177,7 @@ long re_answer(struct re_lane *lane, const char *buf, size_t len)
     results[RE_END] = ready == 0 ? 0 : ready < plain ? meta[3 + ready] : meta[1];
     results[RE_ASKED] = asked;
     results[RE_GATHERED] = (int64_t)gathered;
+    results[RE_SENT] = results[RE_LOGGED] = results[RE_DONE] = 0;   /* re_serve's */
     return ready;
 }
 
@@ -187,12 +194,112 @@ long re_read(struct re_lane *lane, int fd, char *buf, size_t cap)
     return n;
 }
 
-long re_serve(struct re_lane *lane, char *buf, size_t cap, int fd, int may_send)
+static const char MONTHS[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug",
+                                   "Sep", "Oct", "Nov", "Dec"};
+
+/* log_when as of now: made again only when the second has changed. Returns its length. */
+static size_t log_when(struct re_lane *lane)
+{
+    time_t now = time(NULL);
+    if ((int64_t)now != lane->log_second) {
+        struct tm t;
+        gmtime_r(&now, &t);
+        snprintf(lane->log_when, RE_LOG_WHEN_MAX, "%02d/%s/%04d:%02d:%02d:%02d +0000",
+                 t.tm_mday, MONTHS[t.tm_mon], t.tm_year + 1900, t.tm_hour, t.tm_min, t.tm_sec);
+        lane->log_second = (int64_t)now;
+    }
+    return strlen(lane->log_when);
+}
+
+static char *put(char *o, const char *from, size_t n)
+{
+    memcpy(o, from, n);
+    return o + n;
+}
+
+/* A request's field value as the combined format writes it (hp_scan_plain's HP_ABSENT for a
+ * field it does not have), quoted; room for 4 bytes per byte and 3 more. */
+static char *put_quoted(char *o, const char *value, size_t n)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t i;
+    *o++ = '"';
+    if (!n || (n == 1 && value[0] == HP_ABSENT[0]))
+        n = 0, *o++ = '-';
+    for (i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)value[i];
+        if (c < 0x20 || c > 0x7e || c == '"' || c == '\\') {
+            o = put(o, "\\x", 2);
+            *o++ = hex[c >> 4];
+            *o++ = hex[c & 15];
+        } else {
+            *o++ = (char)c;
+        }
+    }
+    *o++ = '"';
+    return o;
+}
+
+long re_log(struct re_lane *lane, const char *host, size_t host_len)
+{
+    char *o = lane->log + lane->log_len, *end = lane->log + lane->log_cap;
+    const char *key = lane->scan.out;
+    size_t when_len = log_when(lane);
+    long i, ready = (long)lane->results[RE_READY];
+
+    for (i = 0; i < ready; i++) {
+        size_t key_len = strlen(key), referer_len = 0, agent_len = 0;
+        const struct re_slot *slot = find(lane, key, key_len);
+        const char *referer = key + key_len + 1, *agent = referer;
+        if (!slot || !slot->key_len)
+            return 0;   /* the table changed since: not the last re_answer's */
+        if (lane->logged) {
+            referer_len = strlen(referer);
+            agent = referer + referer_len + 1;
+            agent_len = strlen(agent);
+            key = agent + agent_len + 1;
+        } else {
+            key = referer;
+        }
+        /* the fixed bytes of a line are fewer than 24 */
+        if ((size_t)(end - o) < host_len + when_len + slot->part_len
+                                + 4 * (referer_len + agent_len) + 24)
+            return 0;
+        o = put(o, host, host_len);
+        o = put(o, " - - [", 6);
+        o = put(o, lane->log_when, when_len);
+        o = put(o, "] ", 2);
+        o = put(o, lane->arena + slot->part, slot->part_len);
+        if (lane->log_format == RE_LOG_COMBINED) {
+            *o++ = ' ';
+            o = put_quoted(o, referer, referer_len);
+            *o++ = ' ';
+            o = put_quoted(o, agent, agent_len);
+        }
+        *o++ = '\n';
+    }
+    lane->log_len = (size_t)(o - lane->log);
+    return 1;
+}
+
+long re_serve(struct re_lane *lane, char *buf, size_t cap, int fd, int may_send,
+              const char *host)
 {
     long n = re_read(lane, fd, buf, cap);
-    lane->results[RE_SENT] = 0;
-    if (n > 0 && may_send && lane->results[RE_READY])
-        lane->results[RE_SENT] = re_send(lane, fd, 0, (size_t)lane->results[RE_GATHERED]);
+    int64_t *results = lane->results;
+    if (n <= 0)
+        results[RE_SENT] = results[RE_LOGGED] = results[RE_DONE] = 0;
+    if (n > 0 && may_send && results[RE_READY]) {
+        results[RE_SENT] = re_send(lane, fd, 0, (size_t)results[RE_GATHERED]);
+        if (results[RE_SENT] == results[RE_GATHERED]) {
+            int first = lane->log_len == 0, logged = lane->log_format == RE_LOG_NONE;
+            if ((lane->log_format == RE_LOG_COMMON || lane->log_format == RE_LOG_COMBINED)
+                && re_log(lane, host, strlen(host)))
+                logged = results[RE_LOGGED] = first ? RE_FIRST_LINES : 1;
+            if (logged && results[RE_END] == n && !results[RE_ASKED])
+                results[RE_DONE] = logged;
+        }
+    }
     return n;
 }
 

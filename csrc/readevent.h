@@ -37,13 +37,15 @@ struct re_accepted {
 long re_accept(int fd, struct re_accepted *out);
 
 /* The fast lane's table of ready answers, by plain key (httpparse's hp_scan_plain keys): the
- * caller owns the slots (a power of two of them) and the arena the keys and messages are
- * copied into. */
+ * caller owns the slots (a power of two of them) and the arena the keys, messages and log
+ * parts are copied into. */
 struct re_slot {
     size_t key;          /* offsets into the arena; key_len 0 marks an empty slot */
     size_t key_len;
     size_t message;
     size_t message_len;
+    size_t part;         /* the answer's part of an access log line (see re_lane's log) */
+    size_t part_len;
 };
 
 /* re_answer's results, in `results`: */
@@ -54,8 +56,24 @@ enum {
     RE_ASKED,     /* whether the last of them asked to close the connection */
     RE_GATHERED,  /* bytes of their answers, one after the other, in `answers` */
     RE_SENT,      /* re_serve: the bytes of them it sent, or -errno */
+    RE_LOGGED,    /* re_serve: whether it wrote their access log lines (see re_lane's log) */
+    RE_DONE,      /* re_serve: whether the read needs nothing more of its caller (below) */
     RE_RESULTS
 };
+
+/* RE_DONE: nothing is left for the caller to do about the read but count it. Every byte read
+ * was a plain request answered from the table, all of it sent, logged (unless the log is
+ * RE_LOG_NONE), and no request asked to close. RE_LOGGED and RE_DONE are RE_FIRST_LINES
+ * instead of 1 when the lines written are the first in `log` since the caller last took
+ * them: it has them taken soon. */
+#define RE_FIRST_LINES 2
+
+/* How re_serve logs what it sent in full: not at all (no access log), in one of the access
+ * log's text formats, or never (RE_LOG_ELSEWHERE: the caller logs each answer itself). */
+enum { RE_LOG_NONE, RE_LOG_COMMON, RE_LOG_COMBINED, RE_LOG_ELSEWHERE };
+
+/* The access log's time of a line, "06/Dec/2026:04:10:44 +0000", NUL included. */
+#define RE_LOG_WHEN_MAX 32
 
 struct re_lane {
     struct hp_batch scan;    /* for hp_scan_plain: its out holds the keys of the last read */
@@ -68,13 +86,26 @@ struct re_lane {
     size_t arena_used;
     char *answers;
     size_t answers_cap;
+    /* The access log's lines, as its common or combined format writes them: `client - -
+     * [time] ` then the slot's part (`"GET /a HTTP/1.1" 200 1024`, the body bytes its whole
+     * answer holds), then for combined ` "referer" "user-agent"` (a quote, backslash,
+     * control byte or byte above 0x7e written \xHH, an absent or empty value "-"), and a
+     * newline. Appended until the caller takes them (log_len back to 0); a read whose lines
+     * do not fit is left to the caller to log. */
+    int log_format;          /* RE_LOG_* */
+    char *log;
+    size_t log_cap;
+    size_t log_len;
+    int64_t log_second;      /* the second that log_when writes */
+    char log_when[RE_LOG_WHEN_MAX];
     int64_t results[RE_RESULTS];
 };
 
-/* Keeps `message` as the answer to `key` (copied). Returns 0, or -1 when the table or the
- * arena is full (the caller answers that key itself). A key put twice keeps its first. */
+/* Keeps `message` as the answer to `key` (copied), with `part`, its part of a log line (empty
+ * when the lane does not log). Returns 0, or -1 when the table or the arena is full (the
+ * caller answers that key itself). A key put twice keeps its first. */
 long re_put(struct re_lane *lane, const char *key, size_t key_len, const char *message,
-            size_t message_len);
+            size_t message_len, const char *part, size_t part_len);
 
 /* Forgets every answer. */
 void re_clear(struct re_lane *lane);
@@ -85,15 +116,22 @@ void re_clear(struct re_lane *lane);
  * `results` and returns RE_READY's count. */
 long re_answer(struct re_lane *lane, const char *buf, size_t len);
 
+/* Appends the log lines of the answers of the last re_answer to `log` (in the lane's
+ * log_format, COMMON or COMBINED), from the client `host`, as sent in full. Returns 1, or 0
+ * when they do not all fit (nothing is appended then). */
+long re_log(struct re_lane *lane, const char *host, size_t host_len);
+
 /* A read event of the socket `fd`: recv into buf (cap bytes), then re_answer. Returns the
  * bytes read, 0 at the end of input, or -errno (-EAGAIN: nothing to read). */
 long re_read(struct re_lane *lane, int fd, char *buf, size_t cap);
 
 /* re_read, then, when `may_send` is set and requests were answered, the send of every byte
- * gathered (RE_SENT). The caller sets `may_send` only when a connection would stay open
- * after any number of answers a read can hold, unless a client asks to close. Returns what
- * re_read does. */
-long re_serve(struct re_lane *lane, char *buf, size_t cap, int fd, int may_send);
+ * gathered (RE_SENT) and, once all of it is sent, their log lines, from the client `host`
+ * (NUL-terminated; RE_LOGGED). The caller sets `may_send` only when a connection would stay open after any
+ * number of answers a read can hold, unless a client asks to close. Returns what re_read
+ * does. */
+long re_serve(struct re_lane *lane, char *buf, size_t cap, int fd, int may_send,
+              const char *host);
 
 /* Sends the first `len` bytes gathered by the last re_answer on the socket `fd`, from byte
  * `from`. Returns the bytes sent, or -errno. */

@@ -141,17 +141,17 @@ static void test_answer_from_the_table(void)
 
     CHECK(re_answer(lane, in, sizeof in - 1) == 0 && lane->results[RE_END] == 0,
           "empty table");
-    CHECK(re_put(lane, "/a\x07", 3, "A!", 2) == 0 && re_put(lane, "/b\x07", 3, "BB", 2) == 0,
+    CHECK(re_put(lane, "/a\x07", 3, "A!", 2, "", 0) == 0 && re_put(lane, "/b\x07", 3, "BB", 2, "", 0) == 0,
           "put");
-    CHECK(re_put(lane, "/a\x07", 3, "other", 5) == 0 && lane->entries == 2, "a key put twice");
+    CHECK(re_put(lane, "/a\x07", 3, "other", 5, "", 0) == 0 && lane->entries == 2, "a key put twice");
     ready = re_answer(lane, in, sizeof in - 1);
     CHECK(ready == 2 && lane->results[RE_GATHERED] == 4 && !memcmp(lane_answers, "A!BB", 4)
               && lane->results[RE_END] == 2 * (sizeof GET("/a", "") - 1)
               && lane->results[RE_ASKED] == 0 && lane->results[RE_READ] == sizeof in - 1,
           "answered %ld, end %lld", ready, (long long)lane->results[RE_END]);
-    CHECK(re_put(lane, "/c\x07", 3, "C", 1) == 0, "third put");
-    CHECK(re_put(lane, "/d\x07", 3, "D", 1) == 0, "half the slots");
-    CHECK(re_put(lane, "/e\x07", 3, "E", 1) == -1, "more than half the slots: refused");
+    CHECK(re_put(lane, "/c\x07", 3, "C", 1, "", 0) == 0, "third put");
+    CHECK(re_put(lane, "/d\x07", 3, "D", 1, "", 0) == 0, "half the slots");
+    CHECK(re_put(lane, "/e\x07", 3, "E", 1, "", 0) == -1, "more than half the slots: refused");
     ready = re_answer(lane, in, sizeof in - 1);
     CHECK(ready == 4 && lane->results[RE_END] == sizeof in - 1
               && !memcmp(lane_answers, "A!BBCA!", 7),
@@ -166,12 +166,12 @@ static void test_answer_limits_and_close(void)
     static char big[300];
     struct re_lane *lane = small_lane();
     memset(big, 'x', sizeof big);
-    CHECK(re_put(lane, "/a\x03", 3, "bye", 3) == 0, "put");
+    CHECK(re_put(lane, "/a\x03", 3, "bye", 3, "", 0) == 0, "put");
     CHECK(re_answer(lane, closing, sizeof closing - 1) == 1 && lane->results[RE_ASKED] == 1
               && lane->results[RE_END] == sizeof GET("/a", "Connection: close\r\n") - 1,
           "a request asking to close is the last");
-    CHECK(re_put(lane, "/b\x07", 3, big, sizeof big) == -1, "no room in the arena");
-    CHECK(re_put(lane, "/b\x07", 3, big, 60) == 0, "room for it");
+    CHECK(re_put(lane, "/b\x07", 3, big, sizeof big, "", 0) == -1, "no room in the arena");
+    CHECK(re_put(lane, "/b\x07", 3, big, 60, "", 0) == 0, "room for it");
     {
         static const char two[] = GET("/b", "") GET("/b", "");
         CHECK(re_answer(lane, two, sizeof two - 1) == 1 && lane->results[RE_GATHERED] == 60,
@@ -192,7 +192,7 @@ static void test_read_and_send(void)
         exit(2);
     }
     fcntl(pair[0], F_SETFL, O_NONBLOCK);
-    re_put(lane, "/a\x07", 3, "hello", 5);
+    re_put(lane, "/a\x07", 3, "hello", 5, "", 0);
     CHECK(re_read(lane, pair[0], buf, sizeof buf) == -EAGAIN, "nothing to read");
     CHECK(write(pair[1], in, sizeof in - 1) == (ssize_t)sizeof in - 1, "write");
     n = re_read(lane, pair[0], buf, sizeof buf);
@@ -202,15 +202,110 @@ static void test_read_and_send(void)
           "sent from byte 2");
     CHECK(re_send(lane, pair[0], 0, 6) == -EINVAL, "more than was gathered");
     CHECK(write(pair[1], in, sizeof in - 1) == (ssize_t)sizeof in - 1, "write");
-    CHECK(re_serve(lane, buf, sizeof buf, pair[0], 0) > 0 && lane->results[RE_SENT] == 0,
+    CHECK(re_serve(lane, buf, sizeof buf, pair[0], 0, "") > 0 && lane->results[RE_SENT] == 0,
           "served without sending");
     CHECK(write(pair[1], in, sizeof in - 1) == (ssize_t)sizeof in - 1, "write");
-    CHECK(re_serve(lane, buf, sizeof buf, pair[0], 1) > 0 && lane->results[RE_SENT] == 5
+    CHECK(re_serve(lane, buf, sizeof buf, pair[0], 1, "") > 0 && lane->results[RE_SENT] == 5
               && read(pair[1], back, sizeof back) == 5 && !memcmp(back, "hello", 5),
           "served and sent");
     close(pair[1]);
     CHECK(re_read(lane, pair[0], buf, sizeof buf) == 0, "end of input");
     close(pair[0]);
+}
+
+/* The access log's lines of what was answered, in both text formats; a read whose lines do
+ * not fit is logged by nobody here. */
+static void test_log_lines(void)
+{
+    static const char in[] = GET("/a", "Referer: http://r.test/\r\nUser-Agent: say \"hi\" \\ \xe9\r\n")
+                             GET("/a", "Referer:\r\n");
+    static const char part[] = "\"GET /a HTTP/1.1\" 200 5";
+    static char log[512], want[512];
+    struct re_lane *lane = small_lane();
+    int length;
+
+    lane->log = log;
+    lane->log_cap = sizeof log;
+    lane->log_format = RE_LOG_COMMON;
+    CHECK(re_put(lane, "/a\x07", 3, "hello", 5, part, sizeof part - 1) == 0, "put");
+    CHECK(re_answer(lane, in, sizeof in - 1) == 2 && re_log(lane, "10.0.0.1", 8) == 1, "common");
+    length = snprintf(want, sizeof want, "10.0.0.1 - - [%s] %s\n10.0.0.1 - - [%s] %s\n",
+                      lane->log_when, part, lane->log_when, part);
+    CHECK(lane->log_len == (size_t)length && !memcmp(log, want, lane->log_len)
+              && strlen(lane->log_when) == 26,
+          "common lines: %.*s", (int)lane->log_len, log);
+
+    lane->log_len = 0;
+    lane->logged = 1;
+    lane->log_format = RE_LOG_COMBINED;
+    CHECK(re_answer(lane, in, sizeof in - 1) == 2 && re_log(lane, "::1", 3) == 1, "combined");
+    length = snprintf(want, sizeof want,
+                      "::1 - - [%s] %s \"http://r.test/\" \"say \\x22hi\\x22 \\x5C \\xE9\"\n"
+                      "::1 - - [%s] %s \"-\" \"-\"\n",
+                      lane->log_when, part, lane->log_when, part);
+    CHECK(lane->log_len == (size_t)length && !memcmp(log, want, lane->log_len),
+          "combined lines: %.*s", (int)lane->log_len, log);
+
+    lane->log_cap = lane->log_len + 40;   /* room for part of one more line only */
+    CHECK(re_answer(lane, in, sizeof in - 1) == 2 && re_log(lane, "::1", 3) == 0
+              && lane->log_len == (size_t)length,
+          "lines that do not fit are not written");
+}
+
+/* re_serve says when a read needs nothing more of its caller, and when its lines are the first
+ * since the log was taken. */
+static void test_serve_done(void)
+{
+    static const char in[] = GET("/a", ""), closing[] = GET("/a", "Connection: close\r\n"),
+                      partly[] = GET("/a", "") "GET /a";
+    static const struct {
+        const char *name, *input;
+        int log_format, may_send, done, logged;
+    } steps[] = {
+        {"no log: done", in, RE_LOG_NONE, 1, 1, 0},
+        {"the first lines", in, RE_LOG_COMMON, 1, RE_FIRST_LINES, RE_FIRST_LINES},
+        {"more lines", in, RE_LOG_COMMON, 1, 1, 1},
+        {"asked to close: logged, not done", closing, RE_LOG_COMMON, 1, 0, 1},
+        {"more to read than was answered: not done", partly, RE_LOG_COMMON, 1, 0, 1},
+        {"not let send: neither", in, RE_LOG_COMMON, 0, 0, 0},
+        {"logged elsewhere: not done", in, RE_LOG_ELSEWHERE, 1, 0, 0},
+        {"done", in, RE_LOG_COMMON, 1, 1, 1},
+    };
+    static const size_t line = sizeof "h - - [] p\n" - 1 + 26;
+    static char log[256];
+    struct re_lane *lane = small_lane();
+    char buf[512], back[64];
+    size_t i, lines = 0;
+    int pair[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, pair)) {
+        perror("socketpair");
+        exit(2);
+    }
+    fcntl(pair[0], F_SETFL, O_NONBLOCK);
+    re_put(lane, "/a\x07", 3, "hello", 5, "p", 1);
+    re_put(lane, "/a\x03", 3, "bye", 3, "q", 1);
+    lane->log = log;
+    lane->log_cap = sizeof log;
+    for (i = 0; i < sizeof steps / sizeof *steps; i++) {
+        size_t length = strlen(steps[i].input);
+        lane->log_format = steps[i].log_format;
+        CHECK(write(pair[1], steps[i].input, length) == (ssize_t)length, "write");
+        CHECK(re_serve(lane, buf, sizeof buf, pair[0], steps[i].may_send, "h") > 0
+                  && lane->results[RE_DONE] == steps[i].done
+                  && lane->results[RE_LOGGED] == steps[i].logged,
+              "%s: done %lld, logged %lld", steps[i].name, (long long)lane->results[RE_DONE],
+              (long long)lane->results[RE_LOGGED]);
+        lines += steps[i].logged != 0;
+        while (recv(pair[1], back, sizeof back, MSG_DONTWAIT) > 0)
+            ;
+    }
+    CHECK(!memcmp(log, "h - - [", 7) && lane->log_len == lines * line,
+          "%zu lines: %.*s", lines, (int)lane->log_len, log);
+    CHECK(re_answer(lane, in, sizeof in - 1) == 1 && lane->results[RE_DONE] == 0
+              && lane->results[RE_LOGGED] == 0 && lane->results[RE_SENT] == 0,
+          "an answer alone sends and logs nothing, whatever a serve before it did");
+    close(pair[0]);
+    close(pair[1]);
 }
 
 int main(void)
@@ -220,6 +315,8 @@ int main(void)
     test_answer_from_the_table();
     test_answer_limits_and_close();
     test_read_and_send();
+    test_log_lines();
+    test_serve_done();
     printf("%d checks, %d failures\n", checks, failures);
     return failures != 0;
 }

@@ -117,7 +117,10 @@ class Config:
         if self.threads < 1:
             raise ConfigError("--threads must be at least 1")
         if sum(map(bool, (self.app, self.wsgi, self.asgi))) > 1:
-            raise ConfigError("choose one of --app, --wsgi and --asgi")
+            # One handler per server: an ASGI application gets each request at its head with
+            # its body to follow, an App or WSGI one with its body read whole.
+            raise ConfigError("--app, --wsgi and --asgi cannot be combined: choose one "
+                              "(--root serves files beside --asgi)")
         if self.asgi_loop not in ("auto", "asyncio", "uvloop"):
             raise ConfigError(f"--loop {self.asgi_loop!r}: choose auto, asyncio or uvloop")
         if self.asgi_loop == "uvloop" and importlib.util.find_spec("uvloop") is None:

@@ -5,6 +5,7 @@ observed (scopes, disconnects, lifespan events), for the tests to assert on."""
 import asyncio
 import contextlib
 import os
+from urllib.parse import unquote_to_bytes
 
 from fastapi import FastAPI
 from pydantic import BaseModel
@@ -162,8 +163,31 @@ async def raw_app(scope, receive, send):
         body, flags = await read_body(receive)
         seen["body"], seen["flags"] = body, flags
         await respond(send, 200, b"ok")
-    elif path == "/slow-reader":
-        await asyncio.sleep(0.5)
+    elif path == "/header":
+        # ?name=value as the one field of the response, both as sent (percent-decoded).
+        name, _, value = unquote_to_bytes(scope["query_string"]).partition(b"=")
+        await respond(send, 200, b"ok", [(name, value)])
+    elif path == "/trailers":
+        offered = "http.response.trailers" in scope["extensions"]
+        seen.setdefault("trailers_offered", []).append(offered)
+        await send({"type": "http.response.start", "status": 200, "trailers": True,
+                    "headers": [(b"content-length", b"5")]})
+        await send({"type": "http.response.body", "body": b"he", "more_body": True})
+        await send({"type": "http.response.body", "body": b"llo"})
+        await send({"type": "http.response.trailers", "more_trailers": True,
+                    "headers": [(b"x-digest", b"sha-256=abc")]})
+        await send({"type": "http.response.trailers",
+                    "headers": [(b"x-count", b"5"), (b"content-length", b"9")]})
+    elif path == "/until-disconnect":
+        received = []
+        while True:
+            message = await receive()
+            received.append(message["type"])
+            if message["type"] == "http.disconnect":
+                seen["until_disconnect"] = received
+                return
+    elif path in ("/slow-reader", "/slower-reader"):
+        await asyncio.sleep(0.5 if path == "/slow-reader" else 1.5)
         first = await receive()
         seen["first_piece"] = len(first["body"])
         body, _ = await read_body(receive) if first["more_body"] else (b"", None)

@@ -226,6 +226,72 @@ def test_forwarded_fields_set_client_and_scheme(server_factory):
     assert asgi_apps.seen["scope"]["scheme"] == "https"
 
 
+@pytest.mark.parametrize("query, sent", [
+    (b"x-a=1", True), (b"x-a=a:b", True),
+    (b"x-a=1%0D%0AInjected:%20yes", False), (b"x-a=1%0AInjected:%20yes", False),
+    (b"x-a=1%0D", False), (b"x%0D%0Ab=1", False), (b"x:a=1", False)])
+def test_a_field_that_would_split_the_head_is_a_500(raw, query, sent):
+    response = parse_responses(exchange(raw.port, b"GET /header?" + query
+                                        + b" HTTP/1.1\r\nHost: h\r\n\r\n"))[0]
+    assert response.status == (200 if sent else 500)
+    assert response.getheader("injected") is None
+
+
+def test_trailers_end_a_chunked_body_on_http11_only(raw):
+    reply = exchange(raw.port, b"GET /trailers HTTP/1.1\r\nHost: h\r\nTE: trailers\r\n\r\n"
+                               b"GET /trailers HTTP/1.0\r\n\r\n")
+    first, _, rest = reply.partition(b"\r\n\r\n")
+    assert b"Transfer-Encoding: chunked" in first and b"Content-Length" not in first
+    # The server's own field (Content-Length) is dropped from the trailers as from a head.
+    assert rest.startswith(b"2\r\nhe\r\n3\r\nllo\r\n0\r\n"
+                           b"x-digest: sha-256=abc\r\nx-count: 5\r\n\r\nHTTP/1.1 200 ")
+    second = parse_responses(rest[rest.index(b"HTTP/1.1 200 "):])[0]
+    assert second.body == b"hello" and second.getheader("content-length") == "5"
+    assert asgi_apps.seen["trailers_offered"] == [True, False]
+
+
+def test_proxy_protocol_and_forwarded_fields_reach_the_scope(server_factory):
+    server = server_factory(asgi="asgi_apps:raw_app", proxy_protocol="v1",
+                            trusted_proxies=("127.0.0.1",))
+    exchange(server.port, b"PROXY TCP4 198.51.100.4 10.0.0.1 51000 80\r\n"
+                          b"GET /scope HTTP/1.1\r\nHost: h\r\n\r\n")
+    assert asgi_apps.seen["scope"]["client"] == ("198.51.100.4", 51000)
+    assert asgi_apps.seen["scope"]["scheme"] == "http"
+    # Behind the balancer's PROXY header, the forwarding fields of the proxy it names.
+    server = server_factory(asgi="asgi_apps:raw_app", proxy_protocol="v1",
+                            trusted_proxies=("127.0.0.1",),
+                            forwarded_allow_ips=("198.51.100.4",))
+    exchange(server.port, b"PROXY TCP4 198.51.100.4 10.0.0.1 51000 80\r\n"
+                          b"GET /scope HTTP/1.1\r\nHost: h\r\n"
+                          b"Forwarded: for=203.0.113.9;proto=https\r\n\r\n")
+    assert asgi_apps.seen["scope"]["client"][0] == "203.0.113.9"
+    assert asgi_apps.seen["scope"]["scheme"] == "https"
+
+
+def test_a_body_that_stops_midway_times_out_while_the_app_reads_it(server_factory):
+    server = server_factory(asgi="asgi_apps:raw_app", body_timeout=0.3)
+    with connect(server.port) as sock:
+        sock.sendall(b"POST /until-disconnect HTTP/1.1\r\nHost: h\r\n"
+                     b"Content-Length: 100\r\n\r\n" + b"x" * 10)
+        reply = read_until_close(sock)
+    assert reply.startswith(b"HTTP/1.1 408 ")
+    wait_until(lambda: "until_disconnect" in asgi_apps.seen)
+    assert asgi_apps.seen["until_disconnect"] == ["http.request", "http.disconnect"]
+
+
+def test_a_body_the_app_is_slow_to_read_does_not_time_out(server_factory):
+    """The connection stops reading while the application is behind: that pause is not the
+    client's, and does not count against --body-timeout (the application sleeps past a
+    sweep of the deadlines before it reads)."""
+    server = server_factory(asgi="asgi_apps:raw_app", body_timeout=0.2)
+    body = b"b" * (4 * limits.BODY_BUFFER)
+    with connect(server.port) as sock:
+        sock.sendall(b"POST /slower-reader HTTP/1.1\r\nHost: h\r\nConnection: close\r\n"
+                     b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        response = parse_responses(read_until_close(sock))[0]
+    assert response.status == 200 and response.body == str(len(body)).encode()
+
+
 def test_https(server_factory, tmp_path):
     ca = trustme.CA()
     leaf = ca.issue_cert("127.0.0.1")
@@ -394,6 +460,14 @@ def test_startup_failure_stops_with_the_message(cli):
     errors = handle.stderr().strip().splitlines()
     assert errors[-1] == "reactor: application start-up failed: database unreachable"
     assert "Traceback" not in "".join(errors)
+
+
+def test_app_and_asgi_together_are_refused_in_one_line(cli):
+    handle = cli("--app", "tests.asgi_apps:raw_app", "--asgi", "tests.asgi_apps:raw_app")
+    assert handle.proc.wait(10) == 1
+    assert handle.stderr().strip().splitlines() == [
+        "reactor: --app, --wsgi and --asgi cannot be combined: choose one "
+        "(--root serves files beside --asgi)"]
 
 
 def test_factory_and_workers_each_run_lifespan(cli, tmp_path):

@@ -296,9 +296,15 @@ CLIENT_FIELDS = [(), (b"User-Agent: ua/1.0 (x)", b"Referer: http://a.test/p?q=1"
                  (b"referer: first", b"Referer: second", b"user-agent: b")]
 
 
+@pytest.mark.parametrize("metrics", [None, "/metrics"])
 @pytest.mark.parametrize("log_format", ["common", "combined", "json"])
-def test_access_log_and_metrics_match(pair, log_format):
-    lane, full = pair(access_log=True, metrics="/metrics", log_format=log_format)
+def test_access_log_and_metrics_match(pair, log_format, metrics):
+    """Without metrics, the C lane writes the text formats' lines itself; with them, or in
+    JSON, every line is written from Python. Either way they are the full path's."""
+    lane, full = pair(access_log=True, metrics=metrics, log_format=log_format)
+    native = lane_of(lane).native
+    if native is not None:
+        assert native.logs == (metrics is None and log_format != "json")
     logs = []
     for srv in (lane, full):
         logs.append(Lines())
@@ -309,18 +315,45 @@ def test_access_log_and_metrics_match(pair, log_format):
             + head(b"/large.bin", method=b"HEAD") + head(b"/a.txt", b"Connection: close"))
     requests = [(b"GET", head(b"/a.txt", *fields)) for fields in CLIENT_FIELDS[1:]]
     requests.append((b"HEAD", head(b"/a.txt", method=b"HEAD")))
+    # Answers from C and from Python, one after the other on one connection: their lines
+    # keep the order of the requests.
+    requests += [(b"GET", head(b"/a.txt", b"Range: bytes=0-1")), (b"GET", head(b"/a.txt")),
+                 (b"GET", head(b"/missing")), (b"GET", head(b"/a.txt", *CLIENT_FIELDS[2]))]
     for srv in (lane, full):
         for _ in range(2):
             replay(srv, data)
         one_by_one(srv, requests)
     assert lane_of(lane).messages
-    assert wait_until(lambda: len(logs[0].lines) == len(logs[1].lines) == 2 * 11 + 4)
+    assert wait_until(lambda: len(logs[0].lines) == len(logs[1].lines) == 2 * 11 + 8)
     assert logs[0].lines == logs[1].lines
+    if metrics is None:
+        return
     got, want = scrape(lane), scrape(full)
     for name in want:
         if name.startswith(("http_server_requests_total", "reactor_http_response_body_bytes",
                             "reactor_cache_hits_total")):
             assert got[name] == want[name], name
+
+
+def test_each_answer_is_logged_once_whichever_read_answers_it(pair):
+    """A connection's first read is answered apart from the later ones (it may be HTTP/2's
+    preface): what the C lane wrote for another connection's read just before must not
+    count for it."""
+    lane, full = pair(access_log=True, log_format="common")
+    logs = []
+    for srv in (lane, full):
+        logs.append(Lines())
+        srv.server.access_log.stream = logs[-1]
+        with connect(srv.port) as first:
+            for _ in range(3):
+                first.sendall(head(b"/a.txt"))
+                assert read_response(first).endswith(b"0123456789abcdef")
+                with connect(srv.port) as later:
+                    later.sendall(head(b"/a.txt"))
+                    assert read_response(later).endswith(b"0123456789abcdef")
+    assert lane_of(lane).messages
+    assert wait_until(lambda: len(logs[1].lines) == 6)
+    assert wait_until(lambda: len(logs[0].lines) == 6) and logs[0].lines == logs[1].lines
 
 
 def test_lane_answers_written_in_pieces_are_logged_with_what_was_sent(pair, site):

@@ -97,10 +97,10 @@ def test_the_c_lane_answers_a_read_from_its_table(unit):
     a, b = socket.socketpair()
     with a, b:
         a.setblocking(False)
-        assert native.serve(a.fileno(), False) == -errno.EAGAIN
+        assert native.serve(a.fileno(), False, b"h") == -errno.EAGAIN
         b.sendall(head(b"/a", b"User-Agent: u") + head(b"/b") + head(b"/c") + head(b"/a"))
-        n = native.serve(a.fileno(), False)
-        read, ready, end, asked, gathered, _ = native.results
+        n = native.serve(a.fileno(), False, b"h")
+        read, ready, end, asked, gathered, *_ = native.results
         assert (read, ready, asked, gathered) == (n, 2, 0, 16)
         assert end == len(head(b"/a", b"User-Agent: u") + head(b"/b"))
         keys, fields = native.scanned()
@@ -109,10 +109,10 @@ def test_the_c_lane_answers_a_read_from_its_table(unit):
         assert native.send(a.fileno(), 3) == 13 and b.recv(100) == b"wer aanswer b"
         assert native.gathered(9) == b"nswer b"
         b.sendall(head(b"/b"))
-        assert native.serve(a.fileno(), True) == len(head(b"/b"))
+        assert native.serve(a.fileno(), True, b"h") == len(head(b"/b"))
         assert native.results[5] == 8 and b.recv(100) == b"answer b"   # read, answered, sent
         b.sendall(head(b"/a"))
-        assert native.serve(a.fileno(), False) and native.results[5] == 0   # not sent
+        assert native.serve(a.fileno(), False, b"h") and native.results[5] == 0   # not sent
         native.clear()
         assert native.answer(n) == 0
 

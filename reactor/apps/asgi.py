@@ -18,7 +18,6 @@ Must not import sockets, the loop or the connection.
 import asyncio
 import logging
 import os
-import sys
 import time
 from collections import deque
 from urllib.parse import unquote
@@ -27,7 +26,7 @@ from ..config import Config
 from ..http import limits
 from ..http.errors import ConfigError
 from ..http.protocol import BodyStream, discard_body
-from ..http.response import SERVER_OWNED, Deferred, FileSlice, Response, error_response
+from ..http.response import Deferred, FileSlice, Response, error_response, render_app_fields
 from .app import import_object, request_path
 
 log = logging.getLogger("reactor.asgi")
@@ -40,38 +39,22 @@ ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
 MISSING_TTL = 1.0
 MAX_MISSING = 4096
 HTTP_EXTENSIONS = {"http.response.pathsend": {}}
+# Trailers go in a chunked body's last chunk: HTTP/1.1 only (HTTP/2 would need a HEADERS frame).
+HTTP11_EXTENSIONS = {**HTTP_EXTENSIONS, "http.response.trailers": {}}
 HTTP_VERSIONS = {10: "1.0", 11: "1.1", 20: "2"}   # Request.version -> the scope's http_version
 
-if sys.version_info >= (3, 12):
-    def start_task(loop, coroutine):
-        """Run the coroutine at once, up to its first real wait: an application that answers
-        without waiting is done before the server's call returns."""
-        return asyncio.Task(coroutine, loop=loop, eager_start=True)
-else:
-    def start_task(loop, coroutine):
-        return loop.create_task(coroutine)
+def start_task(loop, coroutine):
+    """The coroutine as a task, run from the loop's next round of callbacks. Not eagerly
+    (3.12's eager_start), though that answers a request sooner: the server then runs each
+    request's parsing, application and write one after another instead of every read of a
+    round first and every application after, and that costs 6 us more per request
+    (README.md, ASGI)."""
+    return loop.create_task(coroutine)
 
 
 class ClientDisconnected(OSError):
     """send() once the client is gone (ASGI 2.4: a server-specific OSError), so that an
     application streaming without end learns to stop."""
-
-
-def response_fields(headers) -> tuple:
-    """(the application's header pairs less the server's own, its Content-Length or None)."""
-    kept, length = [], None
-    for name, value in headers:
-        lower = bytes(name).lower()
-        if lower == b"content-length":
-            length = int(value)
-        elif lower not in SERVER_OWNED:
-            kept.append((name, value))
-    return kept, length
-
-
-def scope_client(request):
-    client = request.client
-    return client if isinstance(client, tuple) and client[0] != "unix" else None
 
 
 class ASGIHandler:
@@ -88,8 +71,8 @@ class ASGIHandler:
         self.event_loop = config.asgi_loop
         self.root_path = config.root_path
         self.files = files
-        if files is not None:
-            self.ready = files.ready
+        if files is not None:   # a fast lane only then (Server makes one for a `ready`)
+            self.ready = self._ready
             self.ready_hits = files.ready_hits
         self.missing = {}     # path -> until when the files are known not to have it
         self.ws_max_size = config.ws_max_size
@@ -132,6 +115,17 @@ class ASGIHandler:
 
     # -- serving -------------------------------------------------------------------------------
 
+    def _ready(self, target: str, accept):
+        """The files' ready answer (see StaticFiles.ready), for the fast lane; False for a
+        path they were just found not to have, which is the application's: the lane then
+        leaves that request to the full path without asking again within its second."""
+        found = self.files.ready(target, accept)
+        if found is None:
+            until = self.missing.get(target.partition("?")[0])
+            if until is not None and until >= time.monotonic():
+                return False
+        return found
+
     def __call__(self, request):
         files = self.files
         if files is not None and (request.method == "GET" or request.method == "HEAD"):
@@ -150,23 +144,29 @@ class ASGIHandler:
             return self.websockets.open_session(self, request)
         return HTTPCycle(self, request).run()
 
-    def scope(self, request, kind: str, scheme: str) -> dict:
-        path = request_path(request)
-        query = request.target.partition("?")[2]
+    def scope(self, request, kind: str, scheme: str, extensions) -> dict:
+        path, _, query = request.target.partition("?")
+        if path[:1] != "/":
+            path = request_path(request)   # the absolute form, http://host/path
+        client = request.client
+        if client.__class__ is not tuple or client[0] == "unix":
+            client = None
+        root_path = self.root_path
         return {
             "type": kind,
             "asgi": ASGI_VERSION,
             "http_version": HTTP_VERSIONS.get(request.version, "1.1"),
             "method": request.method,
             "scheme": scheme,
-            "path": self.root_path + unquote(path),
+            "path": root_path + (unquote(path) if "%" in path else path),
             "raw_path": path.encode("latin-1"),
             "query_string": query.encode("latin-1"),
-            "root_path": self.root_path,
+            "root_path": root_path,
             "headers": request.headers,
-            "client": scope_client(request),
+            "client": client,
             "server": self.server,
             "state": self.state.copy(),
+            "extensions": extensions,
         }
 
 
@@ -174,7 +174,8 @@ class ResponseBody:
     """A streamed response body as the connection pulls it: the bytes the application sent,
     or a Deferred of the next ones. close() comes at its end or when the client is gone."""
 
-    __slots__ = ("cycle", "chunks", "size", "ended", "error", "pull", "drained", "left")
+    __slots__ = ("cycle", "chunks", "size", "ended", "error", "pull", "drained", "left",
+                 "trailers")
 
     def __init__(self, cycle, declared):
         self.cycle = cycle
@@ -185,6 +186,7 @@ class ResponseBody:
         self.pull = None       # the connection's Deferred while it waits for bytes
         self.drained = None    # the application's future while it waits for room
         self.left = declared   # bytes still owed to a declared Content-Length
+        self.trailers = b""    # trailer fields, rendered, for the last chunk
 
     def __iter__(self):
         return self
@@ -250,7 +252,7 @@ class HTTPCycle:
     """One request of the `http` scope: the application's receive and send."""
 
     __slots__ = ("handler", "request", "stream", "future", "response", "status", "headers",
-                 "declared", "body", "body_left", "done", "gone", "waiter", "task")
+                 "declared", "body", "body_left", "done", "gone", "waiter", "task", "trailing")
 
     def __init__(self, handler, request):
         self.handler = handler
@@ -271,18 +273,29 @@ class HTTPCycle:
         self.done = False      # the response is complete, or the client gone
         self.gone = False      # the client went before the response was complete
         self.waiter = None     # the future every receive() waiting now waits on
+        self.trailing = False  # the body ends with the trailers message, not its last part
 
     def run(self):
         handler = self.handler
         request = self.request
-        scope = handler.scope(request, "http", request.scheme)
-        scope["extensions"] = HTTP_EXTENSIONS
-        self.task = start_task(handler.loop, handler.app(scope, self.receive, self.send))
-        self.task.add_done_callback(self._finished)
+        scope = handler.scope(request, "http", request.scheme,
+                              HTTP11_EXTENSIONS if request.version == 11 else HTTP_EXTENSIONS)
+        self.task = start_task(handler.loop, self._main(scope))
         if self.response is not None:
             return self.response
         self.future = Deferred()
         return self.future
+
+    async def _main(self, scope):
+        """The application, and what its end means for the response (here rather than in a
+        done callback, which would cost the loop another callback per request)."""
+        try:
+            await self.handler.app(scope, self.receive, self.send)
+        except Exception as error:
+            self._finished(error)
+        else:
+            if self.response is None or self.body is not None:
+                self._finished(None)
 
     async def receive(self) -> dict:
         stream = self.stream
@@ -313,8 +326,11 @@ class HTTPCycle:
         if kind == "http.response.start":
             if self.status is not None:
                 raise RuntimeError("http.response.start sent twice")
-            self.headers, self.declared = response_fields(message.get("headers", ()))
+            self.headers, self.declared = render_app_fields(message.get("headers", ()))
             self.status = message["status"]
+            if message.get("trailers", False) and self.request.version == 11:
+                self.trailing = True
+                self.declared = None   # chunked, for the trailers' sake
         elif kind == "http.response.body":
             if self.status is None:
                 raise RuntimeError("http.response.body sent before http.response.start")
@@ -323,7 +339,7 @@ class HTTPCycle:
                     raise ClientDisconnected("the client is gone")
                 return   # the body has ended: nothing more goes out
             body = bytes(message.get("body", b""))
-            more = message.get("more_body", False)
+            more = message.get("more_body", False) or self.trailing
             if self.body is not None:
                 await self.body.push(body, more)
             elif not more:
@@ -338,6 +354,18 @@ class HTTPCycle:
                 response.length = self.declared
                 self._respond(response)
                 await self.body.push(body, more)
+        elif kind == "http.response.trailers":
+            # Ignored unless announced in the start where they were offered.
+            if not self.trailing or self.body is None:
+                return
+            if self.done:
+                if self.gone or self.stream.lost:
+                    raise ClientDisconnected("the client is gone")
+                return   # a HEAD's: no body, no trailers
+            self.body.trailers += render_app_fields(message.get("headers", ()))[0]
+            if not message.get("more_trailers", False):
+                self.trailing = False
+                await self.body.push(b"", False)
         elif kind == "http.response.pathsend":
             if self.status is None or self.body is not None or self.response is not None:
                 raise RuntimeError("http.response.pathsend must follow http.response.start "
@@ -357,10 +385,9 @@ class HTTPCycle:
         self.done = True
         self._wake()
 
-    def _finished(self, task):
-        if task.cancelled():   # at shutdown, past the grace
-            return
-        error = task.exception()
+    def _finished(self, error):
+        """The application ended, raising `error` or not, without completing its response
+        (or after it, raising)."""
         request = self.request
         if self.response is None:
             if error is not None:

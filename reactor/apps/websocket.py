@@ -23,8 +23,15 @@ from websockets.protocol import OPEN, SERVER, Protocol, State
 from websockets.server import ServerProtocol
 
 from ..http import limits
-from ..http.response import Deferred, Response, Upgrade, error_response
-from .asgi import ClientDisconnected, response_fields, start_task
+from ..http.response import (
+    Deferred,
+    Response,
+    Upgrade,
+    error_response,
+    render_app_fields,
+    render_fields,
+)
+from .asgi import ClientDisconnected, start_task
 
 log = logging.getLogger("reactor.websocket")
 
@@ -83,12 +90,11 @@ class Session:
     def run(self):
         handler = self.handler
         scheme = "wss" if self.request.scheme == "https" else "ws"
-        scope = handler.scope(self.request, "websocket", scheme)
+        scope = handler.scope(self.request, "websocket", scheme, WEBSOCKET_EXTENSIONS)
         del scope["method"]
         offered = self.request.header(b"sec-websocket-protocol")
         scope["subprotocols"] = ([item.strip() for item in offered.decode("latin-1").split(",")]
                                  if offered else [])
-        scope["extensions"] = WEBSOCKET_EXTENSIONS
         task = start_task(handler.loop, handler.app(scope, self.receive, self.send))
         task.add_done_callback(self._finished)
         return self.future
@@ -110,7 +116,7 @@ class Session:
             elif kind == "websocket.close":
                 self._answer(error_response(403))
             elif kind == "websocket.http.response.start":
-                headers, _ = response_fields(message.get("headers", ()))
+                headers, _ = render_app_fields(message.get("headers", ()))
                 self.denial = [message["status"], headers, []]
             else:
                 raise RuntimeError(f"{kind!r} before websocket.accept")
@@ -147,10 +153,10 @@ class Session:
         subprotocol = message.get("subprotocol")
         if subprotocol is not None:
             headers["Sec-WebSocket-Protocol"] = subprotocol
-        extra, _ = response_fields(message.get("headers", ()))
+        extra, _ = render_app_fields(message.get("headers", ()))
         del headers["Date"]   # the server writes its own
         self.accepted = True
-        self._answer(Upgrade([*headers.raw_items(), *extra], self))
+        self._answer(Upgrade(render_fields(headers.raw_items()) + extra, self))
 
     def _answer(self, response):
         self.future.resolve(response)

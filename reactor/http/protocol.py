@@ -59,7 +59,10 @@ class Stream:
         return b"%x\r\n%s\r\n" % (len(data), data)
 
     def last(self) -> bytes:
-        return b"0\r\n\r\n" if self.chunked else b""
+        if not self.chunked:
+            return b""
+        # The source's `trailers`, rendered field lines, go in the last chunk (RFC 9112 §7.1.2).
+        return b"0\r\n%s\r\n" % getattr(self.source, "trailers", b"")
 
     def close(self):
         close = getattr(self.source, "close", None)

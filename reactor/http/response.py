@@ -70,14 +70,40 @@ def render_fields(headers) -> bytes:
     """(name, value) pairs as `Name: value\r\n` lines (bytes are taken as rendered already)."""
     if isinstance(headers, bytes):
         return headers
+    return _rendered(headers, ())[0]
+
+
+def render_app_fields(headers) -> tuple:
+    """An application's (name, value) pairs rendered as render_fields does, less the fields
+    the server owns (SERVER_OWNED), and the Content-Length it gave (an int) or None."""
+    return _rendered(headers, SERVER_OWNED)
+
+
+def _rendered(headers, owned) -> tuple:
     lines = []
+    length = None
     for name, value in headers:
-        name = name.encode("latin-1") if isinstance(name, str) else name
+        if name.__class__ is not bytes:   # str, or another bytes-like (a bytearray)
+            name = name.encode("latin-1") if isinstance(name, str) else bytes(name)
+        if owned:
+            lower = name.lower()
+            if lower in owned:
+                if lower == b"content-length":
+                    length = int(value)
+                continue
         value = value.encode("latin-1") if isinstance(value, str) else value
-        if b"\r" in name or b"\n" in name or b"\r" in value or b"\n" in value or b":" in name:
+        # find(), not `in`: bytes.__contains__ first tries its operand as an integer, and
+        # the TypeError it makes and drops each time costs more than the search.
+        if name.find(b":") >= 0:
             raise ValueError(f"header {name!r} would split the response head")
         lines.append(b"%s: %s\r\n" % (name, value))
-    return b"".join(lines)
+    block = b"".join(lines)
+    # Each line brought one CR and one LF: any other is inside a name or a value.
+    if block.count(b"\n") != len(lines) or block.count(b"\r") != len(lines):
+        for line in lines:
+            if line.count(b"\n") != 1 or line.count(b"\r") != 1:
+                raise ValueError(f"header {line[:-2]!r} would split the response head")
+    return block, length
 
 
 def body_length(body):

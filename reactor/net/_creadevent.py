@@ -27,6 +27,15 @@ _new_unzeroed = ffi.new_allocator(should_clear_after_alloc=False)
 # by the lane, from Python).
 ARENA = 8 * 1024 * 1024
 
+# Room for the access log lines written in C before they are taken: about a thousand lines.
+# A read whose lines do not fit is logged from Python, which takes these first.
+LOG_ROOM = 256 * 1024
+
+# How the C side logs the answers it sends, by the access log's format: the text formats
+# itself; anything else (JSON, or metrics that count each answer) is left to Python.
+_LOG_FORMATS = {None: lib.RE_LOG_NONE, "common": lib.RE_LOG_COMMON,
+                "combined": lib.RE_LOG_COMBINED}
+
 
 class Acceptor:
     """Takes the connections waiting on one listening socket, at most `batch` per call: each
@@ -69,14 +78,20 @@ class NativeLane:
 
     `results` after a read or an answer, in readevent.h's RE_* order: (bytes scanned,
     requests answered, the offset past them, whether the last asked to close, bytes
-    gathered, bytes sent by serve)."""
+    gathered, bytes sent by serve, whether serve logged them, whether serve left nothing to
+    do but count them); the last two are FIRST_LINES where the log held no lines before."""
 
-    __slots__ = ("results", "serve", "_lane", "_buffer", "_cap", "_meta", "_out", "_answers",
-                 "_keep")
+    __slots__ = ("results", "serve", "logs", "_lane", "_buffer", "_cap", "_meta", "_out",
+                 "_answers", "_log", "_keep")
 
-    def __init__(self, parser, buffer, logged: bool, entries: int):
+    FIRST_LINES = lib.RE_FIRST_LINES
+
+    def __init__(self, parser, buffer, logged: bool, entries: int, log_format="elsewhere"):
         """`buffer`: the server's receive buffer; `logged`: scan with the access log's fields
-        (hp_scan_plain); `entries`: how many messages the table holds at most."""
+        (hp_scan_plain); `entries`: how many messages the table holds at most; `log_format`:
+        the access log's format where serve writes the lines ("common", "combined"), None
+        where there is nothing to log or count per answer, else "elsewhere": the caller logs
+        or counts each answer itself."""
         fields = ffi.new("struct hp_field[]", parser.max_headers)
         meta = ffi.new("int64_t[]", 3 + limits.MAX_PLAIN_BATCH)
         out_cap = max(parser.max_head, limits.RECV_SIZE)
@@ -86,6 +101,11 @@ class NativeLane:
         arena = _new_unzeroed("char[]", ARENA)
         answers_cap = limits.MAX_PLAIN_BATCH * INLINE_BODY
         self._answers = _new_unzeroed("char[]", answers_cap)
+        log_code = _LOG_FORMATS.get(log_format, lib.RE_LOG_ELSEWHERE)
+        # Whether serve writes log lines (then put wants each message's part of a line).
+        self.logs = log_code in (lib.RE_LOG_COMMON, lib.RE_LOG_COMBINED)
+        log_room = LOG_ROOM if self.logs else 0
+        self._log = _new_unzeroed("char[]", max(log_room, 1))
         self._lane = ffi.new("struct re_lane *", {
             "scan": {"limits": (parser.max_request_line, parser.max_head, parser.max_headers),
                      "fields": fields, "fields_cap": parser.max_headers,
@@ -93,23 +113,37 @@ class NativeLane:
                      "out": self._out, "out_cap": out_cap},
             "logged": logged, "slots": slots, "slots_cap": slots_cap,
             "arena": arena, "arena_cap": ARENA,
-            "answers": self._answers, "answers_cap": answers_cap})
+            "answers": self._answers, "answers_cap": answers_cap,
+            "log_format": log_code, "log": self._log, "log_cap": log_room})
         # Reading memoryviews is several times cheaper than indexing cdata arrays.
         self.results = memoryview(ffi.buffer(self._lane.results)).cast("q")
         self._meta = memoryview(ffi.buffer(meta)).cast("q")
         self._buffer = ffi.from_buffer(buffer)
         self._cap = len(buffer)
         self._keep = (fields, meta, slots, arena)   # the lane struct points into them
-        # serve(fd, may_send): a whole read event in one call, with no Python frame of its
-        # own: recv, answer (see answer()) and, with `may_send`, send all that was gathered
-        # (the caller says whether a connection stays open after any answers a read can
-        # hold, unless the client asks to close). Returns the bytes read, 0 at the end of
-        # the input, or -errno; `results` (the 6th: the bytes sent, or -errno).
+        # serve(fd, may_send, host): a whole read event in one call, with no
+        # Python frame of its own: recv, answer (see answer()) and, with `may_send`, send all
+        # that was gathered (the caller says whether a connection stays open after any
+        # answers a read can hold, unless the client asks to close), then, once all of it is
+        # sent, log the answers as sent to the client `host` (bytes). Returns the bytes
+        # read, 0 at the end of the input, or -errno; see `results`.
         self.serve = functools.partial(lib.re_serve, self._lane, self._buffer, self._cap)
 
-    def put(self, key: bytes, message: bytes) -> bool:
-        """Keep `message` (copied) as the answer to `key`; False when there is no room."""
-        return _put(self._lane, key, len(key), message, len(message)) == 0
+    def put(self, key: bytes, message: bytes, part: bytes = b"") -> bool:
+        """Keep `message` (copied) as the answer to `key`, with `part`: what its access log
+        line holds after the client and the time (see readevent.h). False when there is no
+        room."""
+        return _put(self._lane, key, len(key), message, len(message), part, len(part)) == 0
+
+    def take_log(self) -> str:
+        """The log lines serve wrote since the last call (ASCII: what a client sent is
+        escaped)."""
+        lane = self._lane
+        if not lane.log_len:
+            return ""
+        text = _unpack(self._log, lane.log_len).decode("ascii")
+        lane.log_len = 0
+        return text
 
     def clear(self):
         lib.re_clear(self._lane)

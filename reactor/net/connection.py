@@ -1,15 +1,15 @@
 """One client connection: its transport, its states, and the execution of what the protocol asks.
 
 Reads into the server's shared receive buffer (a connection holds no buffer of its own while
-idle), answers plain requests from the fast lane's ready messages, feeds the protocol the
-rest, calls the handler for each request in order and queues the answers for its writing half
-(output.py); then keep-alive, deadlines and closing (half-close and linger, or at once). After
-a 101 the connection carries another protocol's bytes (tunnel.py).
+idle), has plain requests answered from the fast lane's ready messages (laneanswers.py),
+feeds the protocol the rest, calls the handler for each request in order and queues the
+answers for its writing half (output.py); then keep-alive, deadlines and closing (half-close
+and linger, or at once). After a 101 the connection carries another protocol's bytes
+(tunnel.py).
 Knows HTTP framing through `protocol`, never files or routes: handlers own those. The bytes
 move through a transport (transport.py), plain or TLS; which one is never asked here.
 """
 
-import errno
 import logging
 import socket
 from concurrent.futures import Future
@@ -17,11 +17,11 @@ from concurrent.futures import Future
 from ..http import limits
 from ..http.errors import HTTPError
 from ..http.h2 import PREFACE
-from ..http.limits import MAX_PLAIN_BATCH
 from ..http.protocol import EarlyAnswer, discard_body
 from ..http.protocol import State as InputState
-from ..http.request import ABSENT_FIELD, Request
+from ..http.request import Request
 from ..http.response import NO_CONTENT, Deferred, Upgrade, error_response
+from .laneanswers import LaneAnswers
 from .output import Output, ResponseEnd
 from .socketside import SocketSide, State
 from .tunnel import Switch, Tunnel
@@ -62,31 +62,11 @@ def answer_of(future, request):
     return answer(lambda _request: future.result(), request)
 
 
-def _opened(kept):
-    """A kept file's answer with its file checked (one fstat): (head, FileSlice) for a GET,
-    the head alone for a HEAD; None when the file is no longer the version of the head."""
-    head, open_body, is_head = kept
-    body = open_body()
-    if body is None:
-        return None
-    if is_head:
-        body.close()
-        return head
-    return head, body
-
-
-def _release(answers):
-    """Let go of the files of answers that will not be sent."""
-    for given in answers:
-        if given.__class__ is tuple:
-            given[1].close()
-
-
-class Connection(Output, SocketSide, Tunnel):
+class Connection(LaneAnswers, Output, SocketSide, Tunnel):
     __slots__ = ("server", "loop", "transport", "client", "protocol", "handler", "lane", "native",
                  "pending", "output", "waiting", "state", "deadline", "closing", "reading",
                  "blocked", "lingered", "written", "ended_at", "ending", "body_started",
-                 "client_done", "inflight", "tunnel")
+                 "client_done", "inflight", "tunnel", "host")
 
     def __init__(self, server, transport, client, handler):
         self.server = server
@@ -100,6 +80,8 @@ class Connection(Output, SocketSide, Tunnel):
         lane = self.lane = server.lanes.get(handler)   # the fast lane of this handler, if any
         # Its C side, when this connection's socket carries the requests' bytes as they are.
         self.native = lane.native if lane is not None and transport.raw else None
+        # The client's address as the C side logs it.
+        self.host = client[0].encode() if self.native is not None else None
         self.inflight = None     # the request last handed to the handler
         self.tunnel = None       # after a 101: the protocol the connection carries now
         # Lists, not deques: they stay short, and an empty list is a tenth of an empty deque's
@@ -138,27 +120,6 @@ class Connection(Output, SocketSide, Tunnel):
             self._received(n)
         elif n == 0:
             self.on_eof()
-
-    def _serve_natively(self, native):
-        """A read event of an idle plain connection in one C call (NativeLane.serve): recv,
-        the answers its table holds for the plain requests read and, when the keep-alive
-        plan allows it beforehand, their send. The rest goes on as any read does."""
-        lane = self.lane
-        if lane.expires <= self.loop.now:
-            lane.renew()   # before C answers from the table
-        # C sends what it answers at once when the plan for the most a read can hold, with
-        # nothing more to come, keeps the connection open: then the plan for any read is to
-        # answer all of it, closing only where the client asks.
-        count, closes = (self.protocol or self.server.fresh_protocol).plan_answers(
-            MAX_PLAIN_BATCH, False, False)
-        sending = count == MAX_PLAIN_BATCH and not closes
-        n = native.serve(self.transport.fd, sending)
-        if n > 0:
-            self._received(n, sending)
-        elif n == 0:
-            self.on_eof()
-        elif -n != errno.EAGAIN:
-            self.close()
 
     def _first_readable(self):
         """The first read where HTTP/2 is on: a client preface (h2c with prior knowledge), or
@@ -200,6 +161,8 @@ class Connection(Output, SocketSide, Tunnel):
                 return
         events = self._protocol().receive(server.recv_view[start:n]) if start < n else None
         if self.protocol is not None and self.protocol.stream_bodies:
+            if self.waiting is not None and self.state is State.READING_BODY:
+                self._fed()
             self._hold_body()
         if events:
             pending = self.pending
@@ -214,6 +177,14 @@ class Connection(Output, SocketSide, Tunnel):
         elif not (self.pending or self.output or self.waiting is not None):
             self._note_input()
 
+    def _fed(self):
+        """More of the body of a request its handler holds arrived: its deadline moves on,
+        until the body is complete."""
+        if self.protocol.streaming is None:
+            self.state = State.WRITING
+        else:
+            self.deadline = self._body_deadline(self.loop.now)
+
     def _hold_body(self):
         """Stop reading while the body being streamed has BODY_BUFFER bytes its handler has
         not taken: the client waits, instead of the server buffering without bound. Also
@@ -223,6 +194,8 @@ class Connection(Output, SocketSide, Tunnel):
         if stream is not None and stream.full and stream.resume is None and self.reading:
             stream.resume = self._resume_body
             self._watch(False, self.blocked)
+            if self.state is State.READING_BODY:
+                self.deadline = float("inf")   # the handler is behind, not the client
         elif protocol.held and self.reading:
             self._watch(False, self.blocked)   # advance() reads again after the answer
 
@@ -230,220 +203,14 @@ class Connection(Output, SocketSide, Tunnel):
         if (self.state is not State.CLOSED and not self.reading and not self.closing
                 and len(self.pending) < self.server.config.max_pipeline):
             self._watch(True, self.blocked)
+            if self.state is State.READING_BODY:
+                self.deadline = self.loop.now + self.server.config.body_timeout
 
     def _lose_inflight(self):
         """Tell the request under way that its client sent all it will (EOF) or is gone."""
         request = self.inflight
         if request is not None and request.stream is not None:
             request.stream.lose()
-
-    def _answer_native(self, lane, native, n, sent_already):
-        """The answers that C gathered for this read (NativeLane: the plain requests at its
-        start whose messages its table holds), sent by it already when `sent_already`, else
-        sent in one call here when plan_answers gives them all as they are; otherwise the
-        Python lane answers the read (the server closing after an answer the client did not
-        ask to end with sends another message). Returns what _answer_plain does."""
-        _, ready, end, asked, total, sent = native.results
-        protocol = self.protocol
-        server = self.server
-        if (sent_already and sent == total and end == n and not asked
-                and server.access_log is None and server.metrics is None):
-            # The usual read event of a keep-alive client: all of it answered and written.
-            lane.hits[0] += ready
-            (protocol or self._protocol()).served += ready
-            self._idle()
-            return None
-        if sent_already:
-            closes = asked   # as the plan asked before the read says
-        else:
-            count, closes = (protocol or server.fresh_protocol).plan_answers(ready, asked,
-                                                                             end < n)
-            if count < ready or closes != asked:
-                keys, end, fields = lane.scan(n)
-                return self._answer_plain(lane, keys, end, n, fields)
-        # It asked to close, and every request was answered: nothing more is coming unless
-        # the buffer holds it.
-        self._plain_answered(lane, ready, closes, end == n)
-        keys = answers = fields = None
-        if server.access_log is not None or server.metrics is not None:
-            keys, fields = native.scanned()
-            keys = keys[:ready]
-            answers = [lane.messages[key] for key in keys]
-            if server.access_log is None:
-                server.metrics.count_ready(lane.logged, keys, answers, self.loop.now)
-        if sent_already:
-            if sent < 0:
-                sent = 0 if -sent == errno.EAGAIN else -1
-        else:
-            try:
-                sent = native.send(self.transport.fd)
-            except (BlockingIOError, InterruptedError):
-                sent = 0
-            except OSError:
-                sent = -1
-        return self._plain_sent(lane, keys, answers, fields, None, total, sent, closes, end, n)
-
-    def _answer_plain(self, lane, keys, end, n, fields):
-        """Answer the plain requests `keys` (ending at `end` of the n bytes received; `fields`
-        what the access log needs of them, see FastLane.scan) from the fast lane's ready
-        messages, in order, until one has none, as far as plan_answers allows. Returns None
-        when that was all of the input and it is written (or the connection closes after it),
-        else the offset where the full path takes over (with what was answered queued before
-        it)."""
-        messages = lane.messages
-        answers = []
-        files = False
-        for key in keys:
-            message = messages.get(key) or lane.fill(key)
-            if message is None:
-                break
-            if message.__class__ is tuple:
-                message = _opened(message)
-                if message is None:
-                    break   # the file changed: the full path answers from this request on
-                files = True
-            answers.append(message)
-        ready = len(answers)
-        if not ready:
-            return 0
-        if ready < len(keys):
-            end = lane.plain_start(ready)
-        protocol = self.protocol
-        asked = keys[ready - 1] in lane.closing   # only the last request of a scan may ask
-        server = self.server
-        # A connection without a Protocol yet has answered nothing: the server's fresh one
-        # says what that state allows.
-        count, closes = (protocol or server.fresh_protocol).plan_answers(ready, asked, end < n)
-        if count < ready or (closes and not asked):
-            # The server closes after the last answer it gives: the answer to that request
-            # asking to close.
-            _release(answers[count:])
-            last = lane.closing_answer(keys[count - 1])
-            if last is None:
-                _release(answers[:count])
-                return 0   # not ready: the full path answers the whole read
-            message = last[1]
-            if message.__class__ is tuple:   # the same file, its body opened already
-                message = message[0] if message[2] else (message[0], answers[count - 1][1])
-            keys = [*keys[:count - 1], last[0]]
-            answers[count - 1:] = [message]
-        # Without lingering only when the client asked to close and sent nothing after.
-        self._plain_answered(lane, count, closes, asked and count == ready and end == n)
-        if files:
-            return self._queue_plain(lane, keys, answers, fields, closes, end)
-        logged = server.access_log is not None
-        if not logged and server.metrics is not None:
-            # The metrics alone need no request per answer: counted as queued (a ready
-            # message is small and rarely not written in full).
-            server.metrics.count_ready(lane.logged, keys, answers, self.loop.now)
-        data = answers[0] if count == 1 else b"".join(answers)
-        try:
-            sent = self.transport.send(data)
-        except (BlockingIOError, InterruptedError):
-            sent = 0
-        except OSError:
-            sent = -1
-        return self._plain_sent(lane, keys, answers, fields, data, len(data), sent, closes,
-                                end, n)
-
-    def _plain_sent(self, lane, keys, answers, fields, data, total, sent, closes, end, n):
-        """After the send of the fast lane's answers, `total` bytes in all (`data`, or what
-        the C lane gathered when it is None), of which the socket took `sent` (-1: the
-        connection is gone): what is left is queued, the log and the metrics told, the
-        connection idle, closing or handed to the full path. Returns what _answer_plain
-        does. `keys` and `answers` may be None when neither the log nor the metrics count."""
-        server = self.server
-        logged = server.access_log is not None
-        if sent < 0:
-            if logged:
-                self._plain_ends(lane, keys, answers, fields)   # logged as lost, in close()
-            self.close()
-            return None
-        # Nothing was queued before, so `ended_at` is `written`: a complete send can leave
-        # both as they are.
-        if sent < total:
-            self.output.append(memoryview(data)[sent:] if data is not None
-                               else self.native.gathered(sent))
-            if logged:
-                self._plain_ends(lane, keys, answers, fields)
-                self._written(sent)   # the ends in `ending` that this send completes
-            else:
-                self.written += sent
-                self.output.append(ResponseEnd(None, 200, 0))
-            self.state = State.WRITING
-            self._block()
-            return end if end < n else None
-        if logged:
-            server.ready_ended(self, lane.logged, keys, answers, fields)
-        if closes:
-            self.advance()
-            return None
-        if end == n:
-            self._idle()
-            return None
-        return end
-
-    def _plain_answered(self, lane, count: int, closes: bool, client_done: bool):
-        """`count` requests answered by the fast lane: counted, and when the connection
-        closes after them, closing (`client_done`: without lingering)."""
-        lane.hits[0] += count
-        protocol = self.protocol
-        if closes:
-            self.client_done = client_done
-            if protocol is not None:
-                protocol.served += count
-                protocol.finish()
-            self._closing()
-        else:
-            (protocol or self._protocol()).served += count
-
-    def _queue_plain(self, lane, keys, answers, fields, closes, end):
-        """Answers that include files sent from disk go out as the full path's do, through
-        the output queue (a head, then sendfile), each with its end for the log and metrics.
-        Returns what _answer_plain does."""
-        output = self.output
-        server = self.server
-        counted = server.access_log is not None or server.metrics is not None
-        now = self.loop.now
-        for i, answer in enumerate(answers):
-            if answer.__class__ is tuple:
-                output += answer
-            else:
-                output.append(answer)
-            template, status, head = lane.logged[keys[i]]
-            output.append(ResponseEnd(self._plain_request(template, fields, i) if counted
-                                      else None, status, head, now))
-        self.state = State.WRITING
-        if closes:
-            self.advance()
-            return None
-        return end
-
-    def _plain_ends(self, lane, keys, answers, fields):
-        """Where each answer will end, in `ending`, for the access log and the metrics: the
-        answers of a send that was not written in full."""
-        offset = self.written
-        now = self.loop.now
-        for i, (key, message) in enumerate(zip(keys, answers)):
-            template, status, head = lane.logged[key]
-            offset += len(message)
-            end = ResponseEnd(self._plain_request(template, fields, i), status, head, now)
-            end.end = offset
-            self.ending.append(end)
-
-    def _plain_request(self, template, fields, i):
-        """A request of its own for the access log and metrics, like the full path's, with
-        the fields the log writes (see FastLane.scan)."""
-        logged_fields = []
-        if fields is not None:
-            for name, value in ((b"referer", fields[3 * i + 1]),
-                                (b"user-agent", fields[3 * i + 2])):
-                if value != ABSENT_FIELD:
-                    logged_fields += (name, value)
-        request = Request(template.method, template.target, template.version, logged_fields,
-                          None, False, template.keep_alive, False)
-        request.client = self.client
-        return request
 
     def _protocol(self):
         """The connection's Protocol, made the first time one is needed."""
@@ -481,13 +248,17 @@ class Connection(Output, SocketSide, Tunnel):
             if self.state is not State.READING_BODY:
                 self.state = State.READING_BODY
                 self.body_started = now
-            # A pause may last body_timeout, and past the grace the body as a whole must keep
-            # up body_min_rate (Apache's mod_reqtimeout MinRate): trickling earns no time.
-            self.deadline = min(now + config.body_timeout,
-                                self.body_started + config.body_grace
-                                + self.protocol.body_received / config.body_min_rate)
+            self.deadline = self._body_deadline(now)
         else:
             self._idle()
+
+    def _body_deadline(self, now):
+        """A pause may last body_timeout, and past the grace the body as a whole must keep up
+        body_min_rate (Apache's mod_reqtimeout MinRate): trickling earns no time."""
+        config = self.server.config
+        return min(now + config.body_timeout,
+                   self.body_started + config.body_grace
+                   + self.protocol.body_received / config.body_min_rate)
 
     def _idle(self):
         """Between requests, kept open: the keep-alive deadline runs, and once it has answered
@@ -551,6 +322,12 @@ class Connection(Output, SocketSide, Tunnel):
         if response.__class__ is Deferred:
             self.waiting = response
             response.add_done_callback(lambda done: self._resume(request, done, started))
+            if request.stream is not None and not request.stream.complete:
+                # The handler holds the request while its body arrives: the body's deadlines
+                # run as when the server reads it whole (_fed, Server._sweep).
+                self.state = State.READING_BODY
+                self.body_started = started
+                self.deadline = started + self.server.config.body_timeout
             return
         if isinstance(response, Future):
             self.waiting = response

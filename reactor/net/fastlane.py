@@ -40,16 +40,20 @@ MAX_READY = 4096
 class FastLane:
     """Server-wide: the parser's scan of the receive buffer and the ready messages by key."""
 
-    __slots__ = ("loop", "ready", "hits", "messages", "logged", "closing", "expires", "native",
-                 "h2", "h2_logged", "h2_ready", "_scan_plain", "_buffer", "_fields",
-                 "plain_start")
+    __slots__ = ("loop", "ready", "hits", "messages", "logged", "closing", "refused", "expires",
+                 "native", "log_part", "log_filled", "h2", "h2_logged", "h2_ready",
+                 "_scan_plain", "_buffer", "_fields", "plain_start")
 
-    def __init__(self, loop, parser, handler, buffer, fields=False, native=False, h2_ready=None):
+    def __init__(self, loop, parser, handler, buffer, fields=False, native=False, log=None,
+                 counted=False, h2_ready=None):
         """`fields`: the access log writes each request's Referer and User-Agent, so the scan
         reports them. `native`: its connections read and write their sockets themselves (no
         TLS), so the messages are also kept on the C side, where a whole read event of such
         a connection is answered in one call (NativeLane, where the extension is built).
-        `h2_ready`: the HTTP/2 engine's maker of kept answers (reactor.http.h2), if it has one."""
+        `log`: the access log, if any; `counted`: every answer is counted (the metrics).
+        Where the log's format is a text one and nothing counts answers, the C side writes
+        the lines of what it sends, and the log takes them from it. `h2_ready`: the HTTP/2
+        engine's maker of kept answers (reactor.http.h2), if it has one."""
         self.loop = loop
         self.ready = handler.ready
         # [answers given from `ready`, ...]: the handler's cache hits, counted here too.
@@ -60,12 +64,23 @@ class FastLane:
         self.h2 = {}         # key -> the HTTP/2 engine's kept answer
         self.h2_logged = {}  # key -> (request, status) for the log and metrics
         self.h2_ready = h2_ready
+        # Keys whose targets the handler said it will not have a ready answer for (its
+        # `ready` gave False: an application's route beside files), not asked again until
+        # the messages are renewed.
+        self.refused = set()
         self.expires = 0.0   # loop time when every message must be made again
         self._scan_plain = parser.scan_plain
         self._buffer = buffer
         self._fields = fields
-        self.native = (NativeLane(parser, buffer, fields, MAX_READY)
-                       if native and NativeLane is not None else None)
+        self.native = None
+        self.log_part = self.log_filled = None
+        if native and NativeLane is not None:
+            log_format = "elsewhere" if counted else None if log is None else log.format
+            self.native = NativeLane(parser, buffer, fields, MAX_READY, log_format)
+            if self.native.logs:
+                self.log_part = log.ready_part
+                # Called when the C side has lines again after the log took them.
+                self.log_filled = log.add_source(self.native.take_log)
         self.plain_start = parser.plain_start
 
     def scan(self, n: int):
@@ -78,10 +93,14 @@ class FastLane:
     def fill(self, key: bytes):
         """The message for `key`, made and kept when the handler has a ready answer; or None
         (the full path answers)."""
+        if key in self.refused:
+            return None
         raw_target, head, version, keep_alive, accept = split_plain_key(key)
         target = raw_target.decode("latin-1")
         found = self.ready(target, accept)
-        if found is None:
+        if not found:
+            if found is False and len(self.refused) < MAX_READY:
+                self.refused.add(key)
             return None
         response, until = found
         if response.body.__class__ is KeptFile:
@@ -96,11 +115,13 @@ class FastLane:
         if len(self.messages) >= MAX_READY:
             return None
         self.messages[key] = message
+        request = Request("HEAD" if head else "GET", target, version, [], None, False,
+                          keep_alive, False)
+        self.logged[key] = (request, response.status, head_length)
         if self.native is not None and message.__class__ is bytes:
-            self.native.put(key, message)   # without room there, answered from here
-        self.logged[key] = (Request("HEAD" if head else "GET", target, version, [], None, False,
-                                    keep_alive, False),
-                            response.status, head_length)
+            # Without room there, answered from here.
+            self.native.put(key, message, b"" if self.log_part is None else
+                            self.log_part(request, response.status, len(message) - head_length))
         if not keep_alive:
             self.closing.add(key)
         if until < self.expires:
@@ -110,11 +131,14 @@ class FastLane:
     def fill_h2(self, key: bytes):
         """The HTTP/2 engine's kept answer for `key`, made and kept when the handler has a
         ready answer whose body is in memory; or None (the full path answers)."""
-        if self.h2_ready is None or len(self.h2) >= MAX_READY:
+        if self.h2_ready is None or len(self.h2) >= MAX_READY or key in self.refused:
             return None
         raw_target, head, _, _, accept = split_plain_key(key)
         found = self.ready(raw_target.decode("latin-1"), accept)
-        if found is None:
+        if not found:
+            # An HTTP/2 key is an HTTP/1.1 keep-alive request's: one refusal serves both.
+            if found is False and len(self.refused) < MAX_READY:
+                self.refused.add(key)
             return None
         response, until = found
         body = response.body
@@ -149,6 +173,7 @@ class FastLane:
         self.closing.clear()
         self.h2.clear()
         self.h2_logged.clear()
+        self.refused.clear()
         if self.native is not None:
             self.native.clear()
         wall = time.time()

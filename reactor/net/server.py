@@ -26,6 +26,7 @@ from .fastlane import FastLane
 from .h2connection import H2Connection
 from .loop import Loop
 from .readevent import Acceptor
+from .socketside import State
 from .transport import PlainTransport, TLSTransport
 
 log = logging.getLogger("reactor")
@@ -257,6 +258,7 @@ class Server:
         h2_ready = getattr(self.h2_engine, "ready", None)
         self.lanes = {handler: FastLane(self.loop, self.parser, handler, self.recv_buffer,
                                         wants_fields, native=handler is self.plain_handler,
+                                        log=self.access_log, counted=self.metrics is not None,
                                         h2_ready=h2_ready)
                       for handler in (self.plain_handler, self.secure_handler)
                       if config.fast_lane and hasattr(handler, "ready")}
@@ -431,7 +433,9 @@ class Server:
     def _sweep(self):
         now = self.loop.now
         for connection in [c for c in self.connections if c.deadline < now]:
-            if connection.waiting is None:
+            # A connection waiting on its handler has no deadline of its own, unless the
+            # handler waits on the request's body (see Connection._serve).
+            if connection.waiting is None or connection.state is State.READING_BODY:
                 connection.on_timeout()
         if self.draining:
             for connection in list(self.connections):
