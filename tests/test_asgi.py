@@ -482,3 +482,19 @@ def test_factory_and_workers_each_run_lifespan(cli, tmp_path):
     for pid in workers:
         assert [kind for who, kind in lines if who == pid] == ["lifespan.startup",
                                                                 "lifespan.shutdown"]
+
+
+def test_files_and_the_application_over_http2_beside_the_lane(server_factory, tmp_path):
+    """Over h2c the files beside the application are kept answers of the HTTP/2 fast lane;
+    a path of the application is refused by the files once, and the application answers it
+    each time."""
+    (tmp_path / "style.css").write_text("body{}")
+    server = server_factory(asgi="asgi_apps:raw_app", asgi_files=True, root=str(tmp_path),
+                            listing=False)
+    with httpx.Client(base_url=server.url, http1=False, http2=True) as client:
+        for _ in range(3):
+            assert client.get("/style.css").text == "body{}"
+            assert client.get("/anything").text == "GET /anything 0"
+    lane = next(iter(server.server.lanes.values()))
+    assert any(key.startswith(b"/style.css") for key in lane.h2)
+    assert any(key.startswith(b"/anything") for key in lane.refused)
