@@ -542,9 +542,11 @@ def h2_flood(kind: str) -> tuple:
         block = b"\x40\x01x\x7f\xa1\x1e" + b"v" * 4000 + b"\xbe" * 8000
         return opening, h2_frame(0x1, END_STREAM | END_HEADERS, 1, block)
     if kind == "rapid_reset":
+        # New streams each time, more than the reset budget (1,000) allows one connection:
+        # written again, they would be frames on closed streams, which cost nothing.
         return opening, b"".join(
             h2_frame(0x1, END_STREAM | END_HEADERS, stream, _GET_BLOCK)
-            + h2_frame(0x3, 0, stream, (8).to_bytes(4, "big")) for stream in range(1, 400, 2))
+            + h2_frame(0x3, 0, stream, (8).to_bytes(4, "big")) for stream in range(1, 2400, 2))
     raise ValueError(kind)
 
 
