@@ -89,8 +89,14 @@ def make_site(directory: str) -> str:
     return directory
 
 
+# Whether the machine has the two CPUs to pin to, asked before main() pins this process to the
+# client's CPU (after which its own affinity would say one, and the server would run beside
+# the clients on it).
+TWO_CPUS = len(os.sched_getaffinity(0)) > 1
+
+
 def pinned(argv, cpus):
-    if cpus and shutil.which("taskset") and len(os.sched_getaffinity(0)) > 1:
+    if cpus and shutil.which("taskset") and TWO_CPUS:
         return ["taskset", "-c", cpus, *argv]
     return list(argv)
 
@@ -890,7 +896,7 @@ def main(argv=None) -> int:
     if max(plan.idle_connections, plan.limit_connections) + 200 > limit:
         parser.error(f"the open-file limit {limit} is too low for {plan.limit_connections} "
                      f"connections")
-    if len(os.sched_getaffinity(0)) > 1:
+    if TWO_CPUS:
         os.sched_setaffinity(0, {int(CLIENT_CPU)})
     report = Report()
     started = time.monotonic()
