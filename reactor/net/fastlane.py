@@ -16,8 +16,10 @@ HTTP/2 has a table of its own (`h2`), filled from the same ready answers: per ke
 request (the HTTP/2 engine finds them, by the same rules, see reactor.http.h2), the engine's
 kept answer, which is what the full path would submit for it (status, fields, Date and Server,
 content-length, the body). Only answers with their body in memory are kept there; the engine
-answers a plain request whose key it finds without a Request, a handler or a stream object. It is a shortcut through the same layers, not a
-second server: the answers are byte for byte the full path's.
+answers a plain request whose key it finds without a Request, a handler or a stream object.
+
+Either is a shortcut through the same layers, not a second server: the answers are byte for
+byte the full path's.
 
 Knows keys and messages, not sockets or files: imports only h2 (the framing of a response),
 protocol, request, response and readevent (the C side of its table).
@@ -90,17 +92,26 @@ class FastLane:
         messages first when they have expired (see renew)."""
         return self._scan_plain(self._buffer, n, self._fields)
 
-    def fill(self, key: bytes):
-        """The message for `key`, made and kept when the handler has a ready answer; or None
-        (the full path answers)."""
+    def _ready(self, key: bytes, target: str, accept):
+        """The handler's ready answer for `key`'s request, (response, until), or None. A
+        refusal (`ready` gave False) is kept until the messages are renewed: an HTTP/2 key is
+        an HTTP/1.1 keep-alive request's, so one refusal serves both tables."""
         if key in self.refused:
             return None
-        raw_target, head, version, keep_alive, accept = split_plain_key(key)
-        target = raw_target.decode("latin-1")
         found = self.ready(target, accept)
         if not found:
             if found is False and len(self.refused) < MAX_READY:
                 self.refused.add(key)
+            return None
+        return found
+
+    def fill(self, key: bytes):
+        """The message for `key`, made and kept when the handler has a ready answer; or None
+        (the full path answers)."""
+        raw_target, head, version, keep_alive, accept = split_plain_key(key)
+        target = raw_target.decode("latin-1")
+        found = self._ready(key, target, accept)
+        if found is None:
             return None
         response, until = found
         if response.body.__class__ is KeptFile:
@@ -131,14 +142,12 @@ class FastLane:
     def fill_h2(self, key: bytes):
         """The HTTP/2 engine's kept answer for `key`, made and kept when the handler has a
         ready answer whose body is in memory; or None (the full path answers)."""
-        if self.h2_ready is None or len(self.h2) >= MAX_READY or key in self.refused:
+        if self.h2_ready is None or len(self.h2) >= MAX_READY:
             return None
         raw_target, head, _, _, accept = split_plain_key(key)
-        found = self.ready(raw_target.decode("latin-1"), accept)
-        if not found:
-            # An HTTP/2 key is an HTTP/1.1 keep-alive request's: one refusal serves both.
-            if found is False and len(self.refused) < MAX_READY:
-                self.refused.add(key)
+        target = raw_target.decode("latin-1")
+        found = self._ready(key, target, accept)
+        if found is None:
             return None
         response, until = found
         body = response.body
@@ -150,8 +159,8 @@ class FastLane:
         if kept is None:
             return None
         self.h2[key] = kept
-        self.h2_logged[key] = (Request("HEAD" if head else "GET", raw_target.decode("latin-1"),
-                                       H2_VERSION, [], None, False, True, False),
+        self.h2_logged[key] = (Request("HEAD" if head else "GET", target, H2_VERSION, [], None,
+                                       False, True, False),
                                response.status)
         if until < self.expires:
             self.expires = until

@@ -69,7 +69,8 @@ class LaneAnswers:
                 ready = results[1]
                 lane.hits[0] += ready
                 (protocol or self._protocol()).served += ready
-                # Idle still, with its keep-alive deadline renewed (see _idle).
+                # Idle still, with its keep-alive deadline renewed: what _idle does, written
+                # out because calling it costs 3% of this, the most common read event.
                 self.deadline = now + self.server.config.keepalive_timeout
                 self.server.reclaimable[self] = None
                 return

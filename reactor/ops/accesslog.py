@@ -110,10 +110,7 @@ class AccessLog:
         referer = agent = None
         if self.wants_fields:
             referer, agent = request.header(b"referer"), request.header(b"user-agent")
-        method, target, version = request.method, request.target, request.version
-        part = (self._parts.get((method, target, version, status))
-                or self._new_part(method, target, version, status))
-        self._emit(client[0], started, [(part, sent, referer, agent)])
+        self._emit(client[0], started, [(self._part(request, status), sent, referer, agent)])
 
     def log_ready(self, client, logged, keys, answers, fields, started: float):
         """The lines of the fast lane's answers to one read, all written in full: `logged[key]`
@@ -121,13 +118,10 @@ class AccessLog:
         answered, from the first key on), `fields` what RequestParser.scan_plain reported of
         their Referer and User-Agent values (when wants_fields, else None), `started` the
         loop time of the read."""
-        parts = self._parts
         rows = []
         for i, message in enumerate(answers):
             request, status, head = logged[keys[i]]
-            method, target, version = request.method, request.target, request.version
-            part = (parts.get((method, target, version, status))
-                    or self._new_part(method, target, version, status))
+            part = self._part(request, status)
             if fields is None:
                 rows.append((part, len(message) - head, None, None))
             else:
@@ -138,10 +132,7 @@ class AccessLog:
         """What a line of a text format holds after the client and the time, for an answer to
         `request` with `status` and `sent` body bytes: for lines written elsewhere from kept
         pieces (the fast lane's C side, see add_source)."""
-        method, target, version = request.method, request.target, request.version
-        part = (self._parts.get((method, target, version, status))
-                or self._new_part(method, target, version, status))
-        return (part + str(sent)).encode("ascii")
+        return (self._part(request, status) + str(sent)).encode("ascii")
 
     def add_source(self, take):
         """Lines of this log's format written elsewhere (see ready_part): `take()` returns
@@ -200,6 +191,12 @@ class AccessLog:
                 t.tm_mday, _MONTHS[t.tm_mon - 1], t.tm_year, t.tm_hour, t.tm_min, t.tm_sec)
         self._stamp = second
         return self._when
+
+    def _part(self, request, status: int) -> str:
+        """The request's part of a line (method, target, protocol, status), kept."""
+        method, target, version = request.method, request.target, request.version
+        return (self._parts.get((method, target, version, status))
+                or self._new_part(method, target, version, status))
 
     def _new_part(self, method: str, target: str, version: int, status: int) -> str:
         """The request's part of a line (method, target, protocol, status), made and kept."""
