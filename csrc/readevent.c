@@ -47,13 +47,14 @@ static int describe(const struct sockaddr_storage *peer, char *h)
     return 0;
 }
 
-long re_accept(int fd, struct re_accepted *out)
+/* Accepts up to out->cap connections into out's entries, the host of entry i at
+ * hosts + i * RE_HOST_MAX until pack() puts them one after the other; returns how many. */
+static size_t take(int fd, struct re_accepted *out)
 {
     size_t n = 0;
-    char *h = out->hosts, *hosts_end = out->hosts + out->hosts_cap;
 
     out->error = 0;
-    while (n < out->cap && (size_t)(hosts_end - h) >= RE_HOST_MAX) {
+    while (n < out->cap && (n + 1) * RE_HOST_MAX <= out->hosts_cap) {
         struct sockaddr_storage peer;
         socklen_t len = sizeof peer;
         int c = accept_one(fd, &peer, &len);
@@ -65,12 +66,41 @@ long re_accept(int fd, struct re_accepted *out)
             break;
         }
         out->fds[n] = c;
-        out->ports[n] = describe(&peer, h);
-        h += strlen(h) + 1;
+        out->ports[n] = describe(&peer, out->hosts + n * RE_HOST_MAX);
         n++;
     }
+    return n;
+}
+
+/* The first n entries less those closed (fd -1), moved to the front in order with their
+ * hosts one after the other (each at or before where take() put it); read_at follows its
+ * entry. Returns how many are left. */
+static long pack(struct re_accepted *out, size_t n)
+{
+    char *h = out->hosts;
+    size_t i, kept = 0;
+
+    for (i = 0; i < n; i++) {
+        const char *host = out->hosts + i * RE_HOST_MAX;
+        size_t len = strlen(host) + 1;
+        if (out->fds[i] < 0)
+            continue;
+        memmove(h, host, len);
+        h += len;
+        out->fds[kept] = out->fds[i];
+        out->ports[kept] = out->ports[i];
+        if (out->read_at == (long)i)
+            out->read_at = (long)kept;
+        kept++;
+    }
     out->hosts_len = (size_t)(h - out->hosts);
-    return (long)n;
+    return (long)kept;
+}
+
+long re_accept(int fd, struct re_accepted *out)
+{
+    out->read_at = -1;
+    return pack(out, take(fd, out));
 }
 
 #ifndef MSG_NOSIGNAL
@@ -312,4 +342,34 @@ long re_send(const struct re_lane *lane, int fd, size_t from, size_t len)
         sent = send(fd, lane->answers + from, len - from, MSG_NOSIGNAL);
     while (sent < 0 && errno == EINTR);
     return sent < 0 ? -errno : sent;
+}
+
+long re_accept_serve(struct re_lane *lane, char *buf, size_t cap, int fd,
+                     struct re_accepted *out)
+{
+    const int64_t *results = lane->results;
+    size_t n = take(fd, out), i;
+
+    out->read_at = -1;
+    out->closed = out->answered = 0;
+    out->first_lines = 0;
+    for (i = 0; i < n; i++) {
+        long got = re_serve(lane, buf, cap, out->fds[i], 1, out->hosts + i * RE_HOST_MAX);
+        if (got == -EAGAIN || got == -EWOULDBLOCK)
+            continue;
+        if (got > 0) {
+            int logged = lane->log_format == RE_LOG_NONE || results[RE_LOGGED];
+            if (!results[RE_READY] || results[RE_SENT] != results[RE_GATHERED] || !logged
+                || results[RE_END] != got || !results[RE_ASKED]) {
+                out->read_at = (long)i;
+                break;
+            }
+            out->answered += (size_t)results[RE_READY];
+            out->first_lines |= results[RE_LOGGED] == RE_FIRST_LINES;
+        }
+        close(out->fds[i]);
+        out->fds[i] = -1;
+        out->closed++;
+    }
+    return pack(out, n);
 }

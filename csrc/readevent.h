@@ -20,7 +20,7 @@
 /* What re_accept fills in: per connection its descriptor and its peer's port, and the
  * peer's host as text, each NUL-terminated one after the other in `hosts` (an empty host for a
  * peer that has no address: a unix socket's). `error` is the errno that stopped the batch
- * (0: none was waiting any more, or `cap` were taken). */
+ * (0: none was waiting any more, or `cap` were taken). The rest is re_accept_serve's. */
 struct re_accepted {
     int *fds;
     int *ports;
@@ -29,6 +29,10 @@ struct re_accepted {
     size_t hosts_cap;  /* at least cap * RE_HOST_MAX */
     size_t hosts_len;
     int error;
+    long read_at;      /* the connection whose first read the lane holds, or -1 */
+    size_t closed;     /* connections served whole and closed, not among those taken */
+    size_t answered;   /* the requests those were answered */
+    int first_lines;   /* whether their log lines were the first in the lane's log */
 };
 
 /* Accepts up to out->cap connections waiting on the listening socket `fd`, each non-blocking
@@ -136,5 +140,21 @@ long re_serve(struct re_lane *lane, char *buf, size_t cap, int fd, int may_send,
 /* Sends the first `len` bytes gathered by the last re_answer on the socket `fd`, from byte
  * `from`. Returns the bytes sent, or -errno. */
 long re_send(const struct re_lane *lane, int fd, size_t from, size_t len);
+
+/* re_accept, then a first read of each connection taken, as re_serve with `may_send` does
+ * (the caller sets it only when its keep-alive plan for a connection that has answered
+ * nothing allows that), with the peer's host as the client: where a client's request was
+ * there already (the listener woke up as its connection completed, and the request often
+ * follows at once), it is answered before the connection costs its caller anything.
+ * A connection whose read was plain requests all answered from the table, sent and logged in
+ * full, the last asking to close and nothing after it, is closed here, as is one that ended
+ * or failed before sending anything: neither is among those taken; `closed` counts them and
+ * `answered` the requests they were answered. A connection with nothing to read yet is
+ * taken as re_accept takes it. The first read that needs more of the caller (anything else)
+ * ends the reads: its connection is taken at `read_at`, and buf and the lane's results hold
+ * its read as re_serve leaves them (RE_READ its length); the connections accepted after it
+ * are taken unread. Returns how many are taken. */
+long re_accept_serve(struct re_lane *lane, char *buf, size_t cap, int fd,
+                     struct re_accepted *out);
 
 #endif

@@ -308,6 +308,51 @@ static void test_serve_done(void)
     close(pair[1]);
 }
 
+/* Connections answered as they are accepted: closed here when served whole, taken otherwise,
+ * the first read that needs its caller at read_at and the reads stopped after it. */
+static void test_accept_serve(void)
+{
+    static const char closing[] = GET("/a", "Connection: close\r\n"), keep[] = GET("/a", "");
+    struct sockaddr_in where;
+    int listener = tcp_listener(&where), clients[5], ports[5], fds[8], got_ports[8], i;
+    char hosts[8 * RE_HOST_MAX], buf[512], back[64];
+    struct re_accepted out = {fds, got_ports, 8, hosts, sizeof hosts, 0, 0, 0, 0, 0, 0};
+    struct re_lane *lane = small_lane();
+    long n;
+
+    re_put(lane, "/a\x07", 3, "hello", 5, "", 0);
+    re_put(lane, "/a\x03", 3, "bye", 3, "", 0);
+    for (i = 0; i < 5; i++)
+        clients[i] = tcp_client(&where, &ports[i]);
+    CHECK(write(clients[0], closing, sizeof closing - 1) == (ssize_t)sizeof closing - 1, "0");
+    shutdown(clients[2], SHUT_WR);   /* gone before a word */
+    CHECK(write(clients[3], keep, sizeof keep - 1) == (ssize_t)sizeof keep - 1, "3");
+    CHECK(write(clients[4], keep, sizeof keep - 1) == (ssize_t)sizeof keep - 1, "4");
+    n = re_accept_serve(lane, buf, sizeof buf, listener, &out);
+    CHECK(n == 3 && out.closed == 2 && out.answered == 1 && out.read_at == 1 && !out.error,
+          "taken %ld, closed %zu, answered %zu, read at %ld", n, out.closed, out.answered,
+          out.read_at);
+    CHECK(got_ports[0] == ports[1] && got_ports[1] == ports[3] && got_ports[2] == ports[4]
+              && out.hosts_len == 3 * sizeof "127.0.0.1"
+              && !strcmp(hosts + 2 * sizeof "127.0.0.1", "127.0.0.1"),
+          "the silent one, the one read, the one after it unread");
+    CHECK(lane->results[RE_READ] == (int64_t)sizeof keep - 1 && lane->results[RE_SENT] == 5,
+          "the read kept for the caller, its answer sent");
+    CHECK(read(clients[0], back, sizeof back) == 3 && !memcmp(back, "bye", 3)
+              && read(clients[0], back, sizeof back) == 0,
+          "answered and closed");
+    CHECK(read(clients[3], back, sizeof back) == 5 && !memcmp(back, "hello", 5), "answered");
+    CHECK(recv(fds[2], back, sizeof back, 0) == (ssize_t)sizeof keep - 1, "left unread");
+    for (i = 0; i < 3; i++)
+        close(fds[i]);
+    for (i = 0; i < 5; i++)
+        close(clients[i]);
+    CHECK(re_accept_serve(lane, buf, sizeof buf, listener, &out) == 0 && out.closed == 0
+              && out.read_at == -1,
+          "nothing waiting");
+    close(listener);
+}
+
 int main(void)
 {
     test_accept_tcp();
@@ -317,6 +362,7 @@ int main(void)
     test_read_and_send();
     test_log_lines();
     test_serve_done();
+    test_accept_serve();
     printf("%d checks, %d failures\n", checks, failures);
     return failures != 0;
 }

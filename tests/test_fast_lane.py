@@ -3,6 +3,7 @@ server with the lane and one without, and the bytes that come back must be equal
 which only says when they were made), in every state a server can be in: serving, draining,
 at its connection limit and at the keep-alive request limit."""
 
+import math
 import os
 import re
 import socket
@@ -361,7 +362,8 @@ def test_lane_answers_written_in_pieces_are_logged_with_what_was_sent(pair, site
     and those of a client that leaves before with the body bytes it was sent."""
     piece = b"p" * (INLINE_BODY - 1024)   # on the lane
     (site / "piece.bin").write_bytes(piece)
-    lane, _ = pair(access_log=True, log_format="combined")
+    # Taken as soon as it is open: its socket is made small before it sends anything.
+    lane, _ = pair(access_log=True, log_format="combined", defer_accept=0)
     lines = lane.server.access_log.stream = Lines()
     replay(lane, head(b"/piece.bin"))
     sock = socket.socket()
@@ -389,7 +391,8 @@ def test_lane_answers_written_in_pieces_are_logged_with_what_was_sent(pair, site
 
 
 def test_a_connection_answered_once_by_the_lane_and_closed_builds_no_protocol(pair):
-    lane, _ = pair()
+    # Taken as soon as it is open, before its request is there (see the test below).
+    lane, _ = pair(defer_accept=0)
     replay(lane, head(b"/a.txt"))   # the full path makes the answer ready
     server = lane.server
     assert wait_until(lambda: not server.connections)   # that connection is gone
@@ -408,3 +411,42 @@ def test_a_connection_answered_once_by_the_lane_and_closed_builds_no_protocol(pa
     assert wait_until(lambda: len(closed) == 2)
     # The one that asked to close never needed one; the kept-alive one did (it counts).
     assert closed[0] is None and closed[1].served == 1
+
+
+def test_a_request_there_as_its_connection_is_accepted_is_answered_before_it_is_admitted(
+        pair):
+    """The kernel holds a new connection until its client has sent something
+    (--defer-accept): the C lane reads it as it is accepted, and one answered whole that
+    asked to close is closed there, without a connection of the server's. The rest are
+    admitted with their first read, answered as far as the lane could."""
+    lane, full = pair(access_log=True, log_format="combined")
+    requests = [head(b"/a.txt", b"Connection: close", b"User-Agent: c"),
+                head(b"/a.txt", version=b"HTTP/1.0"),
+                head(b"/a.txt") + head(b"/a.txt", b"Connection: close", method=b"DELETE"),
+                head(b"/a.txt")]
+    logs = []
+    for srv in (full, lane):
+        for data in requests * 2:
+            replay(srv, data)   # the full path makes the answers ready, then the lane's
+        logs.append(Lines())
+        srv.server.access_log.stream = logs[-1]
+    server = lane.server
+    admitted = []
+    admit = server.admit
+
+    def note(sock, client):
+        admitted.append(client)
+        return admit(sock, client)
+
+    server.admit = note   # this server's own, not the class's
+    lane_of(lane).expires = math.inf   # its answers are not dropped to be made again meanwhile
+    handled = server.handled
+    for data in requests:
+        assert replay(lane, data) == replay(full, data)
+    # The two whose reads the C lane could not end; the pure-Python build admits all.
+    assert len(admitted) == (2 if lane_of(lane).native is not None else len(requests))
+    assert wait_until(lambda: server.handled == handled + len(requests))
+    # The warm-up's lines and these, 5 a round.
+    assert wait_until(lambda: len(logs[0].lines) == len(logs[1].lines) == 15)
+    assert logs[1].lines == logs[0].lines
+    assert logs[1].lines[-5].endswith('"GET /a.txt HTTP/1.1" 200 16 "-" "c"')

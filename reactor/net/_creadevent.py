@@ -60,8 +60,24 @@ class Acceptor:
         """([(fd, host, port), ...], error): the connections taken, and the OSError that
         stopped the batch (None when none was waiting any more). `host` is '' for a peer
         without an address (a unix socket's)."""
+        return self._taken(_accept(self.fd, self._batch))
+
+    def accept_answering(self, lane) -> tuple:
+        """accept(), with a first read of each connection taken, answered from the
+        NativeLane `lane`'s table as its serve() does when let send (readevent.h,
+        re_accept_serve): (taken, error, read_at, closed, answered, first_lines). Those
+        answered whole and closed, or gone, are not taken: `closed` of them, answered
+        `answered` requests, their log lines the first in the lane's log when
+        `first_lines`. The connection taken at index `read_at` (None: none) has its first
+        read in the receive buffer, with the lane's results as serve() leaves them."""
         batch = self._batch
-        count = _accept(self.fd, batch)
+        taken, error = self._taken(lane.accept(self.fd, batch))
+        read_at = batch.read_at
+        return (taken, error, None if read_at < 0 else read_at, batch.closed, batch.answered,
+                batch.first_lines)
+
+    def _taken(self, count: int) -> tuple:
+        batch = self._batch
         error = OSError(batch.error, os.strerror(batch.error)) if batch.error else None
         if not count:
             return (), error
@@ -81,7 +97,7 @@ class NativeLane:
     gathered, bytes sent by serve, whether serve logged them, whether serve left nothing to
     do but count them); the last two are FIRST_LINES where the log held no lines before."""
 
-    __slots__ = ("results", "serve", "logs", "_lane", "_buffer", "_cap", "_meta", "_out",
+    __slots__ = ("results", "serve", "accept", "logs", "_lane", "_buffer", "_cap", "_meta", "_out",
                  "_answers", "_log", "_keep")
 
     FIRST_LINES = lib.RE_FIRST_LINES
@@ -128,6 +144,10 @@ class NativeLane:
         # sent, log the answers as sent to the client `host` (bytes). Returns the bytes
         # read, 0 at the end of the input, or -errno; see `results`.
         self.serve = functools.partial(lib.re_serve, self._lane, self._buffer, self._cap)
+        # accept(listening fd, struct re_accepted *): re_accept_serve, for
+        # Acceptor.accept_answering.
+        self.accept = functools.partial(lib.re_accept_serve, self._lane, self._buffer,
+                                        self._cap)
 
     def put(self, key: bytes, message: bytes, part: bytes = b"") -> bool:
         """Keep `message` (copied) as the answer to `key`, with `part`: what its access log

@@ -130,12 +130,29 @@ class Connection(LaneAnswers, Output, SocketSide, Tunnel):
             if n == 0:
                 self.close()
             return
+        self._first_received(n)
+
+    def first_read_answered(self, n: int):
+        """The connection's first read, made as it was accepted (Acceptor.accept_answering):
+        n bytes in the receive buffer, its plain requests answered and sent by C as far as
+        its table held them."""
+        try:
+            self.transport.first_read(self.server.recv_buffer, n)
+        except ConnectionAbortedError:
+            self.close()
+            return
+        if self.server.h2_engine is None:
+            self._received(n, True)
+        else:
+            self._first_received(n, True)
+
+    def _first_received(self, n: int, sent_by_c=None):
         server = self.server
         if self.transport.alpn == "h2" or server.recv_buffer.startswith(PRIOR_KNOWLEDGE, 0, n):
             server.switch_to_h2(self, n)
             return
         self.transport.watch(self.on_readable, None)
-        self._received(n)
+        self._received(n, sent_by_c)
 
     def _received(self, n, sent_by_c=None):
         """The n bytes at the start of the server's receive buffer: answer what they hold.
