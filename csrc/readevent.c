@@ -11,6 +11,9 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef __linux__
+#include <sys/epoll.h>
+#endif
 
 /* One accepted descriptor, non-blocking and close-on-exec, or -1 with errno set. */
 static int accept_one(int fd, struct sockaddr_storage *peer, socklen_t *len)
@@ -372,4 +375,49 @@ long re_accept_serve(struct re_lane *lane, char *buf, size_t cap, int fd,
         out->closed++;
     }
     return pack(out, n);
+}
+
+long re_poll(struct re_lane *lane, char *buf, size_t cap, struct re_polled *p, int timeout_ms)
+{
+#ifdef __linux__
+    struct epoll_event *events = p->events;
+    const int64_t *results = lane->results;
+    int n, i;
+
+    p->done_len = p->rest_len = 0;
+    p->read_fd = -1;
+    p->first_lines = 0;
+    do
+        n = epoll_wait(p->epfd, events, (int)p->events_cap, timeout_ms);
+    while (n < 0 && errno == EINTR && (timeout_ms = 0, 1));
+    if (n < 0)
+        return -errno;
+    for (i = 0; i < n; i++) {
+        int fd = events[i].data.fd;
+        int kept = fd >= 0 && (size_t)fd < p->cap && p->kept[fd];
+        if (kept && p->read_fd < 0 && events[i].events == EPOLLIN) {
+            long got = re_serve(lane, buf, cap, fd, 1, p->hosts + (size_t)fd * RE_HOST_MAX);
+            if (got > 0 && results[RE_DONE]) {
+                p->done[p->done_len] = fd;
+                p->done_ready[p->done_len++] = (int)results[RE_READY];
+                p->first_lines |= results[RE_DONE] == RE_FIRST_LINES;
+                continue;
+            }
+            if (got == -EAGAIN || got == -EWOULDBLOCK)
+                continue;   /* nothing to read after all: it stays kept */
+            p->kept[fd] = 0;
+            p->read_fd = fd;
+            p->read_len = got;
+            continue;
+        }
+        if (kept)
+            p->kept[fd] = 0;
+        p->rest[p->rest_len] = fd;
+        p->rest_events[p->rest_len++] = events[i].events;
+    }
+    return n;
+#else
+    (void)lane, (void)buf, (void)cap, (void)p, (void)timeout_ms;
+    return -ENOSYS;
+#endif
 }

@@ -157,4 +157,39 @@ long re_send(const struct re_lane *lane, int fd, size_t from, size_t len);
 long re_accept_serve(struct re_lane *lane, char *buf, size_t cap, int fd,
                      struct re_accepted *out);
 
+/* What re_poll works with and fills in. `kept` and `hosts` are by descriptor, below `cap`:
+ * kept[fd] is 1 for an idle plain connection whose reads the lane may answer and send as
+ * re_serve does when let send, its client's host (as the log writes it) at
+ * hosts + fd * RE_HOST_MAX. `events` is room for `events_cap` epoll events (an array of
+ * struct epoll_event, given as bytes so that the declaration needs no system header). */
+struct re_polled {
+    int epfd;
+    unsigned char *kept;
+    char *hosts;
+    size_t cap;
+    void *events;
+    size_t events_cap;
+    int *done;           /* the kept connections whose reads re_serve ended (RE_DONE) */
+    int *done_ready;     /* and the requests each answered */
+    size_t done_len;
+    int *rest;           /* the events left to the caller, in the order they came */
+    uint32_t *rest_events;
+    size_t rest_len;
+    int read_fd;         /* -1, or a kept connection whose read needs the caller (below) */
+    long read_len;       /* what re_serve returned for it */
+    int first_lines;     /* whether the done reads' lines were the first in the lane's log */
+};
+
+/* One wait of the loop's epoll set `epfd` (epoll_wait, up to `timeout_ms`), where the events of
+ * kept connections are served here: a kept connection readable (and nothing else) has its read
+ * served as re_serve(may_send 1) does, and one that ends as RE_DONE is noted in `done`. Every
+ * other event goes to `rest`, for the caller to dispatch; a kept connection whose read needs
+ * more of the caller (anything but RE_DONE, or nothing to read) ends the serving: it is
+ * `read_fd`, not in `rest`, with its read in buf and the lane's results as re_serve left them,
+ * for the caller to finish before it dispatches `rest`; the events after it go to `rest` as
+ * they are. A kept connection that goes to the caller for any reason is no longer kept
+ * (kept[fd] 0): the caller keeps it again once it is idle. Returns the events the wait gave,
+ * or -errno (-ENOSYS where there is no epoll). */
+long re_poll(struct re_lane *lane, char *buf, size_t cap, struct re_polled *p, int timeout_ms);
+
 #endif

@@ -450,3 +450,43 @@ def test_a_request_there_as_its_connection_is_accepted_is_answered_before_it_is_
     assert wait_until(lambda: len(logs[0].lines) == len(logs[1].lines) == 15)
     assert logs[1].lines == logs[0].lines
     assert logs[1].lines[-5].endswith('"GET /a.txt HTTP/1.1" 200 16 "-" "c"')
+
+
+def kept_by_the_wait(srv) -> dict:
+    """The connections whose reads the loop's wait serves in C (empty without the C lane)."""
+    wait = srv.server.lane_wait
+    return {} if wait is None else wait.connections
+
+
+def test_the_loops_wait_serves_idle_connections_up_to_the_keep_alive_limit(pair):
+    """The reads of an idle keep-alive connection are served by the loop's wait in C while
+    its plan lets every answer go out; near the request limit the connection goes back to
+    the full path, whose last answer says close, byte for byte as without the lane."""
+    lane, full = pair(max_keepalive_requests=70)
+    requests = [(b"GET", head(b"/a.txt"))] * 70
+    answers = one_by_one(full, requests)
+    assert one_by_one(lane, requests) == answers   # the second: answers ready, then kept
+    assert parse_responses(answers[-1])[0].getheader("Connection") == "close"
+    with connect(lane.port) as sock:
+        sock.sendall(head(b"/a.txt"))
+        assert read_response(sock).endswith(b"0123456789abcdef")
+        if lane_of(lane).native is not None:
+            assert wait_until(lambda: [c.client for c in kept_by_the_wait(lane).values()]
+                              == [sock.getsockname()])
+    assert wait_until(lambda: not kept_by_the_wait(lane))   # let go when closed
+
+
+def test_a_connection_served_by_the_loops_wait_keeps_its_keep_alive_deadline_moving(pair):
+    lane, _ = pair(keepalive_timeout=1.0)
+    replay(lane, head(b"/a.txt"))   # the full path makes the answer ready
+    with connect(lane.port) as sock:
+        for _ in range(5):   # 2.4 s in all: past the timeout unless each answer renews it
+            sock.sendall(head(b"/a.txt"))
+            assert read_response(sock).endswith(b"0123456789abcdef")
+            # Its answer kept from now on, so that the full path, which renews the deadline
+            # itself, answers none of the others.
+            lane_of(lane).expires = math.inf
+            time.sleep(0.6)
+        started = time.monotonic()
+        assert read_until_close(sock) == b""   # then closed once idle for the timeout
+        assert time.monotonic() - started < 3

@@ -281,9 +281,12 @@ class Connection(LaneAnswers, Output, SocketSide, Tunnel):
         """Between requests, kept open: the keep-alive deadline runs, and once it has answered
         a request the connection is one that the connection limit may close to make room."""
         self.state = State.IDLE
-        self.deadline = self.loop.now + self.server.config.keepalive_timeout
+        server = self.server
+        self.deadline = self.loop.now + server.config.keepalive_timeout
         if self.protocol.served:
-            self.server.reclaimable[self] = None
+            server.reclaimable[self] = None
+        if server.lane_wait is not None and self.native is not None and self.transport.checked:
+            server.lane_wait.keep(self)
 
     # -- answering -----------------------------------------------------------------------------
 
@@ -457,6 +460,8 @@ class Connection(LaneAnswers, Output, SocketSide, Tunnel):
             return
         self.state = State.CLOSED
         self.waiting = None
+        if self.server.lane_wait is not None:
+            self.server.lane_wait.release(self)
         self.transport.close()
         self._lose_inflight()
         tunnel, self.tunnel = self.tunnel, None

@@ -12,6 +12,7 @@ import functools
 import logging
 import math
 import os
+import resource
 import socket
 import stat
 
@@ -25,6 +26,7 @@ from .aioloop import AsyncioLoop
 from .connection import Connection
 from .fastlane import FastLane
 from .h2connection import H2Connection
+from .lanewait import LaneWait
 from .loop import Loop
 from .readevent import Acceptor
 from .socketside import State
@@ -182,6 +184,7 @@ class Server:
         self.h2_goaways = {}            # reason -> HTTP/2 connections or streams a guard ended
         self.h2_guards = {}             # what the HTTP/2 guards counted, over closed connections
         self.lanes = {}   # handler -> its FastLane, made by start() (see _scheme_handlers)
+        self.lane_wait = None   # the loop's wait through the C lane, where start() makes one
         # The state of a connection that has answered nothing: what the fast lane asks on
         # behalf of a connection that has no Protocol of its own yet. Never changed.
         self.fresh_protocol = self.new_protocol()
@@ -254,6 +257,7 @@ class Server:
                 self.close()
                 raise
         self._scheme_handlers()
+        self.lane_wait = self._lane_wait()
         self._accept_on()
         self.loop.call_later(SWEEP_INTERVAL, self._sweep)
 
@@ -379,6 +383,18 @@ class Server:
                 pass
         sock.close()
 
+    def _lane_wait(self):
+        """A LaneWait, started, where the loop waits on epoll and the plain lane's C side can
+        end a read (readevent.h, RE_DONE: not where each answer is logged or counted in
+        Python); else None."""
+        lane = self.lanes.get(self.plain_handler)
+        if lane is None or lane.native is None or not lane.native.ends_reads \
+                or getattr(self.loop, "epoll_fd", None) is None:
+            return None
+        wait = LaneWait(self, lane, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+        wait.start()
+        return wait
+
     def _answering_lane(self):
         """The fast lane that may read and answer new plain connections as they are accepted
         (Acceptor.accept_answering), renewed if due, or None: it needs the C lane, no filter
@@ -497,6 +513,9 @@ class Server:
         if self.draining:
             return
         self.draining = True
+        if self.lane_wait is not None:
+            self.lane_wait.stop()   # the answer that leaves a connection idle now says close
+            self.lane_wait = None
         self._accept_off()
         for sock in self.listeners:
             sock.close()
