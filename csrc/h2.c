@@ -1,6 +1,8 @@
 /* The HTTP/2 server side of one connection over libnghttp2; see h2.h. */
 #include "h2.h"
 
+#include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -490,6 +492,62 @@ static ssize_t data_length(nghttp2_session *session, uint8_t frame_type, int32_t
     return n > 0 ? n : 1;
 }
 
+/* -- the library's allocator: counted per session ----------------------------------------- */
+
+/* Every block the library allocates for a session carries its size in front, so that
+ * h2_conn.memory is the bytes it holds now: one addition per malloc and free. */
+union counted_head {
+    size_t size;
+    max_align_t align;
+};
+
+static void *counted_malloc(size_t size, void *user) {
+    union counted_head *head = malloc(sizeof *head + size);
+    if (head == NULL) {
+        return NULL;
+    }
+    head->size = size;
+    ((struct h2_conn *)user)->memory += size;
+    return head + 1;
+}
+
+static void counted_free(void *ptr, void *user) {
+    if (ptr != NULL) {
+        union counted_head *head = (union counted_head *)ptr - 1;
+        ((struct h2_conn *)user)->memory -= head->size;
+        free(head);
+    }
+}
+
+static void *counted_calloc(size_t count, size_t size, void *user) {
+    if (size != 0 && count > (SIZE_MAX - sizeof(union counted_head)) / size) {
+        return NULL;
+    }
+    void *ptr = counted_malloc(count * size, user);
+    if (ptr != NULL) {
+        memset(ptr, 0, count * size);
+    }
+    return ptr;
+}
+
+static void *counted_realloc(void *ptr, size_t size, void *user) {
+    if (ptr == NULL) {
+        return counted_malloc(size, user);
+    }
+    if (size > SIZE_MAX - sizeof(union counted_head)) {
+        return NULL;
+    }
+    union counted_head *head = (union counted_head *)ptr - 1;
+    size_t old = head->size;
+    head = realloc(head, sizeof *head + size);
+    if (head == NULL) {
+        return NULL;
+    }
+    head->size = size;
+    ((struct h2_conn *)user)->memory += size - old;   /* modulo 2^n: a shrink subtracts */
+    return head + 1;
+}
+
 /* -- the API ------------------------------------------------------------------------------- */
 
 int h2_features(void) {
@@ -552,7 +610,8 @@ int h2_open(struct h2_conn *c, const struct h2_limits *limits) {
 #ifdef H2_HAVE_MAX_CONTINUATIONS
     nghttp2_option_set_max_continuations(option, limits->max_continuations);
 #endif
-    rv = nghttp2_session_server_new2(&c->session, callbacks, c, option);
+    nghttp2_mem mem = {c, counted_malloc, counted_free, counted_calloc, counted_realloc};
+    rv = nghttp2_session_server_new3(&c->session, callbacks, c, option, &mem);
     nghttp2_option_del(option);
     nghttp2_session_callbacks_del(callbacks);
     if (rv != 0) {
