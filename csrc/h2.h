@@ -132,6 +132,7 @@ struct h2_conn {
     size_t records;          /* during a call: records written */
     size_t out_used, run_start;
     int64_t budget;          /* during h2_send: body bytes still allowed */
+    int send_paused;         /* during h2_send: send_body wrote a DATA frame (h2.c) */
     int64_t now_ms;
     struct h2_limits limits;
     int32_t block_stream;    /* the request header block being received (0: none) */
