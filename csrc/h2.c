@@ -511,11 +511,12 @@ static ssize_t data_length(nghttp2_session *session, uint8_t frame_type, int32_t
  * h2_conn.memory is the bytes it holds now: one addition per malloc and free.
  *
  * Blocks of MAPPED_MIN bytes and more are pages of their own (mmap), so that only the pages
- * written are resident: the largest is the session's outbound frame buffer (16 KiB, made with
- * the session), of which the frames it serializes (control frames, HEADERS; DATA payloads
- * bypass it, see send_body) use the first page. From malloc's heap, its other pages are
- * resident as soon as the heap memory had been used before. */
-#define MAPPED_MIN (8 * 1024)
+ * written are resident: the session's outbound frame buffer (16 KiB + 10 bytes, made with the
+ * session, later as large as the largest DATA frame), of which the frames it serializes
+ * (control frames, HEADERS; DATA payloads bypass it, see send_body) use the first page. From
+ * malloc's heap, its other pages are resident as soon as the heap memory had been used
+ * before. Smaller blocks (a large header field's buffer among them) stay malloc's. */
+#define MAPPED_MIN (16 * 1024)
 
 union counted_head {
     size_t size;
