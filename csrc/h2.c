@@ -566,8 +566,8 @@ static void *counted_calloc(size_t count, size_t size, void *user) {
         return NULL;
     }
     void *ptr = counted_malloc(count * size, user);
-    if (ptr != NULL) {
-        memset(ptr, 0, count * size);
+    if (ptr != NULL && sizeof(union counted_head) + count * size < MAPPED_MIN) {
+        memset(ptr, 0, count * size);   /* fresh pages are zero already, and stay unwritten */
     }
     return ptr;
 }
@@ -963,6 +963,11 @@ int h2_answer(struct h2_conn *c, int32_t stream_id, struct h2_ready *r) {
     if (ls == NULL) {
         return NGHTTP2_ERR_NOMEM;
     }
+    memset(&ls->body, 0, sizeof ls->body);
+    ls->body.data = r->body;
+    ls->body.fd = -1;
+    ls->body.last = 1;
+    ls->body.left = r->body_len;
     /* Fails for a stream the library no longer has (the submit would not). */
     int rv = nghttp2_session_set_stream_user_data(c->session, stream_id, ls);
     if (rv == 0) {
@@ -980,11 +985,6 @@ int h2_answer(struct h2_conn *c, int32_t stream_id, struct h2_ready *r) {
     }
     r->refs++;
     ls->ready = r;
-    memset(&ls->body, 0, sizeof ls->body);
-    ls->body.data = r->body;
-    ls->body.fd = -1;
-    ls->body.last = 1;
-    ls->body.left = r->body_len;
     ls->prev = NULL;
     ls->next = c->lane;
     if (c->lane != NULL) {
