@@ -466,6 +466,11 @@ class Server:
         for name, count in counts.items():
             guards[name] = guards.get(name, 0) + count
 
+    def h2_engine_bytes(self) -> int:
+        """What the HTTP/2 engine's library holds for this server's open HTTP/2 connections."""
+        return sum(connection.session.memory() for connection in self.connections
+                   if connection.__class__ is H2Connection)
+
     def switch_to_h2(self, connection, n: int):
         """`connection` turned out to speak HTTP/2 (its first n bytes are in the receive
         buffer): an H2Connection takes over its socket."""
