@@ -59,6 +59,7 @@ _WAKING = {"sock_def_readable", "ep_poll_callback", "__wake_up_sync_key", "try_t
 
 # Python frames, by the file of the innermost one, as the table's rows.
 _PYTHON_ROWS = (("selectors.py", "selectors (Python)"), ("/net/loop.py", "loop bookkeeping"),
+                ("/net/lanewait.py", "the loop's wait in C (Python)"),
                 ("/net/connection.py", "connection"), ("/net/laneanswers.py", "connection"),
                 ("/net/output.py", "connection"),
                 ("/net/transport.py", "connection"), ("/net/server.py", "accepting"),
