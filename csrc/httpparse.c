@@ -406,6 +406,24 @@ static char *put(char *o, const char *s, size_t n)
     return o + n + 1;
 }
 
+const char hp_methods[] = "GET HEAD POST PUT DELETE OPTIONS PATCH TRACE CONNECT ";
+
+_Static_assert(HP_METHOD_UNIT > (HP_CHUNKED | HP_KEEP_ALIVE | HP_EXPECT_CONTINUE | HP_HTTP11
+                                 | HP_PRECONDITION), "the method number shares a slot with flags");
+
+/* The method's number in hp_methods, 0 when it is not there. */
+static int method_number(const char *method, size_t len)
+{
+    const char *name = hp_methods, *space;
+    int number;
+    for (number = 1; *name; number++, name = space + 1) {
+        space = strchr(name, ' ');
+        if ((size_t)(space - name) == len && !memcmp(name, method, len))
+            return number;
+    }
+    return 0;
+}
+
 long hp_parse_batch(const struct hp_batch *b, const char *buf, size_t len, size_t start)
 {
     int64_t *meta = b->meta, *m = b->meta + 3;
@@ -417,6 +435,7 @@ long hp_parse_batch(const struct hp_batch *b, const char *buf, size_t len, size_
     while (pos < len) {
         long r;
         size_t i, k;
+        int method;
         if (n == max_requests) {
             status = -1;
             break;
@@ -433,7 +452,11 @@ long hp_parse_batch(const struct hp_batch *b, const char *buf, size_t len, size_
             status = -1;
             break;
         }
-        o = put(o, req.method, req.method_len);
+        method = method_number(req.method, req.method_len);
+        if (method)
+            *o++ = '\0';
+        else
+            o = put(o, req.method, req.method_len);
         o = put(o, req.target, req.target_len);
         for (i = 0; i < req.num_fields; i++) {
             const struct hp_field *fl = &b->fields[i];
@@ -445,7 +468,7 @@ long hp_parse_batch(const struct hp_batch *b, const char *buf, size_t len, size_
             o = put(o, fl->value, fl->value_len);
         }
         m[0] = (int64_t)req.num_fields;
-        m[1] = req.flags;
+        m[1] = req.flags + HP_METHOD_UNIT * method;
         m[2] = req.content_length;
         m += 3;
         n++;

@@ -50,6 +50,10 @@ def split_plain_key(key: bytes) -> tuple:
             bool(bits & PLAIN_KEEP_ALIVE),
             key[at + 1:] if bits & PLAIN_ACCEPT_ENCODING else None)
 
+# body, client, scheme and stream of a request as the parser hands it over: the protocol and
+# the connection fill them in.
+UNFILLED = (b"", None, "http", None)
+
 
 class Request:
     """One parsed request head (plus its body once the protocol has read it).
@@ -85,10 +89,7 @@ class Request:
         self.chunked = chunked
         self.keep_alive = keep_alive
         self.expect_continue = expect_continue
-        self.body = b""
-        self.client = None
-        self.scheme = "http"
-        self.stream = None
+        self.body, self.client, self.scheme, self.stream = UNFILLED
 
     def header(self, name: bytes, default=None):
         """The first value of the field `name` (lower-case bytes), or `default`."""
@@ -131,3 +132,11 @@ class Request:
     def __repr__(self):
         return (f"Request({self.method} {self.target} HTTP/1.{self.version - 10}, "
                 f"{len(self.fields) // 2} fields)")
+
+
+class ParsedRequest(Request):
+    """A Request as the parsers make it: created bare, no __init__ run (that call is a third of
+    a small request's parse), then every slot set by the parser."""
+
+    __slots__ = ()
+    __init__ = object.__init__
