@@ -12,7 +12,7 @@ import struct
 from .._native import ffi, lib
 from . import limits
 from .errors import ParseError
-from .request import UNFILLED, ParsedRequest
+from .request import UNFILLED, Request
 
 MAX_CHUNK_LINE = lib.HP_MAX_CHUNK_LINE
 
@@ -33,6 +33,7 @@ _HEADS = tuple((method, 11 if f & lib.HP_HTTP11 else 10, bool(f & lib.HP_CHUNKED
 _PIPELINE = 64        # requests per C call; more just take another call
 _unpack = ffi.unpack
 _from_buffer = ffi.from_buffer
+_bare = object.__new__   # see request.UNFILLED
 _parse_batch = lib.hp_parse_batch
 _scan_plain = lib.hp_scan_plain
 _NO_PLAIN = ((), 0, None)
@@ -89,7 +90,7 @@ class RequestParser:
                 i = 3
                 stop = 3 + 3 * count
                 while i < stop:   # not for-range: building the range is most of a 1-request loop
-                    request = ParsedRequest()
+                    request = _bare(Request)
                     (request.method, request.version, request.chunked, request.keep_alive,
                      request.expect_continue) = _HEADS[meta[i + 1]]
                     if request.method is None:

@@ -51,7 +51,8 @@ def split_plain_key(key: bytes) -> tuple:
             key[at + 1:] if bits & PLAIN_ACCEPT_ENCODING else None)
 
 # body, client, scheme and stream of a request as the parser hands it over: the protocol and
-# the connection fill them in.
+# the connection fill them in. The parsers make their Requests with object.__new__ and set
+# every slot themselves: running __init__ is a third of a small request's parse.
 UNFILLED = (b"", None, "http", None)
 
 
@@ -133,10 +134,3 @@ class Request:
         return (f"Request({self.method} {self.target} HTTP/1.{self.version - 10}, "
                 f"{len(self.fields) // 2} fields)")
 
-
-class ParsedRequest(Request):
-    """A Request as the parsers make it: created bare, no __init__ run (that call is a third of
-    a small request's parse), then every slot set by the parser."""
-
-    __slots__ = ()
-    __init__ = object.__init__
