@@ -187,6 +187,27 @@ static void test_scan_plain(void)
     CHECK(count == 0 && meta[1] == 0, "scan of a POST: %ld", count);
 }
 
+/* The batch: a numbered method in the flags slot with its text left out, another method's
+ * text kept with number 0; names lower-cased. */
+static void test_batch_methods(void)
+{
+    static const char in[] = "HEAD /a HTTP/1.1\r\nHost: x\r\n\r\n"
+                             "PROPFIND /b HTTP/1.0\r\nX-Y: z\r\n\r\n";
+    static const char want[] = "\0/a\0host\0x\0PROPFIND\0/b\0x-y\0z\0";
+    static struct hp_field fields[100];
+    static int64_t meta[3 + 3 * 2];
+    static char out[256];
+    struct hp_batch b = {{8192, 32768, 100}, fields, 100, meta, 3 + 3 * 2, out, sizeof out};
+    size_t n = sizeof in - 1;
+    long count = hp_parse_batch(&b, guarded(in, n), n, 0);
+    CHECK(count == 2 && meta[0] == 0 && (size_t)meta[1] == n
+              && meta[4] == (HP_HTTP11 | HP_KEEP_ALIVE) + 2 * HP_METHOD_UNIT && meta[7] == 0
+              && (size_t)meta[2] == sizeof want - 1 && !memcmp(out, want, sizeof want - 1),
+          "batch: %ld requests, flags %lld and %lld", count, (long long)meta[4],
+          (long long)meta[7]);
+    CHECK(!strncmp(hp_methods, "GET HEAD ", 9), "hp_methods: %s", hp_methods);
+}
+
 /* With `logged`, each key is followed by the Referer and User-Agent values, or HP_ABSENT. */
 static void test_scan_plain_logged(void)
 {
@@ -219,6 +240,7 @@ int main(void)
     test_chunked();
     test_scan_plain();
     test_scan_plain_logged();
+    test_batch_methods();
     printf("%d checks, %d failures\n", checks, failures);
     return failures != 0;
 }
