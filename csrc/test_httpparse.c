@@ -74,6 +74,36 @@ static void test_values(void)
     CHECK(req.content_length == -1, "no cl");
 }
 
+/* Every byte at every offset of a long value and a long target (the scans test sixteen bytes
+ * at a time where they can): accepted exactly where its class allows it. */
+static void test_long_value_and_target_bytes(void)
+{
+    char head[128];
+    struct hp_request req;
+    struct hp_field f[100];
+    int b, at;
+    for (b = 0; b < 256; b++) {
+        int in_value = b == '\t' || b == ' ' || (b > 0x20 && b != 0x7F);
+        int in_target = b > 0x20 && b != 0x7F;
+        for (at = 0; at < 40; at++) {
+            char run[41];
+            size_t n;
+            long r;
+            memset(run, 'a', 40);
+            run[40] = '\0';
+            n = (size_t)snprintf(head, sizeof head, "GET / HTTP/1.1\r\nHost: x\r\nX: %s\r\n\r\n",
+                                 run);
+            head[n - 44 + at] = (char)b;
+            r = parse(head, n, &DEFAULTS, &req, f);
+            CHECK(in_value ? r == (long)n : r == -400, "value byte %d at %d: %ld", b, at, r);
+            n = (size_t)snprintf(head, sizeof head, "GET /%s HTTP/1.1\r\nHost: x\r\n\r\n", run);
+            head[5 + at] = (char)b;
+            r = parse(head, n, &DEFAULTS, &req, f);
+            CHECK(in_target ? r == (long)n : r == -400, "target byte %d at %d: %ld", b, at, r);
+        }
+    }
+}
+
 static void test_heads(void)
 {
     struct hp_limits small = {19, 64, 2};
@@ -236,6 +266,7 @@ int main(void)
     }
     page_end = map + page_size * 2;
     test_values();
+    test_long_value_and_target_bytes();
     test_heads();
     test_chunked();
     test_scan_plain();
