@@ -39,7 +39,8 @@ _bare = object.__new__   # see request.UNFILLED
 _parse_batch = lib.hp_parse_batch
 _scan_plain = lib.hp_scan_plain
 _NO_PLAIN = ((), 0, None)
-# One struct read of all a batch says, per request count: cheaper than indexing `meta` 3 + 3n times.
+# All a batch's numbers in one struct read (one per request count): cheaper than 3 + 3n
+# memoryview indexings.
 _READ_META = tuple(struct.Struct(f"{3 + 3 * n}q").unpack_from for n in range(_PIPELINE + 1))
 
 

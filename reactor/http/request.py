@@ -133,4 +133,3 @@ class Request:
     def __repr__(self):
         return (f"Request({self.method} {self.target} HTTP/1.{self.version - 10}, "
                 f"{len(self.fields) // 2} fields)")
-
