@@ -28,6 +28,7 @@ ffibuilder.cdef("""
 #define HP_PLAIN_KEEP_ALIVE ...
 #define HP_PLAIN_ACCEPT_ENCODING ...
 #define HP_MAX_CHUNK_LINE ...
+#define HP_METHOD_UNIT ...
 
 struct hp_limits { size_t max_request_line; size_t max_head; size_t max_headers; };
 struct hp_field { const char *name; size_t name_len; const char *value; size_t value_len; };
@@ -42,6 +43,7 @@ struct hp_batch {
 };
 struct hp_chunked { size_t max_trailers; ...; };
 
+extern const char hp_methods[];
 long hp_parse_batch(const struct hp_batch *batch, const char *buf, size_t len, size_t start);
 long hp_scan_plain(const struct hp_batch *batch, const char *buf, size_t len, size_t start,
                    int logged);

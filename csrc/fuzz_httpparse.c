@@ -35,10 +35,17 @@ static void check_batch(const uint8_t *data, size_t size)
     static int64_t meta[3 + 3 * 8];
     static char out[32768];
     struct hp_batch b = {{8192, 32768, 100}, fields, 100, meta, 3 + 3 * 8, out, sizeof out};
-    long n = hp_parse_batch(&b, (const char *)data, size, 0);
+    long n = hp_parse_batch(&b, (const char *)data, size, 0), i;
+    const char *name;
+    int64_t methods = 0;
     if (n < 0 || n > 8 || meta[1] < 0 || (size_t)meta[1] > size || meta[2] < 0
         || (size_t)meta[2] > (size_t)meta[1])
         abort();
+    for (name = hp_methods; *name; name++)
+        methods += *name == ' ';
+    for (i = 0; i < n; i++)   /* a flags slot: the flags, then a method number in hp_methods */
+        if (meta[4 + 3 * i] < 0 || meta[4 + 3 * i] / HP_METHOD_UNIT > methods)
+            abort();
 }
 
 /* The plain requests the fast lane answers are among those the full parse finds, in the same

@@ -1,6 +1,7 @@
 /* httpparse.c: see httpparse.h. Byte classes are 256-entry tables so that the hot loops are a
- * load and a test per byte; limits are turned into scan bounds, so a limit costs nothing per
- * byte and is checked only where a scan stops. */
+ * load and a test per byte (targets and field values: sixteen bytes per test with SSE2); limits
+ * are turned into scan bounds, so a limit costs nothing per byte and is checked only where a
+ * scan stops. */
 #include <string.h>
 
 #include "httpparse.h"
@@ -50,6 +51,32 @@ static const uchar *scan(const uchar *p, const uchar *end, uchar k)
         p++;
     return p;
 }
+
+/* scan(p, end, k) for k = C_VALUE or C_TARGET: field values are most of a large head's bytes,
+ * so where SSE2 is there (every x86-64) sixteen are tested at once. Outside C_VALUE: the CTLs
+ * but HTAB, and DEL; outside C_TARGET: the CTLs, SP and DEL. */
+#ifdef __SSE2__
+#include <emmintrin.h>
+
+static const uchar *scan_wide(const uchar *p, const uchar *end, uchar k)
+{
+    const __m128i low = _mm_set1_epi8(k == C_VALUE ? 0x1F : 0x20), del = _mm_set1_epi8(0x7F);
+    const __m128i tab = _mm_set1_epi8(k == C_VALUE ? '\t' : 0x7F);
+    while (end - p >= 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)p);
+        __m128i ctl = _mm_cmpeq_epi8(_mm_min_epu8(v, low), v); /* v <= low, unsigned */
+        __m128i out = _mm_or_si128(_mm_andnot_si128(_mm_cmpeq_epi8(v, tab), ctl),
+                                   _mm_cmpeq_epi8(v, del));
+        int stop = _mm_movemask_epi8(out);
+        if (stop)
+            return p + __builtin_ctz((unsigned)stop);
+        p += 16;
+    }
+    return scan(p, end, k);
+}
+#else
+#define scan_wide scan
+#endif
 
 /* Case-insensitive compare against a lower-case literal. `| 0x20` folds only letters here:
  * the other bytes it could confuse (CTLs) never pass the byte-class checks before it. */
@@ -325,7 +352,7 @@ long hp_parse_request(const char *buf, size_t len, const struct hp_limits *limit
     req->method_len = (size_t)(q - p);
 
     p = q + 1;
-    q = scan(p, rstop, C_TARGET);
+    q = scan_wide(p, rstop, C_TARGET);
     if (q == rstop && (r = line_bound(q, end, line_limit, hstop)))
         return r;
     if (q == p || *q != ' ')
@@ -372,7 +399,7 @@ long hp_parse_request(const char *buf, size_t len, const struct hp_limits *limit
         if (colon == name || *colon != ':')
             return -400;
         vs = colon + 1;
-        q = scan(vs, hstop, C_VALUE);
+        q = scan_wide(vs, hstop, C_VALUE);
         if (q == hstop)
             HEAD_BOUND(q);
         if (*q != '\r')
@@ -406,6 +433,24 @@ static char *put(char *o, const char *s, size_t n)
     return o + n + 1;
 }
 
+const char hp_methods[] = "GET HEAD POST PUT DELETE OPTIONS PATCH TRACE CONNECT ";
+
+_Static_assert(HP_METHOD_UNIT > (HP_CHUNKED | HP_KEEP_ALIVE | HP_EXPECT_CONTINUE | HP_HTTP11
+                                 | HP_PRECONDITION), "the method number shares a slot with flags");
+
+/* The method's number in hp_methods, 0 when it is not there. */
+static int method_number(const char *method, size_t len)
+{
+    const char *name = hp_methods, *space;
+    int number;
+    for (number = 1; *name; number++, name = space + 1) {
+        space = strchr(name, ' ');
+        if ((size_t)(space - name) == len && !memcmp(name, method, len))
+            return number;
+    }
+    return 0;
+}
+
 long hp_parse_batch(const struct hp_batch *b, const char *buf, size_t len, size_t start)
 {
     int64_t *meta = b->meta, *m = b->meta + 3;
@@ -417,6 +462,7 @@ long hp_parse_batch(const struct hp_batch *b, const char *buf, size_t len, size_
     while (pos < len) {
         long r;
         size_t i, k;
+        int method;
         if (n == max_requests) {
             status = -1;
             break;
@@ -433,7 +479,11 @@ long hp_parse_batch(const struct hp_batch *b, const char *buf, size_t len, size_
             status = -1;
             break;
         }
-        o = put(o, req.method, req.method_len);
+        method = method_number(req.method, req.method_len);
+        if (method)
+            *o++ = '\0';
+        else
+            o = put(o, req.method, req.method_len);
         o = put(o, req.target, req.target_len);
         for (i = 0; i < req.num_fields; i++) {
             const struct hp_field *fl = &b->fields[i];
@@ -445,7 +495,7 @@ long hp_parse_batch(const struct hp_batch *b, const char *buf, size_t len, size_
             o = put(o, fl->value, fl->value_len);
         }
         m[0] = (int64_t)req.num_fields;
-        m[1] = req.flags;
+        m[1] = req.flags + HP_METHOD_UNIT * method;
         m[2] = req.content_length;
         m += 3;
         n++;

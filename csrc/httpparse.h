@@ -65,13 +65,21 @@ struct hp_request {
 long hp_parse_request(const char *buf, size_t len, const struct hp_limits *limits,
                       struct hp_request *req, struct hp_field *fields, size_t fields_cap);
 
+/* The methods hp_parse_batch knows by number: the n-th name (from 1) of this list, each name
+ * followed by one space. */
+extern const char hp_methods[];
+/* A request's second meta slot: its HP_* flags plus its method's number times this. */
+#define HP_METHOD_UNIT 32
+
 /* The binding's entry point: every head in buf[start:len] in one call, stopping after a head
  * with a body, at an incomplete head, at an error, or when meta or out is full.
  * meta[0]: 0 (stopped normally), -1 (buffers full: call again from meta[1]) or an error status;
  * meta[1]: offset just past the last head parsed; meta[2]: bytes written to out; then three
- * slots per request: number of fields, flags, content length (-1: none). out receives, per
- * request, "method\0target\0name\0value\0..." with names lower-cased. Returns the number of
- * requests. out_cap must be at least max_head, meta_cap at least 6. */
+ * slots per request: number of fields, flags + HP_METHOD_UNIT * method number (0: a method not
+ * in hp_methods), content length (-1: none). out receives, per request,
+ * "method\0target\0name\0value\0..." with names lower-cased and the method empty when it has
+ * a number. Returns the number of requests. out_cap must be at least max_head, meta_cap at
+ * least 6. */
 struct hp_batch {
     struct hp_limits limits;
     struct hp_field *fields;

@@ -74,6 +74,36 @@ static void test_values(void)
     CHECK(req.content_length == -1, "no cl");
 }
 
+/* Every byte at every offset of a long value and a long target (the scans test sixteen bytes
+ * at a time where they can): accepted exactly where its class allows it. */
+static void test_long_value_and_target_bytes(void)
+{
+    char head[128];
+    struct hp_request req;
+    struct hp_field f[100];
+    int b, at;
+    for (b = 0; b < 256; b++) {
+        int in_value = b == '\t' || b == ' ' || (b > 0x20 && b != 0x7F);
+        int in_target = b > 0x20 && b != 0x7F;
+        for (at = 0; at < 40; at++) {
+            char run[41];
+            size_t n;
+            long r;
+            memset(run, 'a', 40);
+            run[40] = '\0';
+            n = (size_t)snprintf(head, sizeof head, "GET / HTTP/1.1\r\nHost: x\r\nX: %s\r\n\r\n",
+                                 run);
+            head[n - 44 + at] = (char)b;
+            r = parse(head, n, &DEFAULTS, &req, f);
+            CHECK(in_value ? r == (long)n : r == -400, "value byte %d at %d: %ld", b, at, r);
+            n = (size_t)snprintf(head, sizeof head, "GET /%s HTTP/1.1\r\nHost: x\r\n\r\n", run);
+            head[5 + at] = (char)b;
+            r = parse(head, n, &DEFAULTS, &req, f);
+            CHECK(in_target ? r == (long)n : r == -400, "target byte %d at %d: %ld", b, at, r);
+        }
+    }
+}
+
 static void test_heads(void)
 {
     struct hp_limits small = {19, 64, 2};
@@ -187,6 +217,27 @@ static void test_scan_plain(void)
     CHECK(count == 0 && meta[1] == 0, "scan of a POST: %ld", count);
 }
 
+/* The batch: a numbered method in the flags slot with its text left out, another method's
+ * text kept with number 0; names lower-cased. */
+static void test_batch_methods(void)
+{
+    static const char in[] = "HEAD /a HTTP/1.1\r\nHost: x\r\n\r\n"
+                             "PROPFIND /b HTTP/1.0\r\nX-Y: z\r\n\r\n";
+    static const char want[] = "\0/a\0host\0x\0PROPFIND\0/b\0x-y\0z\0";
+    static struct hp_field fields[100];
+    static int64_t meta[3 + 3 * 2];
+    static char out[256];
+    struct hp_batch b = {{8192, 32768, 100}, fields, 100, meta, 3 + 3 * 2, out, sizeof out};
+    size_t n = sizeof in - 1;
+    long count = hp_parse_batch(&b, guarded(in, n), n, 0);
+    CHECK(count == 2 && meta[0] == 0 && (size_t)meta[1] == n
+              && meta[4] == (HP_HTTP11 | HP_KEEP_ALIVE) + 2 * HP_METHOD_UNIT && meta[7] == 0
+              && (size_t)meta[2] == sizeof want - 1 && !memcmp(out, want, sizeof want - 1),
+          "batch: %ld requests, flags %lld and %lld", count, (long long)meta[4],
+          (long long)meta[7]);
+    CHECK(!strncmp(hp_methods, "GET HEAD ", 9), "hp_methods: %s", hp_methods);
+}
+
 /* With `logged`, each key is followed by the Referer and User-Agent values, or HP_ABSENT. */
 static void test_scan_plain_logged(void)
 {
@@ -215,10 +266,12 @@ int main(void)
     }
     page_end = map + page_size * 2;
     test_values();
+    test_long_value_and_target_bytes();
     test_heads();
     test_chunked();
     test_scan_plain();
     test_scan_plain_logged();
+    test_batch_methods();
     printf("%d checks, %d failures\n", checks, failures);
     return failures != 0;
 }

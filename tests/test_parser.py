@@ -105,6 +105,21 @@ def test_methods_are_interned_strings(backend):
     assert requests[0].method is requests[1].method
 
 
+@pytest.mark.parametrize("method", ["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH",
+                                    "TRACE", "CONNECT", "PROPFIND", "G", "GETS", "get"])
+def test_every_method_and_slot(backend, method):
+    """The parsers make their Requests without __init__: each is still exactly a Request (the
+    connection dispatches on the class) with every slot as __init__ sets it, whether C knows
+    the method by number or hands over its text."""
+    raw = get(H, b"Content-Length: 3", line=method.encode() + b" /x HTTP/1.1") + b"abc"
+    requests, end, error = backend.RequestParser().parse(raw)
+    assert [type(r) for r in requests] == [Request] and (end, error) == (len(raw) - 3, None)
+    want = Request(**req(method=method, target="/x", content_length=3,
+                         fields=[b"host", b"a", b"content-length", b"3"]))
+    assert {name: getattr(requests[0], name) for name in Request.__slots__} == {
+        name: getattr(want, name) for name in Request.__slots__}
+
+
 def test_facade_picks_a_backend():
     from reactor.http import parser
     assert parser.BACKEND in ("c", "python")

@@ -13,7 +13,7 @@ from itertools import chain
 
 from . import limits
 from .errors import ParseError
-from .request import ABSENT_FIELD, PRECONDITION_FIELDS, Request, plain_key
+from .request import ABSENT_FIELD, PRECONDITION_FIELDS, UNFILLED, Request, plain_key
 
 _T = rb"!#$%&'*+\-.^_`|~0-9A-Za-z"           # tchar (RFC 9110 §5.6.2)
 _V = rb"\x21-\x7e\x80-\xff"                  # visible octets, obs-text included
@@ -35,6 +35,7 @@ _DIGITS = re.compile(rb"[0-9]{1,18}")         # 18 digits always fit in an int64
 _HOST_BAD = re.compile(rb"[^A-Za-z0-9\-._~!$&'()*+,;=:\[\]%]")
 
 _chain = chain.from_iterable
+_bare = object.__new__   # see request.UNFILLED
 _SPECIAL = {b"host": 0, b"content-length": 1, b"transfer-encoding": 2, b"connection": 3,
             b"expect": 4}
 _METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS",
@@ -84,9 +85,15 @@ class RequestParser:
             except ParseError as error:
                 return requests, pos, error
             method = m.group(1)
-            requests.append(Request(_METHODS.get(method) or method.decode("ascii"),
-                                    m.group(2).decode("latin-1"), version, fields,
-                                    content_length, chunked, keep_alive, expect))
+            request = _bare(Request)
+            request.method = _METHODS.get(method) or method.decode("ascii")
+            request.target = m.group(2).decode("latin-1")
+            request.version = version
+            request.fields = fields
+            (request.content_length, request.chunked, request.keep_alive,
+             request.expect_continue) = content_length, chunked, keep_alive, expect
+            request.body, request.client, request.scheme, request.stream = UNFILLED
+            requests.append(request)
             pos = he + 4
             if chunked or content_length:
                 break

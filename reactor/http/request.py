@@ -50,6 +50,11 @@ def split_plain_key(key: bytes) -> tuple:
             bool(bits & PLAIN_KEEP_ALIVE),
             key[at + 1:] if bits & PLAIN_ACCEPT_ENCODING else None)
 
+# body, client, scheme and stream of a request as the parser hands it over: the protocol and
+# the connection fill them in. The parsers make their Requests with object.__new__ and set
+# every slot themselves: running __init__ is a third of a small request's parse.
+UNFILLED = (b"", None, "http", None)
+
 
 class Request:
     """One parsed request head (plus its body once the protocol has read it).
@@ -85,10 +90,7 @@ class Request:
         self.chunked = chunked
         self.keep_alive = keep_alive
         self.expect_continue = expect_continue
-        self.body = b""
-        self.client = None
-        self.scheme = "http"
-        self.stream = None
+        self.body, self.client, self.scheme, self.stream = UNFILLED
 
     def header(self, name: bytes, default=None):
         """The first value of the field `name` (lower-case bytes), or `default`."""
