@@ -63,9 +63,10 @@ class LaneWait:
         lane = self.lane
         now = loop.now
         if lane.expires <= now:
-            lane.renew()   # before C answers from the table
-        # Back before the table's answers expire (their Date).
-        timeout = min(timeout, lane.expires - now)
+            # The table's answers are out of date (their Date): the first request that needs
+            # them has them renewed, as when this wait is not there.
+            return loop.poll(timeout)
+        timeout = min(timeout, lane.expires - now)   # back before they are
         native = self.native
         count = native.wait(max(math.ceil(timeout * 1000), 0))
         if count < 0:

@@ -86,6 +86,7 @@ class Loop:
         if poller is None:
             poller = EpollPoller() if hasattr(select, "epoll") else SelectorPoller()
         self._poller = poller
+        self.poll = poller.poll   # the poller's own wait, for a wait of wait_with's to fall back on
         self._wait = poller.poll
         self._read_event, self._write_event = poller.READ, poller.WRITE
         self._handlers = {}   # fd -> (reader, writer, the events asked for)
