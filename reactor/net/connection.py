@@ -66,7 +66,7 @@ class Connection(LaneAnswers, Output, SocketSide, Tunnel):
     __slots__ = ("server", "loop", "transport", "client", "protocol", "handler", "lane", "native",
                  "pending", "output", "waiting", "state", "deadline", "closing", "reading",
                  "blocked", "lingered", "written", "ended_at", "ending", "body_started",
-                 "client_done", "inflight", "tunnel", "host")
+                 "client_done", "inflight", "asked_at", "tunnel", "host")
 
     def __init__(self, server, transport, client, handler):
         self.server = server
@@ -83,6 +83,7 @@ class Connection(LaneAnswers, Output, SocketSide, Tunnel):
         # The client's address as the C side logs it.
         self.host = client[0].encode() if self.native is not None else None
         self.inflight = None     # the request last handed to the handler
+        self.asked_at = 0.0      # the loop time it arrived, while its answer is awaited
         self.tunnel = None       # after a 101: the protocol the connection carries now
         # Lists, not deques: they stay short, and an empty list is a tenth of an empty deque's
         # size, which counts with thousands of idle connections.
@@ -321,7 +322,8 @@ class Connection(LaneAnswers, Output, SocketSide, Tunnel):
         response = answer(self.handler, request)
         if response.__class__ is Deferred:
             self.waiting = response
-            response.add_done_callback(lambda done: self._resume(request, done, started))
+            self.asked_at = started
+            response.add_done_callback(self._deferred_answer)
             if request.stream is not None and not request.stream.complete:
                 # The handler holds the request while its body arrives: the body's deadlines
                 # run as when the server reads it whole (_fed, Server._sweep).
@@ -343,8 +345,18 @@ class Connection(LaneAnswers, Output, SocketSide, Tunnel):
         return answer(self.handler.early_response, request)
 
     def _resume(self, request, future, started):
-        response = answer_of(future, request)
-        if self.waiting is not future:
+        self._answered(request, future, answer_of(future, request), started)
+
+    def _deferred_answer(self, deferred):
+        """The handler's Deferred answer to the request in flight, settled on the loop's
+        thread (most often inside the application's send())."""
+        request = self.inflight
+        response = deferred.value if deferred.error is None else answer_of(deferred, request)
+        self._answered(request, deferred, response, self.asked_at)
+
+    def _answered(self, request, waited, response, started):
+        """The answer that `waited` (a Future or a Deferred) held: queued and written."""
+        if self.waiting is not waited:
             discard_body(response.body)   # closed meanwhile: release its file or stream
             return
         self.waiting = None
