@@ -156,7 +156,9 @@ class Connection(LaneAnswers, Output, SocketSide, Tunnel):
                 start = self._answer_native(lane, native, n, bool(sent_by_c))
             else:
                 keys, end, fields = lane.scan(n)
-                if keys:
+                # A first key the handler refused (an application's route beside files) has
+                # nothing ready: no answer can come before it.
+                if keys and keys[0] not in lane.refused:
                     start = self._answer_plain(lane, keys, end, n, fields)
             if start is None:
                 return
@@ -361,7 +363,36 @@ class Connection(LaneAnswers, Output, SocketSide, Tunnel):
             return
         self.waiting = None
         self._respond(request, response, started)
-        self.advance()
+        output = self.output
+        if (len(output) == 2 and output[0].__class__ is bytes and not self.pending
+                and not self.closing and self.reading and not self.blocked):
+            self._write_alone(output[0])
+        else:
+            self.advance()
+
+    def _write_alone(self, message):
+        """What advance() does when `message` and its ResponseEnd are all there is to do (a
+        handler's later answer, kept alive, nothing else received): one send, the end
+        reported, idle again; the usual way an application's answer goes out."""
+        try:
+            sent = self.transport.send(message)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError:
+            self.close()
+            return
+        output = self.output
+        if sent < len(message):   # the rest waits for writability, as _flush leaves it
+            self._written(sent)
+            output[0] = memoryview(message)[sent:]
+            self._block()
+            return
+        end = output[1]
+        output.clear()
+        self._written(sent)
+        end.end = self.written
+        self._ended(end)
+        self._note_input()
 
     def _respond(self, request, response, started):
         """Queue the response; `started` is the loop time its request arrived."""
