@@ -377,7 +377,8 @@ class HTTPCycle:
     def complete(self):
         """The response is all handed over, or its client gone: receive() says disconnect."""
         self.done = True
-        self._wake()
+        if self.waiter is not None:
+            self._wake()
 
     def _finished(self, error):
         """The application ended, raising `error` or not, without completing its response

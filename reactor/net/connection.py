@@ -239,15 +239,14 @@ class Connection(LaneAnswers, Output, SocketSide, Tunnel):
 
     def _note_input(self):
         """Set the state and deadline that the input so far calls for."""
-        now = self.loop.now
-        config = self.server.config
         input_state = self._protocol().state
         if input_state is InputState.HEAD:
             if self.state is not State.READING_HEAD:
                 # The deadline runs from the head's first byte: trickling does not extend it.
                 self.state = State.READING_HEAD
-                self.deadline = now + config.header_timeout
+                self.deadline = self.loop.now + self.server.config.header_timeout
         elif input_state is InputState.BODY:
+            now = self.loop.now
             if self.state is not State.READING_BODY:
                 self.state = State.READING_BODY
                 self.body_started = now
