@@ -27,6 +27,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect as ws_connect
 
 from reactor.http import limits
+from reactor.http.response import INLINE_BODY
 from reactor.net.tls import Certificates
 
 
@@ -251,8 +252,8 @@ ONE_BY_ONE = [
     (b"GET", head(b"/header?x-answer=42")),
     (b"POST", b"POST /posted HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nhi"),
     (b"GET", head(b"/no-start")),
-    (b"GET", head(b"/sized?16383")),   # the largest body sent in one buffer with its head
-    (b"GET", head(b"/sized?16384")),   # the smallest sent after it
+    (b"GET", head(b"/sized?%d" % (INLINE_BODY - 1))),   # the largest sent with its head
+    (b"GET", head(b"/sized?%d" % INLINE_BODY)),   # the smallest sent after its head
     (b"GET", head(b"/a%20b?q=1", b"Connection: keep-alive", version=b"HTTP/1.0")),
     (b"HEAD", head(b"/sized?5", b"Accept: */*", method=b"HEAD")),
 ]
