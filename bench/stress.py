@@ -674,9 +674,9 @@ def phase_idle(plan, root, report, scripts):
     per = (after - before) / max(len(held), 1)
     report.figure("connections held", f"{len(held)} in {opened:.1f}s, {errors} failed",
                   len(held) == count, str(count))
-    report.figure("resident memory", f"{before / 2**20:.1f} MB before, {after / 2**20:.1f} MB "
-                  f"with them", after < 64 * 2**20 or count < 10_000, "< 64 MB at 10,000")
-    report.figure("per idle connection", f"{per / 1024:.2f} KB")
+    report.figure("resident memory", f"{before / 2**20:.1f} MiB before, {after / 2**20:.1f} MiB "
+                  f"with them", after < 64 * 2**20 or count < 10_000, "< 64 MiB at 10,000")
+    report.figure("per idle connection", f"{per / 1024:.2f} KiB")
     report.figure("fresh client while held", f"{fresh * 1000:.1f} ms (worst of 5)", fresh < 1.0,
                   "< 1 s")
 
@@ -847,7 +847,7 @@ def phase_soak(plan, root, report, scripts):
     report.figure("load", f"{result.get('requests', 0)} requests, {result.get('errors', '?')} "
                   f"errors")
     report.figure(f"resident at {early:g}s / {seconds:g}s",
-                  f"{rss_early / 2**20:.1f} MB / {rss_late / 2**20:.1f} MB ({growth:+.1f}%)",
+                  f"{rss_early / 2**20:.1f} MiB / {rss_late / 2**20:.1f} MiB ({growth:+.1f}%)",
                   abs(growth) <= 10, "within 10%")
 
 

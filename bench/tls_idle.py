@@ -1,18 +1,21 @@
 """Memory of idle HTTPS connections: N clients that each made one request and then wait.
 
-    python bench/tls_idle.py [--connections 1000] [--target-mib 64] [--http2 [--streams N]]
+    python bench/tls_idle.py [--connections 1000] [--target-mb 64] [--http2 [--streams N]]
 
 Starts `python -m reactor` over TLS on 127.0.0.1 (a throwaway certificate made with openssl),
 opens the connections (full handshake, one 1 KiB request each, then silence), and prints the
 server's resident memory before and with them held, per connection, and against the target
-for the whole process. With --http2 the clients speak h2 (ALPN; the `h2` package makes their
-frames), so each connection holds an HTTP/2 session; with --streams N, each then opens N
+for the whole process: 64 MB, that is 64,000,000 bytes or 61.04 MiB (the figures are MiB and
+KiB, powers of 1024). With --http2 the clients speak h2 (ALPN; the `h2` package makes their
+frames), so each connection holds an HTTP/2 session, and what libnghttp2 holds for them (the
+server's `reactor_http2_engine_bytes` metric) is printed too; with --streams N, each then opens N
 streams more whose answers cannot go out (it shuts their flow-control windows first), and the
 memory per open stream is printed, against its target (4 KiB: the body they share is in the
 server's memory cache already). Exits 1 when a target is missed. Only ever aims at 127.0.0.1.
 """
 
 import argparse
+import http.client
 import os
 import resource
 import socket
@@ -25,6 +28,7 @@ import time
 from tls_grade import REPO, make_certificates
 
 REQUEST = b"GET /index.html HTTP/1.1\r\nHost: localhost\r\n\r\n"
+MIB = 1024 * 1024
 
 
 def rss_kib(pid: int) -> int:
@@ -35,7 +39,8 @@ def rss_kib(pid: int) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--connections", type=int, default=1000)
-    parser.add_argument("--target-mib", type=float, default=64.0)
+    parser.add_argument("--target-mb", type=float, default=64.0,
+                        help="the whole process's resident memory, in MB (10^6 bytes)")
     parser.add_argument("--http2", action="store_true", help="h2 clients (ALPN) instead of HTTP/1.1")
     parser.add_argument("--streams", type=int, default=0,
                         help="with --http2: streams each connection then holds open")
@@ -53,7 +58,8 @@ def main() -> int:
         server = subprocess.Popen(
             [sys.executable, "-m", "reactor", "--bind", "127.0.0.1", "-p", "0", "--no-access-log",
              "--tls-cert", paths["cert"], "--tls-key", paths["key"], "-d", folder,
-             "--keepalive-timeout", "600", "--send-timeout", "600", *args.server_args.split()],
+             "--keepalive-timeout", "600", "--send-timeout", "600", "--metrics", "/metrics",
+             *args.server_args.split()],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=REPO)
         held = []
         try:
@@ -66,6 +72,7 @@ def main() -> int:
                 held.append(opener(context, port))
             time.sleep(1.0)
             after = rss_kib(server.pid)
+            engine = engine_bytes(paths["ca"], port) if args.http2 else 0
             if args.streams:
                 for connection in held[1:]:
                     open_streams(connection, args.streams)
@@ -77,10 +84,15 @@ def main() -> int:
             server.terminate()
             server.wait(10)
     per = (after - before) / args.connections
-    met = after / 1024 <= args.target_mib
+    target_mib = args.target_mb * 1e6 / MIB
+    met = after / 1024 <= target_mib
     print(f"reactor over TLS: {before / 1024:.1f} MiB before, {after / 1024:.1f} MiB with "
-          f"{args.connections:,} idle {'h2' if args.http2 else 'TLS'} connections ({per:.1f} KiB each); target: the whole "
-          f"process within {args.target_mib:g} MiB: {'met' if met else 'NOT met'}")
+          f"{args.connections:,} idle {'h2' if args.http2 else 'TLS'} connections "
+          f"({per:.1f} KiB each); target: the whole process within {args.target_mb:g} MB "
+          f"({target_mib:.2f} MiB): {'met' if met else 'NOT met'}")
+    if args.http2:
+        print(f"libnghttp2 holds {engine / MIB:.2f} MiB of it "
+              f"({engine / 1024 / (args.connections + 1):.2f} KiB a connection)")
     if args.streams:
         count = args.connections * args.streams
         per_stream = (streams - after) / count
@@ -90,6 +102,17 @@ def main() -> int:
               f"{'met' if met_streams else 'NOT met'}")
         met = met and met_streams
     return 0 if met else 1
+
+
+def engine_bytes(cafile, port) -> float:
+    """The server's reactor_http2_engine_bytes metric (over an HTTP/1.1 connection of its own:
+    the clients' context offers h2 alone)."""
+    client = http.client.HTTPSConnection("127.0.0.1", port,
+                                         context=ssl.create_default_context(cafile=cafile))
+    client.request("GET", "/metrics", headers={"Host": "localhost"})
+    text = client.getresponse().read().decode()
+    client.close()
+    return float(text.split("\nreactor_http2_engine_bytes ")[1].split()[0])
 
 
 def open_one(context, port):

@@ -58,6 +58,10 @@ struct re_accepted {
     size_t hosts_cap;
     size_t hosts_len;
     int error;
+    long read_at;
+    size_t closed;
+    size_t answered;
+    int first_lines;
 };
 long re_accept(int fd, struct re_accepted *out);
 
@@ -103,6 +107,26 @@ long re_read(struct re_lane *lane, int fd, char *buf, size_t cap);
 long re_serve(struct re_lane *lane, char *buf, size_t cap, int fd, int may_send,
               const char *host);
 long re_send(const struct re_lane *lane, int fd, size_t from, size_t len);
+long re_accept_serve(struct re_lane *lane, char *buf, size_t cap, int fd,
+                     struct re_accepted *out);
+struct re_polled {
+    int epfd;
+    unsigned char *kept;
+    char *hosts;
+    size_t cap;
+    void *events;
+    size_t events_cap;
+    int *done;
+    int *done_ready;
+    size_t done_len;
+    int *rest;
+    uint32_t *rest_events;
+    size_t rest_len;
+    int read_fd;
+    long read_len;
+    int first_lines;
+};
+long re_poll(struct re_lane *lane, char *buf, size_t cap, struct re_polled *p, int timeout_ms);
 """)
 
 if os.environ.get("REACTOR_NO_EXTENSIONS") == "1":

@@ -116,6 +116,7 @@ struct h2_conn {
     uint32_t counts[...];
     uint32_t lane_open;
     int lane_records;
+    size_t memory;
     ...;
 };
 struct h2_ready;

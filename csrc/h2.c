@@ -1,9 +1,12 @@
 /* The HTTP/2 server side of one connection over libnghttp2; see h2.h. */
 #include "h2.h"
 
+#include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "httpparse.h"
@@ -41,10 +44,11 @@ struct h2_ready {
     int64_t body_len;      /* < 0: none */
 };
 
-/* A stream answered from an h2_ready: its stream user data, in the connection's list. */
+/* A stream answered from an h2_ready: its stream user data, in the connection's list; its
+ * body is framed as any body in memory is. */
 struct h2_lane_stream {
+    struct h2_body body;
     struct h2_ready *ready;
-    int64_t offset;
     struct h2_lane_stream *prev, *next;
 };
 
@@ -378,7 +382,7 @@ static int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t
     }
     struct h2_lane_stream *ls = nghttp2_session_get_stream_user_data(session, stream_id);
     if (ls != NULL) {
-        int64_t sent = ls->offset;
+        int64_t sent = ls->body.sent;
         lane_forget(c, ls);
         /* Python holds nothing of it, but may log it. */
         return c->lane_records ? record(c, H2_CLOSE, stream_id, error_code, sent) : 0;
@@ -435,20 +439,8 @@ static ssize_t read_body(nghttp2_session *session, int32_t stream_id, uint8_t *b
         return NGHTTP2_ERR_DEFERRED;
     }
     size_t n = body->left < (int64_t)length ? (size_t)body->left : length;
-    if (body->fd < 0) {
-        memcpy(buf, body->data + body->offset, n);
-        body->offset += n;
-    } else if (body->no_copy) {
-        *flags |= NGHTTP2_DATA_FLAG_NO_COPY;   /* send_body records the piece */
-    } else {
-        ssize_t got = pread(body->fd, buf, n, body->offset);
-        if (got <= 0) {
-            /* The file shrank: the length promised can no longer be kept. */
-            return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-        }
-        n = (size_t)got;
-        body->offset += got;
-    }
+    (void)buf;   /* the payload never passes through the library's frame buffer: send_body */
+    *flags |= NGHTTP2_DATA_FLAG_NO_COPY;
     body->left -= n;
     body->sent += n;
     c->budget -= n;
@@ -458,18 +450,41 @@ static ssize_t read_body(nghttp2_session *session, int32_t stream_id, uint8_t *b
     return (ssize_t)n;
 }
 
+/* Every DATA frame's payload goes from its source to the output here, past the library's frame
+ * buffer (which then holds only control frames and header blocks: one page of it is written,
+ * see counted_malloc): copied from memory, read from the file (TLS), or recorded as a file
+ * piece to sendfile. One frame per nghttp2_session_mem_send call (PAUSE), so that h2_send's
+ * room checks hold for each. */
 static int send_body(nghttp2_session *session, nghttp2_frame *frame, const uint8_t *framehd,
                      size_t length, nghttp2_data_source *source, void *user) {
     struct h2_conn *c = user;
     struct h2_body *body = source->ptr;
+    uint8_t *out = c->batch->out + c->out_used;
     (void)session;
     (void)frame;   /* no padding is ever chosen, so the frame is its header and the payload */
-    memcpy(c->batch->out + c->out_used, framehd, 9);
+    if (body->fd < 0) {
+        memcpy(out + 9, body->data + body->offset, length);
+    } else if (!body->no_copy) {
+        for (size_t got = 0; got < length;) {
+            ssize_t n = pread(body->fd, out + 9 + got, length - got, body->offset + (int64_t)got);
+            if (n <= 0) {
+                /* The file shrank: the length promised can no longer be kept. */
+                return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+            }
+            got += (size_t)n;
+        }
+    }
+    memcpy(out, framehd, 9);
     c->out_used += 9;
-    end_run(c);
-    record(c, H2_FILE, body->fd, body->offset, (int64_t)length);
-    body->offset += length;
-    return 0;
+    if (body->fd >= 0 && body->no_copy) {
+        end_run(c);
+        record(c, H2_FILE, body->fd, body->offset, (int64_t)length);
+    } else {
+        c->out_used += length;
+    }
+    body->offset += (int64_t)length;
+    c->send_paused = 1;
+    return NGHTTP2_ERR_PAUSE;
 }
 
 static ssize_t data_length(nghttp2_session *session, uint8_t frame_type, int32_t stream_id,
@@ -488,6 +503,99 @@ static ssize_t data_length(nghttp2_session *session, uint8_t frame_type, int32_t
         n = stream_window;
     }
     return n > 0 ? n : 1;
+}
+
+/* -- the library's allocator: counted per session ----------------------------------------- */
+
+/* Every block the library allocates for a session carries its size in front, so that
+ * h2_conn.memory is the bytes it holds now: one addition per malloc and free.
+ *
+ * Blocks of MAPPED_MIN bytes and more are pages of their own (mmap), so that only the pages
+ * written are resident: the session's outbound frame buffer (16 KiB + 10 bytes, made with the
+ * session, later as large as the largest DATA frame), of which the frames it serializes
+ * (control frames, HEADERS; DATA payloads bypass it, see send_body) use the first page. From
+ * malloc's heap, its other pages are resident as soon as the heap memory had been used
+ * before. Smaller blocks (a large header field's buffer among them) stay malloc's. */
+#define MAPPED_MIN (16 * 1024)
+
+union counted_head {
+    size_t size;
+    max_align_t align;
+};
+
+static union counted_head *block_new(size_t total) {
+    if (total < MAPPED_MIN) {
+        return malloc(total);
+    }
+    void *pages = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return pages == MAP_FAILED ? NULL : pages;
+}
+
+static void block_free(union counted_head *head) {
+    size_t total = sizeof *head + head->size;
+    if (total < MAPPED_MIN) {
+        free(head);
+    } else {
+        munmap(head, total);
+    }
+}
+
+static void *counted_malloc(size_t size, void *user) {
+    if (size > SIZE_MAX - sizeof(union counted_head)) {
+        return NULL;
+    }
+    union counted_head *head = block_new(sizeof *head + size);
+    if (head == NULL) {
+        return NULL;
+    }
+    head->size = size;
+    ((struct h2_conn *)user)->memory += size;
+    return head + 1;
+}
+
+static void counted_free(void *ptr, void *user) {
+    if (ptr != NULL) {
+        union counted_head *head = (union counted_head *)ptr - 1;
+        ((struct h2_conn *)user)->memory -= head->size;
+        block_free(head);
+    }
+}
+
+static void *counted_calloc(size_t count, size_t size, void *user) {
+    if (size != 0 && count > (SIZE_MAX - sizeof(union counted_head)) / size) {
+        return NULL;
+    }
+    void *ptr = counted_malloc(count * size, user);
+    if (ptr != NULL && sizeof(union counted_head) + count * size < MAPPED_MIN) {
+        memset(ptr, 0, count * size);   /* fresh pages are zero already, and stay unwritten */
+    }
+    return ptr;
+}
+
+static void *counted_realloc(void *ptr, size_t size, void *user) {
+    if (ptr == NULL) {
+        return counted_malloc(size, user);
+    }
+    if (size > SIZE_MAX - sizeof(union counted_head)) {
+        return NULL;
+    }
+    union counted_head *head = (union counted_head *)ptr - 1;
+    size_t old = head->size;
+    if (sizeof *head + old < MAPPED_MIN && sizeof *head + size < MAPPED_MIN) {
+        head = realloc(head, sizeof *head + size);
+        if (head == NULL) {
+            return NULL;
+        }
+        head->size = size;
+        ((struct h2_conn *)user)->memory += size - old;   /* modulo 2^n: a shrink subtracts */
+        return head + 1;
+    }
+    void *moved = counted_malloc(size, user);   /* into or out of pages of its own */
+    if (moved != NULL) {
+        memcpy(moved, ptr, old < size ? old : size);
+        counted_free(ptr, user);
+    }
+    return moved;
 }
 
 /* -- the API ------------------------------------------------------------------------------- */
@@ -552,7 +660,8 @@ int h2_open(struct h2_conn *c, const struct h2_limits *limits) {
 #ifdef H2_HAVE_MAX_CONTINUATIONS
     nghttp2_option_set_max_continuations(option, limits->max_continuations);
 #endif
-    rv = nghttp2_session_server_new2(&c->session, callbacks, c, option);
+    nghttp2_mem mem = {c, counted_malloc, counted_free, counted_calloc, counted_realloc};
+    rv = nghttp2_session_server_new3(&c->session, callbacks, c, option, &mem);
     nghttp2_option_del(option);
     nghttp2_session_callbacks_del(callbacks);
     if (rv != 0) {
@@ -667,6 +776,7 @@ long h2_send(struct h2_conn *c, struct h2_batch *b, int64_t budget) {
     c->out_used = 0;
     c->run_start = 0;
     c->budget = budget;
+    c->send_paused = 0;
     while (b->out_cap - c->out_used >= SEND_ROOM && b->records_cap - c->records >= SEND_RECORDS
            && c->budget > 0) {
         const uint8_t *chunk;
@@ -676,7 +786,11 @@ long h2_send(struct h2_conn *c, struct h2_batch *b, int64_t budget) {
             return n;
         }
         if (n == 0) {
-            break;
+            if (!c->send_paused) {
+                break;
+            }
+            c->send_paused = 0;   /* send_body framed a DATA frame: on to the next */
+            continue;
         }
         memcpy(b->out + c->out_used, chunk, (size_t)n);
         c->out_used += (size_t)n;
@@ -841,27 +955,6 @@ void h2_ready_release(struct h2_ready *r) {
     }
 }
 
-static ssize_t read_ready(nghttp2_session *session, int32_t stream_id, uint8_t *buf,
-                          size_t length, uint32_t *flags, nghttp2_data_source *source,
-                          void *user) {
-    struct h2_conn *c = user;
-    struct h2_lane_stream *ls = source->ptr;
-    const struct h2_ready *r = ls->ready;
-    (void)session;
-    (void)stream_id;
-    size_t n = (size_t)(r->body_len - ls->offset);
-    if (n > length) {
-        n = length;
-    }
-    memcpy(buf, r->body + ls->offset, n);
-    ls->offset += (int64_t)n;
-    c->budget -= (int64_t)n;
-    if (ls->offset == r->body_len) {
-        *flags |= NGHTTP2_DATA_FLAG_EOF;
-    }
-    return (ssize_t)n;
-}
-
 int h2_answer(struct h2_conn *c, int32_t stream_id, struct h2_ready *r) {
     if (r->body_len <= 0) {
         return nghttp2_submit_response(c->session, stream_id, r->nva, r->count, NULL);
@@ -870,12 +963,17 @@ int h2_answer(struct h2_conn *c, int32_t stream_id, struct h2_ready *r) {
     if (ls == NULL) {
         return NGHTTP2_ERR_NOMEM;
     }
+    memset(&ls->body, 0, sizeof ls->body);
+    ls->body.data = r->body;
+    ls->body.fd = -1;
+    ls->body.last = 1;
+    ls->body.left = r->body_len;
     /* Fails for a stream the library no longer has (the submit would not). */
     int rv = nghttp2_session_set_stream_user_data(c->session, stream_id, ls);
     if (rv == 0) {
         nghttp2_data_provider provider;
-        provider.source.ptr = ls;
-        provider.read_callback = read_ready;
+        provider.source.ptr = &ls->body;
+        provider.read_callback = read_body;
         rv = nghttp2_submit_response(c->session, stream_id, r->nva, r->count, &provider);
         if (rv != 0) {
             nghttp2_session_set_stream_user_data(c->session, stream_id, NULL);
@@ -887,7 +985,6 @@ int h2_answer(struct h2_conn *c, int32_t stream_id, struct h2_ready *r) {
     }
     r->refs++;
     ls->ready = r;
-    ls->offset = 0;
     ls->prev = NULL;
     ls->next = c->lane;
     if (c->lane != NULL) {
@@ -900,7 +997,7 @@ int h2_answer(struct h2_conn *c, int32_t stream_id, struct h2_ready *r) {
 
 int64_t h2_answer_sent(struct h2_conn *c, int32_t stream_id) {
     struct h2_lane_stream *ls = nghttp2_session_get_stream_user_data(c->session, stream_id);
-    return ls != NULL ? ls->offset : 0;
+    return ls != NULL ? ls->body.sent : 0;
 }
 
 int h2_supply(struct h2_conn *c, int32_t stream_id, struct h2_body *body, const uint8_t *data,

@@ -8,7 +8,8 @@
  * or wait for more body, in the order they happen.
  *
  * The loop owns the socket: nothing here reads or writes one. The library allocates its session
- * (nghttp2_session_server_new2); everything else of ours lives in caller-owned memory: the
+ * (nghttp2_session_server_new3, through an allocator that counts its bytes in h2_conn.memory);
+ * everything else of ours lives in caller-owned memory: the
  * h2_conn, one h2_body per response, and the h2_batch shared by every connection of a loop.
  * The guards the library lacks (a header list limit on what it receives, a budget of frames that
  * cost us work without asking for a response, a hard cap against HPACK bombs) are kept here, so
@@ -131,6 +132,7 @@ struct h2_conn {
     size_t records;          /* during a call: records written */
     size_t out_used, run_start;
     int64_t budget;          /* during h2_send: body bytes still allowed */
+    int send_paused;         /* during h2_send: send_body wrote a DATA frame (h2.c) */
     int64_t now_ms;
     struct h2_limits limits;
     int32_t block_stream;    /* the request header block being received (0: none) */
@@ -155,6 +157,7 @@ struct h2_conn {
     int reason;              /* enum h2_reason */
     uint32_t goaway_code;
     uint32_t counts[H2_COUNT_N];
+    size_t memory;           /* bytes the library holds for the session now (h2.c's allocator) */
 };
 
 int h2_features(void);

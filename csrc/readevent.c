@@ -11,6 +11,9 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef __linux__
+#include <sys/epoll.h>
+#endif
 
 /* One accepted descriptor, non-blocking and close-on-exec, or -1 with errno set. */
 static int accept_one(int fd, struct sockaddr_storage *peer, socklen_t *len)
@@ -47,13 +50,14 @@ static int describe(const struct sockaddr_storage *peer, char *h)
     return 0;
 }
 
-long re_accept(int fd, struct re_accepted *out)
+/* Accepts up to out->cap connections into out's entries, the host of entry i at
+ * hosts + i * RE_HOST_MAX until pack() puts them one after the other; returns how many. */
+static size_t take(int fd, struct re_accepted *out)
 {
     size_t n = 0;
-    char *h = out->hosts, *hosts_end = out->hosts + out->hosts_cap;
 
     out->error = 0;
-    while (n < out->cap && (size_t)(hosts_end - h) >= RE_HOST_MAX) {
+    while (n < out->cap && (n + 1) * RE_HOST_MAX <= out->hosts_cap) {
         struct sockaddr_storage peer;
         socklen_t len = sizeof peer;
         int c = accept_one(fd, &peer, &len);
@@ -65,12 +69,41 @@ long re_accept(int fd, struct re_accepted *out)
             break;
         }
         out->fds[n] = c;
-        out->ports[n] = describe(&peer, h);
-        h += strlen(h) + 1;
+        out->ports[n] = describe(&peer, out->hosts + n * RE_HOST_MAX);
         n++;
     }
+    return n;
+}
+
+/* The first n entries less those closed (fd -1), moved to the front in order with their
+ * hosts one after the other (each at or before where take() put it); read_at follows its
+ * entry. Returns how many are left. */
+static long pack(struct re_accepted *out, size_t n)
+{
+    char *h = out->hosts;
+    size_t i, kept = 0;
+
+    for (i = 0; i < n; i++) {
+        const char *host = out->hosts + i * RE_HOST_MAX;
+        size_t len = strlen(host) + 1;
+        if (out->fds[i] < 0)
+            continue;
+        memmove(h, host, len);
+        h += len;
+        out->fds[kept] = out->fds[i];
+        out->ports[kept] = out->ports[i];
+        if (out->read_at == (long)i)
+            out->read_at = (long)kept;
+        kept++;
+    }
     out->hosts_len = (size_t)(h - out->hosts);
-    return (long)n;
+    return (long)kept;
+}
+
+long re_accept(int fd, struct re_accepted *out)
+{
+    out->read_at = -1;
+    return pack(out, take(fd, out));
 }
 
 #ifndef MSG_NOSIGNAL
@@ -312,4 +345,79 @@ long re_send(const struct re_lane *lane, int fd, size_t from, size_t len)
         sent = send(fd, lane->answers + from, len - from, MSG_NOSIGNAL);
     while (sent < 0 && errno == EINTR);
     return sent < 0 ? -errno : sent;
+}
+
+long re_accept_serve(struct re_lane *lane, char *buf, size_t cap, int fd,
+                     struct re_accepted *out)
+{
+    const int64_t *results = lane->results;
+    size_t n = take(fd, out), i;
+
+    out->read_at = -1;
+    out->closed = out->answered = 0;
+    out->first_lines = 0;
+    for (i = 0; i < n; i++) {
+        long got = re_serve(lane, buf, cap, out->fds[i], 1, out->hosts + i * RE_HOST_MAX);
+        if (got == -EAGAIN || got == -EWOULDBLOCK)
+            continue;
+        if (got > 0) {
+            int logged = lane->log_format == RE_LOG_NONE || results[RE_LOGGED];
+            if (!results[RE_READY] || results[RE_SENT] != results[RE_GATHERED] || !logged
+                || results[RE_END] != got || !results[RE_ASKED]) {
+                out->read_at = (long)i;
+                break;
+            }
+            out->answered += (size_t)results[RE_READY];
+            out->first_lines |= results[RE_LOGGED] == RE_FIRST_LINES;
+        }
+        close(out->fds[i]);
+        out->fds[i] = -1;
+        out->closed++;
+    }
+    return pack(out, n);
+}
+
+long re_poll(struct re_lane *lane, char *buf, size_t cap, struct re_polled *p, int timeout_ms)
+{
+#ifdef __linux__
+    struct epoll_event *events = p->events;
+    const int64_t *results = lane->results;
+    int n, i;
+
+    p->done_len = p->rest_len = 0;
+    p->read_fd = -1;
+    p->first_lines = 0;
+    do
+        n = epoll_wait(p->epfd, events, (int)p->events_cap, timeout_ms);
+    while (n < 0 && errno == EINTR && (timeout_ms = 0, 1));
+    if (n < 0)
+        return -errno;
+    for (i = 0; i < n; i++) {
+        int fd = events[i].data.fd;
+        int kept = fd >= 0 && (size_t)fd < p->cap && p->kept[fd];
+        if (kept && p->read_fd < 0 && events[i].events == EPOLLIN) {
+            long got = re_serve(lane, buf, cap, fd, 1, p->hosts + (size_t)fd * RE_HOST_MAX);
+            if (got > 0 && results[RE_DONE]) {
+                p->done[p->done_len] = fd;
+                p->done_ready[p->done_len++] = (int)results[RE_READY];
+                p->first_lines |= results[RE_DONE] == RE_FIRST_LINES;
+                continue;
+            }
+            if (got == -EAGAIN || got == -EWOULDBLOCK)
+                continue;   /* nothing to read after all: it stays kept */
+            p->kept[fd] = 0;
+            p->read_fd = fd;
+            p->read_len = got;
+            continue;
+        }
+        if (kept)
+            p->kept[fd] = 0;
+        p->rest[p->rest_len] = fd;
+        p->rest_events[p->rest_len++] = events[i].events;
+    }
+    return n;
+#else
+    (void)lane, (void)buf, (void)cap, (void)p, (void)timeout_ms;
+    return -ENOSYS;
+#endif
 }

@@ -20,7 +20,7 @@
 /* What re_accept fills in: per connection its descriptor and its peer's port, and the
  * peer's host as text, each NUL-terminated one after the other in `hosts` (an empty host for a
  * peer that has no address: a unix socket's). `error` is the errno that stopped the batch
- * (0: none was waiting any more, or `cap` were taken). */
+ * (0: none was waiting any more, or `cap` were taken). The rest is re_accept_serve's. */
 struct re_accepted {
     int *fds;
     int *ports;
@@ -29,6 +29,10 @@ struct re_accepted {
     size_t hosts_cap;  /* at least cap * RE_HOST_MAX */
     size_t hosts_len;
     int error;
+    long read_at;      /* the connection whose first read the lane holds, or -1 */
+    size_t closed;     /* connections served whole and closed, not among those taken */
+    size_t answered;   /* the requests those were answered */
+    int first_lines;   /* whether their log lines were the first in the lane's log */
 };
 
 /* Accepts up to out->cap connections waiting on the listening socket `fd`, each non-blocking
@@ -136,5 +140,56 @@ long re_serve(struct re_lane *lane, char *buf, size_t cap, int fd, int may_send,
 /* Sends the first `len` bytes gathered by the last re_answer on the socket `fd`, from byte
  * `from`. Returns the bytes sent, or -errno. */
 long re_send(const struct re_lane *lane, int fd, size_t from, size_t len);
+
+/* re_accept, then a first read of each connection taken, as re_serve with `may_send` does
+ * (the caller sets it only when its keep-alive plan for a connection that has answered
+ * nothing allows that), with the peer's host as the client: where a client's request was
+ * there already (the listener woke up as its connection completed, and the request often
+ * follows at once), it is answered before the connection costs its caller anything.
+ * A connection whose read was plain requests all answered from the table, sent and logged in
+ * full, the last asking to close and nothing after it, is closed here, as is one that ended
+ * or failed before sending anything: neither is among those taken; `closed` counts them and
+ * `answered` the requests they were answered. A connection with nothing to read yet is
+ * taken as re_accept takes it. The first read that needs more of the caller (anything else)
+ * ends the reads: its connection is taken at `read_at`, and buf and the lane's results hold
+ * its read as re_serve leaves them (RE_READ its length); the connections accepted after it
+ * are taken unread. Returns how many are taken. */
+long re_accept_serve(struct re_lane *lane, char *buf, size_t cap, int fd,
+                     struct re_accepted *out);
+
+/* What re_poll works with and fills in. `kept` and `hosts` are by descriptor, below `cap`:
+ * kept[fd] is 1 for an idle plain connection whose reads the lane may answer and send as
+ * re_serve does when let send, its client's host (as the log writes it) at
+ * hosts + fd * RE_HOST_MAX. `events` is room for `events_cap` epoll events (an array of
+ * struct epoll_event, given as bytes so that the declaration needs no system header). */
+struct re_polled {
+    int epfd;
+    unsigned char *kept;
+    char *hosts;
+    size_t cap;
+    void *events;
+    size_t events_cap;
+    int *done;           /* the kept connections whose reads re_serve ended (RE_DONE) */
+    int *done_ready;     /* and the requests each answered */
+    size_t done_len;
+    int *rest;           /* the events left to the caller, in the order they came */
+    uint32_t *rest_events;
+    size_t rest_len;
+    int read_fd;         /* -1, or a kept connection whose read needs the caller (below) */
+    long read_len;       /* what re_serve returned for it */
+    int first_lines;     /* whether the done reads' lines were the first in the lane's log */
+};
+
+/* One wait of the loop's epoll set `epfd` (epoll_wait, up to `timeout_ms`), where the events of
+ * kept connections are served here: a kept connection readable (and nothing else) has its read
+ * served as re_serve(may_send 1) does, and one that ends as RE_DONE is noted in `done`. Every
+ * other event goes to `rest`, for the caller to dispatch; a kept connection whose read needs
+ * more of the caller (anything but RE_DONE, or nothing to read) ends the serving: it is
+ * `read_fd`, not in `rest`, with its read in buf and the lane's results as re_serve left them,
+ * for the caller to finish before it dispatches `rest`; the events after it go to `rest` as
+ * they are. A kept connection that goes to the caller for any reason is no longer kept
+ * (kept[fd] 0): the caller keeps it again once it is idle. Returns the events the wait gave,
+ * or -errno (-ENOSYS where there is no epoll). */
+long re_poll(struct re_lane *lane, char *buf, size_t cap, struct re_polled *p, int timeout_ms);
 
 #endif

@@ -216,6 +216,7 @@ static int64_t *find(long n, int kind) {
 static void test_get_and_memory_body(void) {
     struct h2_conn c;
     CHECK(h2_open(&c, &LIMITS) == 0);
+    CHECK(c.memory > 16 * 1024);   /* the library's frame buffer is counted */
     struct client *cl = client_new();
     int32_t sid = client_get(cl, "/index.html", "user-agent", "test", 1);
     long n = feed(&c, cl);
@@ -243,6 +244,7 @@ static void test_get_and_memory_body(void) {
     CHECK(body.sent == 12);
     client_free(cl);
     h2_close(&c);
+    CHECK(c.memory == 0);   /* every block the library took was given back, and counted so */
 }
 
 static void test_request_body_and_close(void) {

@@ -50,7 +50,7 @@ static void test_accept_tcp(void)
     struct sockaddr_in where;
     int listener = tcp_listener(&where), clients[3], ports[3], fds[2], got_ports[2], i;
     char hosts[2 * RE_HOST_MAX];
-    struct re_accepted out = {fds, got_ports, 2, hosts, sizeof hosts, 0, 0};
+    struct re_accepted out = {fds, got_ports, 2, hosts, sizeof hosts, 0, 0, -1, 0, 0, 0};
     long n;
 
     for (i = 0; i < 3; i++)
@@ -84,7 +84,7 @@ static void test_accept_unix_and_errors(void)
     int listener = socket(AF_UNIX, SOCK_STREAM, 0), client = socket(AF_UNIX, SOCK_STREAM, 0);
     int fds[1], ports[1] = {-1};
     char hosts[RE_HOST_MAX];
-    struct re_accepted out = {fds, ports, 1, hosts, sizeof hosts, 0, 0};
+    struct re_accepted out = {fds, ports, 1, hosts, sizeof hosts, 0, 0, -1, 0, 0, 0};
     long n;
 
     snprintf(where.sun_path, sizeof where.sun_path, "/tmp/test_readevent.%d", (int)getpid());
@@ -308,6 +308,110 @@ static void test_serve_done(void)
     close(pair[1]);
 }
 
+/* Connections answered as they are accepted: closed here when served whole, taken otherwise,
+ * the first read that needs its caller at read_at and the reads stopped after it. */
+static void test_accept_serve(void)
+{
+    static const char closing[] = GET("/a", "Connection: close\r\n"), keep[] = GET("/a", "");
+    struct sockaddr_in where;
+    int listener = tcp_listener(&where), clients[5], ports[5], fds[8], got_ports[8], i;
+    char hosts[8 * RE_HOST_MAX], buf[512], back[64];
+    struct re_accepted out = {fds, got_ports, 8, hosts, sizeof hosts, 0, 0, 0, 0, 0, 0};
+    struct re_lane *lane = small_lane();
+    long n;
+
+    re_put(lane, "/a\x07", 3, "hello", 5, "", 0);
+    re_put(lane, "/a\x03", 3, "bye", 3, "", 0);
+    for (i = 0; i < 5; i++)
+        clients[i] = tcp_client(&where, &ports[i]);
+    CHECK(write(clients[0], closing, sizeof closing - 1) == (ssize_t)sizeof closing - 1, "0");
+    shutdown(clients[2], SHUT_WR);   /* gone before a word */
+    CHECK(write(clients[3], keep, sizeof keep - 1) == (ssize_t)sizeof keep - 1, "3");
+    CHECK(write(clients[4], keep, sizeof keep - 1) == (ssize_t)sizeof keep - 1, "4");
+    n = re_accept_serve(lane, buf, sizeof buf, listener, &out);
+    CHECK(n == 3 && out.closed == 2 && out.answered == 1 && out.read_at == 1 && !out.error,
+          "taken %ld, closed %zu, answered %zu, read at %ld", n, out.closed, out.answered,
+          out.read_at);
+    CHECK(got_ports[0] == ports[1] && got_ports[1] == ports[3] && got_ports[2] == ports[4]
+              && out.hosts_len == 3 * sizeof "127.0.0.1"
+              && !strcmp(hosts + 2 * sizeof "127.0.0.1", "127.0.0.1"),
+          "the silent one, the one read, the one after it unread");
+    CHECK(lane->results[RE_READ] == (int64_t)sizeof keep - 1 && lane->results[RE_SENT] == 5,
+          "the read kept for the caller, its answer sent");
+    CHECK(read(clients[0], back, sizeof back) == 3 && !memcmp(back, "bye", 3)
+              && read(clients[0], back, sizeof back) == 0,
+          "answered and closed");
+    CHECK(read(clients[3], back, sizeof back) == 5 && !memcmp(back, "hello", 5), "answered");
+    CHECK(recv(fds[2], back, sizeof back, 0) == (ssize_t)sizeof keep - 1, "left unread");
+    for (i = 0; i < 3; i++)
+        close(fds[i]);
+    for (i = 0; i < 5; i++)
+        close(clients[i]);
+    CHECK(re_accept_serve(lane, buf, sizeof buf, listener, &out) == 0 && out.closed == 0
+              && out.read_at == -1,
+          "nothing waiting");
+    close(listener);
+}
+
+#ifdef __linux__
+#include <sys/epoll.h>
+
+/* The loop's wait with kept connections served: done, handed back, left to the caller. */
+static void test_poll(void)
+{
+    static const char keep[] = GET("/a", ""), miss[] = GET("/b", "");
+    struct re_lane *lane = small_lane();
+    struct epoll_event events[8];
+    unsigned char kept[64] = {0};
+    static char hosts[64 * RE_HOST_MAX];
+    int done[8], ready[8], rest[8], pairs[4][2], i, epfd = epoll_create1(0);
+    uint32_t masks[8];
+    struct re_polled p = {epfd, kept, hosts, 64, events, 8, done, ready, 0, rest, masks, 0,
+                          0, 0, 0};
+    char buf[512], back[64];
+    long n;
+
+    re_put(lane, "/a\x07", 3, "hello", 5, "", 0);
+    for (i = 0; i < 4; i++) {
+        struct epoll_event ev = {.events = EPOLLIN};
+        if (socketpair(AF_UNIX, SOCK_STREAM, 0, pairs[i]) || pairs[i][0] >= 64) {
+            perror("socketpair");
+            exit(2);
+        }
+        fcntl(pairs[i][0], F_SETFL, O_NONBLOCK);
+        ev.data.fd = pairs[i][0];
+        epoll_ctl(epfd, EPOLL_CTL_ADD, pairs[i][0], &ev);
+    }
+    kept[pairs[0][0]] = kept[pairs[1][0]] = kept[pairs[3][0]] = 1;
+    CHECK(re_poll(lane, buf, sizeof buf, &p, 0) == 0 && p.read_fd == -1 && !p.done_len,
+          "nothing yet");
+    CHECK(write(pairs[0][1], keep, sizeof keep - 1) == (ssize_t)sizeof keep - 1, "0");
+    CHECK(write(pairs[2][1], keep, sizeof keep - 1) == (ssize_t)sizeof keep - 1, "2");
+    n = re_poll(lane, buf, sizeof buf, &p, 0);
+    CHECK(n == 2 && p.done_len == 1 && done[0] == pairs[0][0] && ready[0] == 1
+              && p.rest_len == 1 && rest[0] == pairs[2][0] && masks[0] == EPOLLIN
+              && p.read_fd == -1 && kept[pairs[0][0]],
+          "kept and done; not kept: the caller's (%ld, %zu done, %zu rest)", n, p.done_len,
+          p.rest_len);
+    CHECK(read(pairs[0][1], back, sizeof back) == 5 && !memcmp(back, "hello", 5), "sent");
+    CHECK(recv(pairs[2][0], back, sizeof back, 0) == (ssize_t)sizeof keep - 1, "left unread");
+    CHECK(write(pairs[1][1], miss, sizeof miss - 1) == (ssize_t)sizeof miss - 1, "1");
+    CHECK(write(pairs[3][1], keep, sizeof keep - 1) == (ssize_t)sizeof keep - 1, "3");
+    n = re_poll(lane, buf, sizeof buf, &p, 0);
+    CHECK(n == 2 && !p.done_len && p.read_fd == pairs[1][0]
+              && p.read_len == (long)sizeof miss - 1 && lane->results[RE_READY] == 0
+              && p.rest_len == 1 && rest[0] == pairs[3][0]
+              && !kept[pairs[1][0]] && !kept[pairs[3][0]],
+          "a miss handed back, the next left unread: both let go (%ld, read %d)", n,
+          p.read_fd);
+    for (i = 0; i < 4; i++) {
+        close(pairs[i][0]);
+        close(pairs[i][1]);
+    }
+    close(epfd);
+}
+#endif
+
 int main(void)
 {
     test_accept_tcp();
@@ -317,6 +421,10 @@ int main(void)
     test_read_and_send();
     test_log_lines();
     test_serve_done();
+    test_accept_serve();
+#ifdef __linux__
+    test_poll();
+#endif
     printf("%d checks, %d failures\n", checks, failures);
     return failures != 0;
 }

@@ -22,9 +22,16 @@ class _OneLineParser(argparse.ArgumentParser):
 
 
 def _seconds(text: str) -> float:
-    value = float(text.rstrip("s"))
-    if value <= 0:
+    value = _seconds_or_zero(text)
+    if value == 0:
         raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
+    return value
+
+
+def _seconds_or_zero(text: str) -> float:
+    value = float(text.rstrip("s"))
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds")
     return value
 
 
@@ -145,6 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shutdown-grace", type=_seconds, metavar="SECONDS",
                    help="longest a draining worker (a stop, a restart) finishes what it has "
                         "under way before closing the rest (default 10)")
+    p.add_argument("--defer-accept", type=_seconds_or_zero, metavar="SECONDS",
+                   help="a plain connection is taken once its client has sent something, or "
+                        "after this long (TCP_DEFER_ACCEPT, Linux; default 1, 0: at once)")
     p.add_argument("--handshake-timeout", type=_seconds, metavar="SECONDS",
                    help="time a client has to complete its TLS handshake (default 10)")
     p.add_argument("--tls-cert", action="append", metavar="FILE",
@@ -183,7 +193,8 @@ def default_root() -> str:
 
 _LIMIT_FLAGS = ("max_connections", "max_body", "max_keepalive_requests", "header_timeout",
                 "body_timeout", "body_min_rate", "keepalive_timeout", "send_timeout",
-                "shutdown_grace", "handshake_timeout", "ws_max_size", "ws_ping_interval")
+                "shutdown_grace", "defer_accept", "handshake_timeout", "ws_max_size",
+                "ws_ping_interval")
 
 
 def _given(name, values) -> dict:

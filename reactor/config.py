@@ -63,6 +63,7 @@ class Config:
     keepalive_timeout: float = limits.KEEPALIVE_TIMEOUT
     send_timeout: float = limits.SEND_TIMEOUT
     shutdown_grace: float = limits.SHUTDOWN_GRACE
+    defer_accept: float = limits.DEFER_ACCEPT
     fd: int | None = None              # an inherited listening socket (--fd)
     proxy_protocol: str | None = None  # "v1", "v2" or "auto": a PROXY header from trusted peers
     trusted_proxies: tuple = ()        # addresses/networks that send PROXY headers

@@ -3,6 +3,7 @@ server with the lane and one without, and the bytes that come back must be equal
 which only says when they were made), in every state a server can be in: serving, draining,
 at its connection limit and at the keep-alive request limit."""
 
+import math
 import os
 import re
 import socket
@@ -361,7 +362,8 @@ def test_lane_answers_written_in_pieces_are_logged_with_what_was_sent(pair, site
     and those of a client that leaves before with the body bytes it was sent."""
     piece = b"p" * (INLINE_BODY - 1024)   # on the lane
     (site / "piece.bin").write_bytes(piece)
-    lane, _ = pair(access_log=True, log_format="combined")
+    # Taken as soon as it is open: its socket is made small before it sends anything.
+    lane, _ = pair(access_log=True, log_format="combined", defer_accept=0)
     lines = lane.server.access_log.stream = Lines()
     replay(lane, head(b"/piece.bin"))
     sock = socket.socket()
@@ -389,7 +391,8 @@ def test_lane_answers_written_in_pieces_are_logged_with_what_was_sent(pair, site
 
 
 def test_a_connection_answered_once_by_the_lane_and_closed_builds_no_protocol(pair):
-    lane, _ = pair()
+    # Taken as soon as it is open, before its request is there (see the test below).
+    lane, _ = pair(defer_accept=0)
     replay(lane, head(b"/a.txt"))   # the full path makes the answer ready
     server = lane.server
     assert wait_until(lambda: not server.connections)   # that connection is gone
@@ -408,3 +411,82 @@ def test_a_connection_answered_once_by_the_lane_and_closed_builds_no_protocol(pa
     assert wait_until(lambda: len(closed) == 2)
     # The one that asked to close never needed one; the kept-alive one did (it counts).
     assert closed[0] is None and closed[1].served == 1
+
+
+def test_a_request_there_as_its_connection_is_accepted_is_answered_before_it_is_admitted(
+        pair):
+    """The kernel holds a new connection until its client has sent something
+    (--defer-accept): the C lane reads it as it is accepted, and one answered whole that
+    asked to close is closed there, without a connection of the server's. The rest are
+    admitted with their first read, answered as far as the lane could."""
+    lane, full = pair(access_log=True, log_format="combined")
+    requests = [head(b"/a.txt", b"Connection: close", b"User-Agent: c"),
+                head(b"/a.txt", version=b"HTTP/1.0"),
+                head(b"/a.txt") + head(b"/a.txt", b"Connection: close", method=b"DELETE"),
+                head(b"/a.txt")]
+    logs = []
+    for srv in (full, lane):
+        for data in requests * 2:
+            replay(srv, data)   # the full path makes the answers ready, then the lane's
+        logs.append(Lines())
+        srv.server.access_log.stream = logs[-1]
+    server = lane.server
+    admitted = []
+    admit = server.admit
+
+    def note(sock, client):
+        admitted.append(client)
+        return admit(sock, client)
+
+    server.admit = note   # this server's own, not the class's
+    lane_of(lane).expires = math.inf   # its answers are not dropped to be made again meanwhile
+    handled = server.handled
+    for data in requests:
+        assert replay(lane, data) == replay(full, data)
+    # The two whose reads the C lane could not end; the pure-Python build admits all.
+    assert len(admitted) == (2 if lane_of(lane).native is not None else len(requests))
+    assert wait_until(lambda: server.handled == handled + len(requests))
+    # The warm-up's lines and these, 5 a round.
+    assert wait_until(lambda: len(logs[0].lines) == len(logs[1].lines) == 15)
+    assert logs[1].lines == logs[0].lines
+    assert logs[1].lines[-5].endswith('"GET /a.txt HTTP/1.1" 200 16 "-" "c"')
+
+
+def kept_by_the_wait(srv) -> dict:
+    """The connections whose reads the loop's wait serves in C (empty without the C lane)."""
+    wait = srv.server.lane_wait
+    return {} if wait is None else wait.connections
+
+
+def test_the_loops_wait_serves_idle_connections_up_to_the_keep_alive_limit(pair):
+    """The reads of an idle keep-alive connection are served by the loop's wait in C while
+    its plan lets every answer go out; near the request limit the connection goes back to
+    the full path, whose last answer says close, byte for byte as without the lane."""
+    lane, full = pair(max_keepalive_requests=70)
+    requests = [(b"GET", head(b"/a.txt"))] * 70
+    answers = one_by_one(full, requests)
+    assert one_by_one(lane, requests) == answers   # the second: answers ready, then kept
+    assert parse_responses(answers[-1])[0].getheader("Connection") == "close"
+    with connect(lane.port) as sock:
+        sock.sendall(head(b"/a.txt"))
+        assert read_response(sock).endswith(b"0123456789abcdef")
+        if lane_of(lane).native is not None:
+            assert wait_until(lambda: [c.client for c in kept_by_the_wait(lane).values()]
+                              == [sock.getsockname()])
+    assert wait_until(lambda: not kept_by_the_wait(lane))   # let go when closed
+
+
+def test_a_connection_served_by_the_loops_wait_keeps_its_keep_alive_deadline_moving(pair):
+    lane, _ = pair(keepalive_timeout=1.0)
+    replay(lane, head(b"/a.txt"))   # the full path makes the answer ready
+    with connect(lane.port) as sock:
+        for _ in range(5):   # 2.4 s in all: past the timeout unless each answer renews it
+            sock.sendall(head(b"/a.txt"))
+            assert read_response(sock).endswith(b"0123456789abcdef")
+            # Its answer kept from now on, so that the full path, which renews the deadline
+            # itself, answers none of the others.
+            lane_of(lane).expires = math.inf
+            time.sleep(0.6)
+        started = time.monotonic()
+        assert read_until_close(sock) == b""   # then closed once idle for the timeout
+        assert time.monotonic() - started < 3

@@ -239,3 +239,17 @@ def test_an_ordinary_client_is_served_during_a_flood(server):
         stop.set()
         thread.join(5)
     assert metric(server, 'reactor_http2_goaways_total{reason="glitches"}') >= 1
+
+
+def test_engine_memory_is_counted_while_connections_are_open(server, engine):
+    """reactor_http2_engine_bytes: what libnghttp2 holds for the open HTTP/2 connections (the
+    shim's allocator counts it, its frame buffer of 16 KiB among it), none once they closed;
+    the `h2` package's engine cannot tell and says 0."""
+    client = settled(server)
+    held = metric(server, "reactor_http2_engine_bytes")
+    client.close()
+    assert wait_until(lambda: metric(server, "reactor_http2_engine_bytes") == 0)
+    if engine == "nghttp2":
+        assert held > 16 * 1024
+    else:
+        assert held == 0

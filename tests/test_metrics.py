@@ -42,6 +42,7 @@ def test_one_server_counts_requests_durations_bytes_rejections_and_connections(
     fetch(running.port, "/missing")
     assert exchange(running.port, b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 99\r\n\r\n"
                     ).startswith(b"HTTP/1.1 413")
+    assert wait_until(lambda: not running.server.connections)   # the 413's has lingered
     samples = scrape(running.port)
     get_2xx = 'http_server_requests_total{http_request_method="GET",http_response_status_class="2xx"}'
     assert samples[get_2xx] == 3

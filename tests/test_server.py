@@ -4,6 +4,8 @@ import http.client
 import os
 import socket
 import struct
+import subprocess
+import sys
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -11,6 +13,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import pytest
 from netutil import connect, exchange, parse_responses, read_until_close, wait_until
 
+from reactor.cli import build_parser, config_from_args
 from reactor.http.response import FileSlice, Response
 
 
@@ -268,7 +271,8 @@ def test_idle_connections_of_small_cached_files_make_room_too(server_factory, tm
 
 def test_at_the_limit_with_only_heads_pending_a_client_gets_503_and_heads_are_hurried(
         server_factory):
-    srv = server_factory(handler=echo, max_connections=2, header_timeout=30)
+    # Silent clients taken as soon as they are open (deferred, they would wait in the kernel).
+    srv = server_factory(handler=echo, max_connections=2, header_timeout=30, defer_accept=0)
     slow = [connect(srv.port) for _ in range(2)]
     for sock in slow:
         sock.sendall(b"GET / HTTP/1.1\r\nHo")
@@ -288,6 +292,17 @@ def test_at_the_limit_with_only_heads_pending_a_client_gets_503_and_heads_are_hu
     assert time.monotonic() - started < 4
     assert exchange(srv.port, b"GET /after HTTP/1.1\r\nHost: x\r\n\r\n").endswith(
         b"GET /after 0\n")
+
+
+def test_a_silent_client_waits_in_the_kernel_until_it_sends_something(server_factory):
+    """--defer-accept: no connection slot, no header timeout, until the request is there."""
+    srv = server_factory(handler=echo, defer_accept=5)
+    with connect(srv.port) as sock:
+        time.sleep(0.3)
+        assert srv.server.accepted == 0 and not srv.server.connections
+        sock.sendall(b"GET /spoke HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert sock.recv(65536).endswith(b"GET /spoke 0\n")
+    assert srv.server.accepted == 1
 
 
 def test_graceful_shutdown_finishes_the_response_under_way(server_factory):
@@ -350,3 +365,12 @@ def test_response_finished_after_the_client_left_releases_its_file(server_factor
     go.set()
     assert released.wait(5)
     pool.shutdown()
+
+
+def test_defer_accept_takes_zero_and_refuses_a_negative_in_one_line(tmp_path):
+    args = build_parser().parse_args(["--defer-accept", "0", "-d", str(tmp_path)])
+    assert config_from_args(args).defer_accept == 0
+    result = subprocess.run([sys.executable, "-m", "reactor", "-d", str(tmp_path),
+                             "--defer-accept", "-1"], capture_output=True, text=True, timeout=30)
+    assert result.returncode != 0
+    assert result.stderr.count("\n") == 1 and "'-1' is not a number of seconds" in result.stderr

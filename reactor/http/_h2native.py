@@ -206,6 +206,10 @@ class Session:
         counts = self.conn.counts
         return {name: counts[i] for i, name in enumerate(_COUNTERS) if counts[i]}
 
+    def memory(self) -> int:
+        """Bytes libnghttp2 holds for this session now (counted by the shim's allocator)."""
+        return self.conn.memory
+
     def answer(self, stream_id: int, ready) -> bool:
         """Answer the stream with a kept answer (see `ready`); False when it is gone."""
         return _answer(self.conn, stream_id, ready) == 0

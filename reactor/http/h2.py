@@ -31,7 +31,8 @@ An engine module offers `NAME`, `new_shared()` (buffers shared by a loop's conne
   pieces to write in order; the streams that closed (stream, error code, sent, as CLOSE's);
   those whose body wants its next piece.
 - `consume`, `reset`, `shutdown(final)`, `terminate(code)`, `want_read()`, `want_write()`,
-  `forget(stream)`, `counts()`, `close()`.
+  `forget(stream)`, `counts()`, `memory()` (bytes the engine's library holds for the session,
+  0 where it cannot tell), `close()`.
 
 Also here: turning a header block into the Request every handler already takes, and the framing
 of a response. Imports only request, response and errors.

@@ -80,6 +80,13 @@ TLS_FILE_CHUNK = 256 * 1024
 # Seconds a client has to complete its TLS handshake; one that stalls in it is closed.
 HANDSHAKE_TIMEOUT = 10.0
 
+# Seconds a plain connection that has sent nothing waits in the kernel before it is accepted
+# all the same (TCP_DEFER_ACCEPT, Linux; as Apache's default accept filter): a client's
+# request is there when its connection is taken, so the fast lane can answer it as it is
+# accepted, and a silent client costs no connection slot meanwhile. Its header timeout runs
+# from when it is taken. 0 takes every connection as soon as it is open.
+DEFER_ACCEPT = 1.0
+
 # Bytes of a request body that may wait for a handler reading it as it arrives (an ASGI
 # application's receive()); past it the connection stops reading until the handler takes
 # them, so a slow consumer holds the client back instead of filling memory.

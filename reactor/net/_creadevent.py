@@ -60,8 +60,24 @@ class Acceptor:
         """([(fd, host, port), ...], error): the connections taken, and the OSError that
         stopped the batch (None when none was waiting any more). `host` is '' for a peer
         without an address (a unix socket's)."""
+        return self._taken(_accept(self.fd, self._batch))
+
+    def accept_answering(self, lane) -> tuple:
+        """accept(), with a first read of each connection taken, answered from the
+        NativeLane `lane`'s table as its serve() does when let send (readevent.h,
+        re_accept_serve): (taken, error, read_at, closed, answered, first_lines). Those
+        answered whole and closed, or gone, are not taken: `closed` of them, answered
+        `answered` requests, their log lines the first in the lane's log when
+        `first_lines`. The connection taken at index `read_at` (None: none) has its first
+        read in the receive buffer, with the lane's results as serve() leaves them."""
         batch = self._batch
-        count = _accept(self.fd, batch)
+        taken, error = self._taken(lane.accept(self.fd, batch))
+        read_at = batch.read_at
+        return (taken, error, None if read_at < 0 else read_at, batch.closed, batch.answered,
+                batch.first_lines)
+
+    def _taken(self, count: int) -> tuple:
+        batch = self._batch
         error = OSError(batch.error, os.strerror(batch.error)) if batch.error else None
         if not count:
             return (), error
@@ -81,7 +97,7 @@ class NativeLane:
     gathered, bytes sent by serve, whether serve logged them, whether serve left nothing to
     do but count them); the last two are FIRST_LINES where the log held no lines before."""
 
-    __slots__ = ("results", "serve", "logs", "_lane", "_buffer", "_cap", "_meta", "_out",
+    __slots__ = ("results", "serve", "accept", "logs", "ends_reads", "_lane", "_buffer", "_cap", "_meta", "_out",
                  "_answers", "_log", "_keep")
 
     FIRST_LINES = lib.RE_FIRST_LINES
@@ -102,6 +118,9 @@ class NativeLane:
         answers_cap = limits.MAX_PLAIN_BATCH * INLINE_BODY
         self._answers = _new_unzeroed("char[]", answers_cap)
         log_code = _LOG_FORMATS.get(log_format, lib.RE_LOG_ELSEWHERE)
+        # Whether serve can leave a read with nothing to do but count it (RE_DONE): not
+        # where each answer is logged or counted in Python.
+        self.ends_reads = log_code != lib.RE_LOG_ELSEWHERE
         # Whether serve writes log lines (then put wants each message's part of a line).
         self.logs = log_code in (lib.RE_LOG_COMMON, lib.RE_LOG_COMBINED)
         log_room = LOG_ROOM if self.logs else 0
@@ -128,6 +147,15 @@ class NativeLane:
         # sent, log the answers as sent to the client `host` (bytes). Returns the bytes
         # read, 0 at the end of the input, or -errno; see `results`.
         self.serve = functools.partial(lib.re_serve, self._lane, self._buffer, self._cap)
+        # accept(listening fd, struct re_accepted *): re_accept_serve, for
+        # Acceptor.accept_answering.
+        self.accept = functools.partial(lib.re_accept_serve, self._lane, self._buffer,
+                                        self._cap)
+
+    def waiting(self, epfd: int, descriptors: int) -> "NativeWait":
+        """A NativeWait on the epoll set `epfd` that serves from this lane, for connections
+        on descriptors below `descriptors`."""
+        return NativeWait(self, epfd, descriptors)
 
     def put(self, key: bytes, message: bytes, part: bytes = b"") -> bool:
         """Keep `message` (copied) as the answer to `key`, with `part`: what its access log
@@ -173,3 +201,62 @@ class NativeLane:
         if self._lane.logged:
             return parts[::3], parts
         return parts, None
+
+
+class NativeWait:
+    """A loop's epoll wait where the reads of kept connections (idle plain connections that a
+    NativeLane may answer and send to freely) are served in C (readevent.h, re_poll): one
+    call waits and serves them all; the rest of the events, and the one kept read that needs
+    more, are the caller's."""
+
+    __slots__ = ("wait", "kept", "_polled", "_hosts", "_done", "_ready", "_rest", "_masks",
+                 "_keep")
+
+    EVENTS = 1024        # epoll events taken per wait
+    _EVENT_SIZE = 16     # struct epoll_event: 12 bytes packed (x86-64), 16 elsewhere
+
+    def __init__(self, lane: NativeLane, epfd: int, descriptors: int):
+        events = self.EVENTS
+        kept = ffi.new("unsigned char[]", descriptors)
+        hosts = _new_unzeroed("char[]", descriptors * lib.RE_HOST_MAX)
+        room = _new_unzeroed("char[]", events * self._EVENT_SIZE)
+        done, ready, rest = (ffi.new("int[]", events) for _ in range(3))
+        masks = ffi.new("uint32_t[]", events)
+        self._polled = ffi.new("struct re_polled *", {
+            "epfd": epfd, "kept": kept, "hosts": hosts, "cap": descriptors, "events": room,
+            "events_cap": events, "done": done, "done_ready": ready, "rest": rest,
+            "rest_events": masks})
+        # Writable and readable as memoryviews: several times cheaper than cdata indexing.
+        self.kept = memoryview(ffi.buffer(kept))
+        self._hosts = memoryview(ffi.buffer(hosts))
+        self._done = memoryview(ffi.buffer(done)).cast("i")
+        self._ready = memoryview(ffi.buffer(ready)).cast("i")
+        self._rest = memoryview(ffi.buffer(rest)).cast("i")
+        self._masks = memoryview(ffi.buffer(masks)).cast("I")
+        self._keep = (kept, hosts, room, done, ready, rest, masks)
+        # wait(timeout in ms): the number of events, or -errno; see the accessors below.
+        self.wait = functools.partial(lib.re_poll, lane._lane, lane._buffer, lane._cap,
+                                      self._polled)
+
+    def keep(self, fd: int, host: bytes):
+        """Let C serve the reads of `fd` (below the descriptors given) as from `host`."""
+        start = fd * lib.RE_HOST_MAX
+        self._hosts[start:start + len(host) + 1] = host + b"\0"
+        self.kept[fd] = 1
+
+    def done(self) -> list:
+        """(fd, requests answered) of each kept connection whose read C ended."""
+        polled = self._polled
+        count = polled.done_len
+        return list(zip(self._done[:count], self._ready[:count])) if count else []
+
+    def rest(self) -> list:
+        """The (fd, events) pairs left to the caller, in order."""
+        count = self._polled.rest_len
+        return list(zip(self._rest[:count], self._masks[:count])) if count else []
+
+    def read(self) -> tuple:
+        """(fd, what serve returned) of the kept connection whose read needs the caller, or
+        (-1, 0); and whether the done reads' log lines were the first in the lane's log."""
+        polled = self._polled
+        return polled.read_fd, polled.read_len, polled.first_lines

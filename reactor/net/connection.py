@@ -131,12 +131,29 @@ class Connection(LaneAnswers, Output, SocketSide, Tunnel):
             if n == 0:
                 self.close()
             return
+        self._first_received(n)
+
+    def first_read_answered(self, n: int):
+        """The connection's first read, made as it was accepted (Acceptor.accept_answering):
+        n bytes in the receive buffer, its plain requests answered and sent by C as far as
+        its table held them."""
+        try:
+            self.transport.first_read(self.server.recv_buffer, n)
+        except ConnectionAbortedError:
+            self.close()
+            return
+        if self.server.h2_engine is None:
+            self._received(n, True)
+        else:
+            self._first_received(n, True)
+
+    def _first_received(self, n: int, sent_by_c=None):
         server = self.server
         if self.transport.alpn == "h2" or server.recv_buffer.startswith(PRIOR_KNOWLEDGE, 0, n):
             server.switch_to_h2(self, n)
             return
         self.transport.watch(self.on_readable, None)
-        self._received(n)
+        self._received(n, sent_by_c)
 
     def _received(self, n, sent_by_c=None):
         """The n bytes at the start of the server's receive buffer: answer what they hold.
@@ -266,9 +283,12 @@ class Connection(LaneAnswers, Output, SocketSide, Tunnel):
         """Between requests, kept open: the keep-alive deadline runs, and once it has answered
         a request the connection is one that the connection limit may close to make room."""
         self.state = State.IDLE
-        self.deadline = self.loop.now + self.server.config.keepalive_timeout
+        server = self.server
+        self.deadline = self.loop.now + server.config.keepalive_timeout
         if self.protocol.served:
-            self.server.reclaimable[self] = None
+            server.reclaimable[self] = None
+        if server.lane_wait is not None and self.native is not None and self.transport.checked:
+            server.lane_wait.keep(self)
 
     # -- answering -----------------------------------------------------------------------------
 
@@ -482,6 +502,8 @@ class Connection(LaneAnswers, Output, SocketSide, Tunnel):
             return
         self.state = State.CLOSED
         self.waiting = None
+        if self.server.lane_wait is not None:
+            self.server.lane_wait.release(self)
         self.transport.close()
         self._lose_inflight()
         tunnel, self.tunnel = self.tunnel, None

@@ -73,8 +73,21 @@ class LaneAnswers:
                 # out because calling it costs 3% of this, the most common read event.
                 self.deadline = now + self.server.config.keepalive_timeout
                 self.server.reclaimable[self] = None
+                if self.server.lane_wait is not None:
+                    self.server.lane_wait.keep(self)
                 return
             self._received(n, sending)
+        elif n == 0:
+            self.on_eof()
+        elif -n != errno.EAGAIN:
+            self.close()
+
+    def read_by_c(self, n):
+        """A read that the loop's wait made and C answered and sent as far as its table held
+        (LaneWait), but could not end: `n` as NativeLane.serve returns it."""
+        self.server.reclaimable.pop(self, None)
+        if n > 0:
+            self._received(n, True)
         elif n == 0:
             self.on_eof()
         elif -n != errno.EAGAIN:

@@ -33,6 +33,7 @@ class EpollPoller:
 
     def __init__(self):
         epoll = select.epoll()
+        self.fileno = epoll.fileno
         self.register = epoll.register
         self.modify = epoll.modify
         self.unregister = epoll.unregister
@@ -85,6 +86,7 @@ class Loop:
         if poller is None:
             poller = EpollPoller() if hasattr(select, "epoll") else SelectorPoller()
         self._poller = poller
+        self._wait = poller.poll
         self._read_event, self._write_event = poller.READ, poller.WRITE
         self._handlers = {}   # fd -> (reader, writer, the events asked for)
         self.now = time.monotonic()
@@ -138,6 +140,19 @@ class Loop:
         else:
             self.forget(fd)
 
+    @property
+    def epoll_fd(self):
+        """The descriptor of the loop's epoll set, for a wait of its own (wait_with); None
+        where the loop waits through `selectors`."""
+        fileno = getattr(self._poller, "fileno", None)
+        return None if fileno is None else fileno()
+
+    def wait_with(self, wait):
+        """From the next round on, the loop waits through `wait(timeout)` instead of polling:
+        it returns the (fd, events) pairs to dispatch, as epoll's poll does (None: the
+        poller's own poll again)."""
+        self._wait = self._poller.poll if wait is None else wait
+
     # -- time ----------------------------------------------------------------------------------
 
     def call_later(self, delay, callback, *args) -> Timer:
@@ -174,7 +189,6 @@ class Loop:
 
     def run(self):
         self._running = True
-        poll = self._poller.poll
         handlers = self._handlers
         # HUP and ERR come whether asked for or not: they wake the reader and the writer.
         not_write = ~self._write_event
@@ -189,7 +203,7 @@ class Loop:
                 timeout = min(max(timers[0].when - self.now, 0), MAX_WAIT)
             else:
                 timeout = MAX_WAIT
-            events = poll(timeout)
+            events = self._wait(timeout)
             self.now = now = time.monotonic()
             for fd, mask in events:
                 handler = handlers.get(fd)

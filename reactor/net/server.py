@@ -10,7 +10,9 @@ import _socket
 import errno
 import functools
 import logging
+import math
 import os
+import resource
 import socket
 import stat
 
@@ -24,6 +26,7 @@ from .aioloop import AsyncioLoop
 from .connection import Connection
 from .fastlane import FastLane
 from .h2connection import H2Connection
+from .lanewait import LaneWait
 from .loop import Loop
 from .readevent import Acceptor
 from .socketside import State
@@ -181,6 +184,7 @@ class Server:
         self.h2_goaways = {}            # reason -> HTTP/2 connections or streams a guard ended
         self.h2_guards = {}             # what the HTTP/2 guards counted, over closed connections
         self.lanes = {}   # handler -> its FastLane, made by start() (see _scheme_handlers)
+        self.lane_wait = None   # the loop's wait through the C lane, where start() makes one
         # The state of a connection that has answered nothing: what the fast lane asks on
         # behalf of a connection that has no Protocol of its own yet. Never changed.
         self.fresh_protocol = self.new_protocol()
@@ -212,10 +216,22 @@ class Server:
             # Accepted sockets inherit it (Linux, the BSDs, macOS): once here, not per
             # connection.
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        deferred = self._defer_accept(sock, family, secure)
         self.listeners.append(sock)
         if secure:
             self.secure_listeners.add(sock)
-        self._acceptors[sock] = (Acceptor(sock, ACCEPT_BATCH), int(family), secure)
+        self._acceptors[sock] = (Acceptor(sock, ACCEPT_BATCH), int(family), secure, deferred)
+
+    def _defer_accept(self, sock, family, secure: bool) -> bool:
+        """Whether the kernel holds the plain TCP listener's new connections until their
+        clients send something (limits.DEFER_ACCEPT): set as the Config says, also on an
+        inherited listener."""
+        if secure or family not in (socket.AF_INET, socket.AF_INET6) \
+                or not hasattr(socket, "TCP_DEFER_ACCEPT"):
+            return False
+        seconds = math.ceil(self.config.defer_accept)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, seconds)
+        return seconds > 0
 
     @property
     def address(self):
@@ -241,6 +257,7 @@ class Server:
                 self.close()
                 raise
         self._scheme_handlers()
+        self.lane_wait = self._lane_wait()
         self._accept_on()
         self.loop.call_later(SWEEP_INTERVAL, self._sweep)
 
@@ -287,14 +304,28 @@ class Server:
             for sock in self.listeners:
                 self.loop.remove_reader(sock.fileno())
 
-    def _accept(self, acceptor, family: int, secure: bool):
-        taken, error = acceptor.accept()
+    def _accept(self, acceptor, family: int, secure: bool, deferred: bool):
         connections = self.connections
         limit = self.config.max_connections
+        # Without deferral a new connection's request is seldom there yet (1 in 16 under
+        # wrk), and looking for it costs a read.
+        lane = self._answering_lane() if deferred else None
+        if lane is not None and len(connections) + ACCEPT_BATCH <= limit:
+            taken, error, read_at, closed, answered, first_lines = acceptor.accept_answering(
+                lane.native)
+            if closed:
+                self.accepted += closed
+                self.handled += closed
+                lane.hits[0] += answered
+                if first_lines:
+                    lane.log_filled()
+        else:
+            taken, error = acceptor.accept()
+            read_at = None
         # TLS wraps a socket.socket; a plain connection needs no more than the C type below
         # it, which costs a third as much to make.
         make = socket.socket if secure else _socket.socket
-        for fd, host, port in taken:
+        for i, (fd, host, port) in enumerate(taken):
             self.accepted += 1
             sock = make(family, _NON_BLOCKING_STREAM, 0, fd)
             if secure and not _TYPED_NON_BLOCKING:
@@ -304,7 +335,9 @@ class Server:
                 self._refuse(sock, secure)
                 continue
             admit = self.admit_secure if secure else self.admit
-            if self.accept_filter is None:
+            if i == read_at:
+                admit(sock, client).first_read_answered(lane.native.results[0])
+            elif self.accept_filter is None:
                 admit(sock, client)
             else:
                 self.accept_filter(sock, client, admit)
@@ -350,11 +383,41 @@ class Server:
                 pass
         sock.close()
 
-    def admit(self, sock, client):
+    def _lane_wait(self):
+        """A LaneWait, started, where the loop waits on epoll and the plain lane's C side can
+        end a read (readevent.h, RE_DONE: not where each answer is logged or counted in
+        Python); else None."""
+        lane = self.lanes.get(self.plain_handler)
+        if lane is None or lane.native is None or not lane.native.ends_reads \
+                or getattr(self.loop, "epoll_fd", None) is None:
+            return None
+        wait = LaneWait(self, lane, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+        wait.start()
+        return wait
+
+    def _answering_lane(self):
+        """The fast lane that may read and answer new plain connections as they are accepted
+        (Acceptor.accept_answering), renewed if due, or None: it needs the C lane, no filter
+        before a connection is served (the PROXY protocol), and a keep-alive plan that lets a
+        connection that has answered nothing answer all a read can hold, closing only where
+        the client asks, as NativeLane.serve is let send."""
+        lane = self.lanes.get(self.plain_handler)
+        if lane is None or lane.native is None or self.accept_filter is not None:
+            return None
+        if self.fresh_protocol.plan_answers(limits.MAX_PLAIN_BATCH, False, False) != (
+                limits.MAX_PLAIN_BATCH, False):
+            return None
+        if lane.expires <= self.loop.now:
+            lane.renew()
+        return lane
+
+    def admit(self, sock, client) -> Connection:
         """Start serving an accepted socket; `client` is the address requests are from."""
         self.handled += 1
-        self.connections.add(Connection(self, PlainTransport(self.loop, sock), client,
-                                        self.plain_handler))
+        connection = Connection(self, PlainTransport(self.loop, sock), client,
+                                self.plain_handler)
+        self.connections.add(connection)
+        return connection
 
     def admit_secure(self, sock, client):
         """Start serving an accepted socket over TLS, from the handshake on."""
@@ -403,6 +466,11 @@ class Server:
         for name, count in counts.items():
             guards[name] = guards.get(name, 0) + count
 
+    def h2_engine_bytes(self) -> int:
+        """What the HTTP/2 engine's library holds for this server's open HTTP/2 connections."""
+        return sum(connection.session.memory() for connection in self.connections
+                   if connection.__class__ is H2Connection)
+
     def switch_to_h2(self, connection, n: int):
         """`connection` turned out to speak HTTP/2 (its first n bytes are in the receive
         buffer): an H2Connection takes over its socket."""
@@ -450,6 +518,9 @@ class Server:
         if self.draining:
             return
         self.draining = True
+        if self.lane_wait is not None:
+            self.lane_wait.stop()   # the answer that leaves a connection idle now says close
+            self.lane_wait = None
         self._accept_off()
         for sock in self.listeners:
             sock.close()

@@ -59,9 +59,12 @@ class PlainTransport:
         self.watch = functools.partial(loop.watch, fd)
 
     def _first_recv_into(self, buffer):
-        """The first read, which also turns away a TLS client on this plain port quietly
+        return self.first_read(buffer, self.sock.recv_into(buffer))
+
+    def first_read(self, buffer, n: int) -> int:
+        """The first read, of n bytes at the start of `buffer`, made here or by the fast lane
+        as the connection was accepted: it turns away a TLS client on this plain port quietly
         (no HTTP error it could not read anyway); later reads are the socket's own."""
-        n = self.sock.recv_into(buffer)
         self.recv_into = self.sock.recv_into
         self.checked = True
         if n and buffer[0] == TLS_HANDSHAKE_RECORD:

@@ -57,7 +57,8 @@ _REJECTED = _CACHE_MISSES + 1                             # per REJECTIONS entry
 _H2_GOAWAYS = _REJECTED + len(REJECTIONS)                  # per H2_GOAWAYS entry
 _H2_GUARDS = _H2_GOAWAYS + len(H2_GOAWAYS)                 # per H2_GUARDS entry
 _CONNECTIONS = _H2_GUARDS + len(H2_GUARDS)                 # gauges, per CONNECTION_STATES
-SIZE = _CONNECTIONS + len(CONNECTION_STATES)
+_H2_ENGINE_BYTES = _CONNECTIONS + len(CONNECTION_STATES)   # gauge
+SIZE = _H2_ENGINE_BYTES + 1
 _GAUGES = range(_CONNECTIONS, SIZE)
 
 # Worker processes whose counters can be kept apart at once (with those of a rolling
@@ -165,7 +166,8 @@ class Metrics:
         states = [0, 0, 0]
         for connection in server.connections:
             states[_STATE.get(connection.state.name, 1)] += 1
-        local[_CONNECTIONS:SIZE] = states
+        local[_CONNECTIONS:_H2_ENGINE_BYTES] = states
+        local[_H2_ENGINE_BYTES] = server.h2_engine_bytes()
         if self.region is not None:
             self.region[:] = array.array("d", local)
 
@@ -235,4 +237,7 @@ def exposition(totals) -> bytes:
     family("reactor_connections", "gauge", "Open connections by state (as nginx counts them).")
     for i, state in enumerate(CONNECTION_STATES):
         out.append(f'reactor_connections{{state="{state}"}} {totals[_CONNECTIONS + i]:.0f}\n')
+    family("reactor_http2_engine_bytes", "gauge",
+           "Memory the HTTP/2 engine's library holds for the open HTTP/2 connections.")
+    out.append(f"reactor_http2_engine_bytes {totals[_H2_ENGINE_BYTES]:.0f}\n")
     return "".join(out).encode()

@@ -1,0 +1,104 @@
+"""The loop's wait when the fast lane serves idle plain connections in C.
+
+A keep-alive client's usual read (plain requests, every one answered from the lane's table,
+sent and logged in full) needs nothing of Python but its bookkeeping. Here the loop's epoll wait
+and those reads are one C call (NativeWait, readevent.h's re_poll) for every connection the
+server keeps there: idle, plain, with a keep-alive plan that lets C send whatever a read holds.
+What C ends is counted here in a loop of its own, without the loop's dispatch or a connection's
+frames; every other event goes back to the loop, and the one kept read that needs more to its
+connection first (its bytes are in the shared receive buffer).
+
+A connection is kept again each time it is idle (Connection._idle and the C lane's own done
+read); C lets go of any kept connection it hands back, and close, the drain and the keep-alive
+limit let go of the rest. Knows connections, the lane and the loop's wait, not HTTP.
+"""
+
+import math
+import time
+
+from ..http.limits import MAX_PLAIN_BATCH
+
+_FREE = (MAX_PLAIN_BATCH, False)   # plan_answers: every answer of a read sent, open after
+
+
+class LaneWait:
+    __slots__ = ("server", "loop", "lane", "native", "connections", "_cap")
+
+    def __init__(self, server, lane, descriptors: int):
+        loop = server.loop
+        self.server = server
+        self.loop = loop
+        self.lane = lane
+        self.native = lane.native.waiting(loop.epoll_fd, descriptors)
+        self._cap = descriptors
+        self.connections = {}   # fd -> the connection kept there
+
+    def start(self):
+        """Wait through this from the loop's next round on."""
+        self.loop.wait_with(self)
+
+    def stop(self):
+        """Let go of every connection and wait as the loop does (the drain: an answer may
+        have to say close)."""
+        self.loop.wait_with(None)
+        self.native.kept[:] = bytes(self._cap)
+        self.connections.clear()
+
+    def keep(self, connection):
+        """Let C serve the idle `connection`'s reads while its plan allows it."""
+        fd = connection.transport.fd
+        if fd < self._cap and connection.protocol.plan_answers(
+                MAX_PLAIN_BATCH, False, False) == _FREE:
+            self.native.keep(fd, connection.host)
+            self.connections[fd] = connection
+
+    def release(self, connection):
+        """`connection` is closing: C must not serve its descriptor any more."""
+        fd = connection.transport.fd
+        if self.connections.pop(fd, None) is not None:
+            self.native.kept[fd] = 0
+
+    def __call__(self, timeout: float) -> list:
+        loop = self.loop
+        lane = self.lane
+        now = loop.now
+        if lane.expires <= now:
+            lane.renew()   # before C answers from the table
+        # Back before the table's answers expire (their Date).
+        timeout = min(timeout, lane.expires - now)
+        native = self.native
+        count = native.wait(max(math.ceil(timeout * 1000), 0))
+        if count < 0:
+            raise OSError(-count, "epoll_wait")
+        done = native.done()
+        read_fd, read, first_lines = native.read()
+        if done:
+            self._count(done, first_lines, time.monotonic())
+        if read_fd >= 0:
+            self.connections.pop(read_fd).read_by_c(read)
+        return native.rest()
+
+    def _count(self, done, first_lines, now):
+        """What _serve_natively does with a read C ended, for each of `done`."""
+        lane = self.lane
+        server = self.server
+        reclaimable = server.reclaimable
+        deadline = now + server.config.keepalive_timeout
+        connections = self.connections
+        kept = self.native.kept
+        answered = 0
+        for fd, ready in done:
+            connection = connections[fd]
+            answered += ready
+            protocol = connection.protocol
+            protocol.served += ready
+            connection.deadline = deadline
+            # The most recently busy go last: the connection limit closes from the front.
+            reclaimable.pop(connection, None)
+            reclaimable[connection] = None
+            if protocol.plan_answers(MAX_PLAIN_BATCH, False, False) != _FREE:
+                kept[fd] = 0
+                del connections[fd]
+        lane.hits[0] += answered
+        if first_lines:
+            lane.log_filled()
