@@ -226,6 +226,10 @@ async def raw_app(scope, receive, send):
                 await asyncio.sleep(0.01)
         except OSError as error:
             seen["endless"] = type(error).__name__
+    elif path == "/sized":
+        # A body of ?N bytes; counted once it is handed to the server.
+        await respond(send, 200, b"s" * int(scope["query_string"]))
+        seen["sized"] = seen.get("sized", 0) + 1
     elif path == "/no-start":
         return
     elif path == "/start-twice":

@@ -12,11 +12,22 @@ import asgi_apps
 import httpx
 import pytest
 import trustme
-from netutil import connect, exchange, parse_responses, read_until_close, wait_until
+from netutil import (
+    connect,
+    exchange,
+    exchange_on,
+    head,
+    normalised,
+    parse_responses,
+    read_response,
+    read_until_close,
+    wait_until,
+)
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect as ws_connect
 
 from reactor.http import limits
+from reactor.http.response import INLINE_BODY
 from reactor.net.tls import Certificates
 
 
@@ -216,6 +227,88 @@ def test_keep_alive_and_pipelining_order(raw):
                 b"GET /c HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
     responses = parse_responses(exchange(raw.port, requests, half_close=False))
     assert [r.body for r in responses] == [b"slept", b"POST /b 2", b"GET /c 0"]
+
+
+class ListLog:
+    """An access log that keeps what each line would say."""
+
+    wants_fields = False
+
+    def __init__(self):
+        self.lines = []
+
+    def log(self, client, request, status, sent, started):
+        self.lines.append((request.method, request.target, request.version, status, sent))
+
+    def close(self):
+        pass
+
+
+# Requests whose answers the connection writes at once when each comes alone (the usual
+# keep-alive client), and through its queue when they come pipelined behind each other.
+ONE_BY_ONE = [
+    (b"GET", head(b"/fine")),
+    (b"HEAD", head(b"/fine", method=b"HEAD")),
+    (b"GET", head(b"/header?x-answer=42")),
+    (b"POST", b"POST /posted HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nhi"),
+    (b"GET", head(b"/no-start")),
+    (b"GET", head(b"/sized?%d" % (INLINE_BODY - 1))),   # the largest sent with its head
+    (b"GET", head(b"/sized?%d" % INLINE_BODY)),   # the smallest sent after its head
+    (b"GET", head(b"/a%20b?q=1", b"Connection: keep-alive", version=b"HTTP/1.0")),
+    (b"HEAD", head(b"/sized?5", b"Accept: */*", method=b"HEAD")),
+]
+
+
+def test_answers_written_alone_are_the_queued_ones_byte_for_byte(server_factory):
+    logs = []
+    transcripts = []
+    last = head(b"/last", b"Connection: close")
+    for pipelined in (False, True):
+        server = server_factory(asgi="asgi_apps:raw_app")
+        server.server.access_log = log = ListLog()
+        with connect(server.port) as sock:
+            if pipelined:
+                data = exchange_on(sock, b"".join(r for _, r in ONE_BY_ONE) + last,
+                                   half_close=False)
+            else:
+                data = b""
+                for method, request in ONE_BY_ONE:
+                    sock.sendall(request)
+                    data += read_response(sock, method)
+                data += exchange_on(sock, last, half_close=False)
+        assert wait_until(lambda log=log: len(log.lines) == len(ONE_BY_ONE) + 1)
+        logs.append(log.lines)
+        transcripts.append(normalised(data))
+    assert transcripts[0] == transcripts[1]
+    assert logs[0] == logs[1]
+    statuses = [r.status for r in parse_responses(transcripts[0],
+                                                  [m.decode() for m, _ in ONE_BY_ONE] + ["GET"])]
+    assert statuses == [200, 200, 200, 200, 500, 200, 200, 200, 200, 200]
+
+
+def test_answers_written_alone_to_a_client_that_does_not_read(server_factory):
+    """Each answer is written when its request arrives alone, until the socket takes no more;
+    the rest waits for the client, in order, as the queued answers would."""
+    server = server_factory(asgi="asgi_apps:raw_app")
+    request = head(b"/sized?15000")
+    closing = head(b"/sized?15000", b"Connection: close")
+    pair = normalised(exchange(server.port, request + closing, half_close=False))
+    one = pair[:pair.index(b"\r\n\r\n") + 4 + 15000]
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect(("127.0.0.1", server.port))
+        count = 0
+        while not any(connection.blocked for connection in list(server.server.connections)):
+            assert count < 2000, "the server's socket never filled"
+            count += 1
+            before = asgi_apps.seen.get("sized", 0)
+            sock.sendall(request)
+            assert wait_until(lambda before=before: asgi_apps.seen.get("sized", 0) > before,
+                              interval=0.001)
+        sock.sendall(closing)
+        sock.settimeout(5)
+        data = normalised(read_until_close(sock))
+    assert count > 1 and data == one * count + pair[len(one):]
 
 
 def test_forwarded_fields_set_client_and_scheme(server_factory):

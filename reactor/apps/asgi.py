@@ -142,7 +142,11 @@ class ASGIHandler:
         if (b"upgrade" in request.fields and self.websockets is not None
                 and (request.header(b"upgrade") or b"").lower() == b"websocket"):
             return self.websockets.open_session(self, request)
-        return HTTPCycle(self, request).run()
+        cycle = HTTPCycle(self, request)
+        extensions = HTTP11_EXTENSIONS if request.version == 11 else HTTP_EXTENSIONS
+        cycle.task = start_task(self.loop, cycle.main(self.scope(request, "http", request.scheme,
+                                                                  extensions)))
+        return cycle.future
 
     def scope(self, request, kind: str, scheme: str, extensions) -> dict:
         path, _, query = request.target.partition("?")
@@ -152,6 +156,8 @@ class ASGIHandler:
         if client.__class__ is not tuple or client[0] == "unix":
             client = None
         root_path = self.root_path
+        pairs = iter(request.fields)   # Request.headers, without a property call
+        state = self.state
         return {
             "type": kind,
             "asgi": ASGI_VERSION,
@@ -162,10 +168,10 @@ class ASGIHandler:
             "raw_path": path.encode("latin-1"),
             "query_string": query.encode("latin-1"),
             "root_path": root_path,
-            "headers": request.headers,
+            "headers": list(zip(pairs, pairs)),
             "client": client,
             "server": self.server,
-            "state": self.state.copy(),
+            "state": state.copy() if state else {},
             "extensions": extensions,
         }
 
@@ -263,7 +269,7 @@ class HTTPCycle:
             stream.feed(request.body)
         stream.listener = self._wake
         self.stream = stream
-        self.future = None     # what the server waits on, when the answer is not ready at once
+        self.future = Deferred()   # what the server waits on
         self.response = None
         self.status = None
         self.headers = None
@@ -275,18 +281,7 @@ class HTTPCycle:
         self.waiter = None     # the future every receive() waiting now waits on
         self.trailing = False  # the body ends with the trailers message, not its last part
 
-    def run(self):
-        handler = self.handler
-        request = self.request
-        scope = handler.scope(request, "http", request.scheme,
-                              HTTP11_EXTENSIONS if request.version == 11 else HTTP_EXTENSIONS)
-        self.task = start_task(handler.loop, self._main(scope))
-        if self.response is not None:
-            return self.response
-        self.future = Deferred()
-        return self.future
-
-    async def _main(self, scope):
+    async def main(self, scope):
         """The application, and what its end means for the response (here rather than in a
         done callback, which would cost the loop another callback per request)."""
         try:
@@ -377,13 +372,13 @@ class HTTPCycle:
 
     def _respond(self, response):
         self.response = response
-        if self.future is not None:
-            self.future.resolve(response)
+        self.future.resolve(response)
 
     def complete(self):
         """The response is all handed over, or its client gone: receive() says disconnect."""
         self.done = True
-        self._wake()
+        if self.waiter is not None:
+            self._wake()
 
     def _finished(self, error):
         """The application ended, raising `error` or not, without completing its response

@@ -66,7 +66,7 @@ class Connection(LaneAnswers, Output, SocketSide, Tunnel):
     __slots__ = ("server", "loop", "transport", "client", "protocol", "handler", "lane", "native",
                  "pending", "output", "waiting", "state", "deadline", "closing", "reading",
                  "blocked", "lingered", "written", "ended_at", "ending", "body_started",
-                 "client_done", "inflight", "tunnel", "host")
+                 "client_done", "inflight", "asked_at", "tunnel", "host")
 
     def __init__(self, server, transport, client, handler):
         self.server = server
@@ -83,6 +83,7 @@ class Connection(LaneAnswers, Output, SocketSide, Tunnel):
         # The client's address as the C side logs it.
         self.host = client[0].encode() if self.native is not None else None
         self.inflight = None     # the request last handed to the handler
+        self.asked_at = 0.0      # the loop time it arrived, while its answer is awaited
         self.tunnel = None       # after a 101: the protocol the connection carries now
         # Lists, not deques: they stay short, and an empty list is a tenth of an empty deque's
         # size, which counts with thousands of idle connections.
@@ -172,7 +173,9 @@ class Connection(LaneAnswers, Output, SocketSide, Tunnel):
                 start = self._answer_native(lane, native, n, bool(sent_by_c))
             else:
                 keys, end, fields = lane.scan(n)
-                if keys:
+                # A first key the handler refused (an application's route beside files) has
+                # nothing ready: no answer can come before it.
+                if keys and keys[0] not in lane.refused:
                     start = self._answer_plain(lane, keys, end, n, fields)
             if start is None:
                 return
@@ -253,15 +256,14 @@ class Connection(LaneAnswers, Output, SocketSide, Tunnel):
 
     def _note_input(self):
         """Set the state and deadline that the input so far calls for."""
-        now = self.loop.now
-        config = self.server.config
         input_state = self._protocol().state
         if input_state is InputState.HEAD:
             if self.state is not State.READING_HEAD:
                 # The deadline runs from the head's first byte: trickling does not extend it.
                 self.state = State.READING_HEAD
-                self.deadline = now + config.header_timeout
+                self.deadline = self.loop.now + self.server.config.header_timeout
         elif input_state is InputState.BODY:
+            now = self.loop.now
             if self.state is not State.READING_BODY:
                 self.state = State.READING_BODY
                 self.body_started = now
@@ -341,7 +343,8 @@ class Connection(LaneAnswers, Output, SocketSide, Tunnel):
         response = answer(self.handler, request)
         if response.__class__ is Deferred:
             self.waiting = response
-            response.add_done_callback(lambda done: self._resume(request, done, started))
+            self.asked_at = started
+            response.add_done_callback(self._deferred_answer)
             if request.stream is not None and not request.stream.complete:
                 # The handler holds the request while its body arrives: the body's deadlines
                 # run as when the server reads it whole (_fed, Server._sweep).
@@ -363,13 +366,52 @@ class Connection(LaneAnswers, Output, SocketSide, Tunnel):
         return answer(self.handler.early_response, request)
 
     def _resume(self, request, future, started):
-        response = answer_of(future, request)
-        if self.waiting is not future:
+        self._answered(request, future, answer_of(future, request), started)
+
+    def _deferred_answer(self, deferred):
+        """The handler's Deferred answer to the request in flight, settled on the loop's
+        thread (most often inside the application's send())."""
+        request = self.inflight
+        response = deferred.value if deferred.error is None else answer_of(deferred, request)
+        self._answered(request, deferred, response, self.asked_at)
+
+    def _answered(self, request, waited, response, started):
+        """The answer that `waited` (a Future or a Deferred) held: queued and written."""
+        if self.waiting is not waited:
             discard_body(response.body)   # closed meanwhile: release its file or stream
             return
         self.waiting = None
         self._respond(request, response, started)
-        self.advance()
+        output = self.output
+        if (len(output) == 2 and output[0].__class__ is bytes and not self.pending
+                and not self.closing and self.reading and not self.blocked):
+            self._write_alone(output[0])
+        else:
+            self.advance()
+
+    def _write_alone(self, message):
+        """What advance() does when `message` and its ResponseEnd are all there is to do (a
+        handler's later answer, kept alive, nothing else received): one send, the end
+        reported, idle again; the usual way an application's answer goes out."""
+        try:
+            sent = self.transport.send(message)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError:
+            self.close()
+            return
+        output = self.output
+        if sent < len(message):   # the rest waits for writability, as _flush leaves it
+            self._written(sent)
+            output[0] = memoryview(message)[sent:]
+            self._block()
+            return
+        end = output[1]
+        output.clear()
+        self._written(sent)
+        end.end = self.written
+        self._ended(end)
+        self._note_input()
 
     def _respond(self, request, response, started):
         """Queue the response; `started` is the loop time its request arrived."""

@@ -95,9 +95,8 @@ class FastLane:
     def _ready(self, key: bytes, target: str, accept):
         """The handler's ready answer for `key`'s request, (response, until), or None. A
         refusal (`ready` gave False) is kept until the messages are renewed: an HTTP/2 key is
-        an HTTP/1.1 keep-alive request's, so one refusal serves both tables."""
-        if key in self.refused:
-            return None
+        an HTTP/1.1 keep-alive request's, so one refusal serves both tables (the callers look
+        there first, before taking the key apart)."""
         found = self.ready(target, accept)
         if not found:
             if found is False and len(self.refused) < MAX_READY:
@@ -108,6 +107,8 @@ class FastLane:
     def fill(self, key: bytes):
         """The message for `key`, made and kept when the handler has a ready answer; or None
         (the full path answers)."""
+        if key in self.refused:
+            return None   # an application's route: every request of it comes this way
         raw_target, head, version, keep_alive, accept = split_plain_key(key)
         target = raw_target.decode("latin-1")
         found = self._ready(key, target, accept)
@@ -142,7 +143,7 @@ class FastLane:
     def fill_h2(self, key: bytes):
         """The HTTP/2 engine's kept answer for `key`, made and kept when the handler has a
         ready answer whose body is in memory; or None (the full path answers)."""
-        if self.h2_ready is None or len(self.h2) >= MAX_READY:
+        if self.h2_ready is None or len(self.h2) >= MAX_READY or key in self.refused:
             return None
         raw_target, head, _, _, accept = split_plain_key(key)
         target = raw_target.decode("latin-1")
