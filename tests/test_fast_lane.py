@@ -490,3 +490,27 @@ def test_a_connection_served_by_the_loops_wait_keeps_its_keep_alive_deadline_mov
         started = time.monotonic()
         assert read_until_close(sock) == b""   # then closed once idle for the timeout
         assert time.monotonic() - started < 3
+
+
+def test_a_connection_whose_read_c_could_not_answer_is_kept_again_once_c_ends_one(pair):
+    """A read the loop's wait hands back with nothing answered (a file sent from disk) is not
+    a reason to look at the connection's next read in C again; one that C then ends is."""
+    lane, full = pair()
+    if lane_of(lane).native is None:
+        pytest.skip("the pure-Python build has no C lane")
+    small, large = head(b"/a.txt"), head(b"/large.bin")
+    for srv in (lane, full):
+        one_by_one(srv, [(b"GET", small), (b"GET", large)] * 2)   # the answers made ready
+    lane_of(lane).expires = math.inf   # and not dropped to be made again meanwhile
+    with connect(lane.port) as sock:
+        mine = sock.getsockname()
+
+        def kept(wanted):
+            return ([c.client for c in kept_by_the_wait(lane).values()] == [mine]) is wanted
+
+        answers = []
+        for data, then_kept in ((small, True), (large, False), (small, True)):
+            sock.sendall(data)
+            answers.append(normalised(read_response(sock)))
+            assert wait_until(lambda wanted=then_kept: kept(wanted))
+    assert answers == one_by_one(full, [(b"GET", small), (b"GET", large), (b"GET", small)])

@@ -74,7 +74,7 @@ class LaneAnswers:
                 self.deadline = now + self.server.config.keepalive_timeout
                 self.server.reclaimable[self] = None
                 if self.server.lane_wait is not None:
-                    self.server.lane_wait.keep(self)
+                    self.server.lane_wait.keep(self, True)
                 return
             self._received(n, sending)
         elif n == 0:

@@ -22,7 +22,7 @@ _FREE = (MAX_PLAIN_BATCH, False)   # plan_answers: every answer of a read sent, 
 
 
 class LaneWait:
-    __slots__ = ("server", "loop", "lane", "native", "connections", "_cap")
+    __slots__ = ("server", "loop", "lane", "native", "connections", "_missed", "_cap")
 
     def __init__(self, server, lane, descriptors: int):
         loop = server.loop
@@ -32,6 +32,9 @@ class LaneWait:
         self.native = lane.native.waiting(loop.epoll_fd, descriptors)
         self._cap = descriptors
         self.connections = {}   # fd -> the connection kept there
+        # Descriptors whose last read C handed back with nothing answered (a file's answer,
+        # an application's route): not kept again until a read of theirs C could end.
+        self._missed = set()
 
     def start(self):
         """Wait through this from the loop's next round on."""
@@ -43,10 +46,16 @@ class LaneWait:
         self.loop.wait_with(None)
         self.native.kept[:] = bytes(self._cap)
         self.connections.clear()
+        self._missed.clear()
 
-    def keep(self, connection):
-        """Let C serve the idle `connection`'s reads while its plan allows it."""
+    def keep(self, connection, ended: bool = False):
+        """Let C serve the idle `connection`'s reads while its plan allows it; `ended`: C has
+        just ended a read of it (NativeLane.serve's RE_DONE)."""
         fd = connection.transport.fd
+        if ended:
+            self._missed.discard(fd)
+        elif fd in self._missed:
+            return
         if fd < self._cap and connection.protocol.plan_answers(
                 MAX_PLAIN_BATCH, False, False) == _FREE:
             self.native.keep(fd, connection.host)
@@ -55,6 +64,7 @@ class LaneWait:
     def release(self, connection):
         """`connection` is closing: C must not serve its descriptor any more."""
         fd = connection.transport.fd
+        self._missed.discard(fd)
         if self.connections.pop(fd, None) is not None:
             self.native.kept[fd] = 0
 
@@ -76,6 +86,8 @@ class LaneWait:
         if done:
             self._count(done, first_lines, time.monotonic())
         if read_fd >= 0:
+            if read > 0 and not self.lane.native.results[1]:   # RE_READY: nothing answered
+                self._missed.add(read_fd)
             self.connections.pop(read_fd).read_by_c(read)
         return native.rest()
 
