@@ -315,6 +315,16 @@ long re_log(struct re_lane *lane, const char *host, size_t host_len)
     return 1;
 }
 
+/* Whether the last read, of n bytes, was plain requests all answered from the table, sent in
+ * full, and logged (or not to be logged): what re_serve and re_accept_serve each need to know,
+ * before the one asks that no request asked to close and the other that the last did. */
+static int ended_whole(const struct re_lane *lane, long n)
+{
+    const int64_t *results = lane->results;
+    return results[RE_READY] && results[RE_SENT] == results[RE_GATHERED]
+           && results[RE_END] == n && (lane->log_format == RE_LOG_NONE || results[RE_LOGGED]);
+}
+
 long re_serve(struct re_lane *lane, char *buf, size_t cap, int fd, int may_send,
               const char *host)
 {
@@ -325,12 +335,12 @@ long re_serve(struct re_lane *lane, char *buf, size_t cap, int fd, int may_send,
     if (n > 0 && may_send && results[RE_READY]) {
         results[RE_SENT] = re_send(lane, fd, 0, (size_t)results[RE_GATHERED]);
         if (results[RE_SENT] == results[RE_GATHERED]) {
-            int first = lane->log_len == 0, logged = lane->log_format == RE_LOG_NONE;
+            int first = lane->log_len == 0;
             if ((lane->log_format == RE_LOG_COMMON || lane->log_format == RE_LOG_COMBINED)
                 && re_log(lane, host, strlen(host)))
-                logged = results[RE_LOGGED] = first ? RE_FIRST_LINES : 1;
-            if (logged && results[RE_END] == n && !results[RE_ASKED])
-                results[RE_DONE] = logged;
+                results[RE_LOGGED] = first ? RE_FIRST_LINES : 1;
+            if (!results[RE_ASKED] && ended_whole(lane, n))
+                results[RE_DONE] = results[RE_LOGGED] ? results[RE_LOGGED] : 1;
         }
     }
     return n;
@@ -361,9 +371,7 @@ long re_accept_serve(struct re_lane *lane, char *buf, size_t cap, int fd,
         if (got == -EAGAIN || got == -EWOULDBLOCK)
             continue;
         if (got > 0) {
-            int logged = lane->log_format == RE_LOG_NONE || results[RE_LOGGED];
-            if (!results[RE_READY] || results[RE_SENT] != results[RE_GATHERED] || !logged
-                || results[RE_END] != got || !results[RE_ASKED]) {
+            if (!results[RE_ASKED] || !ended_whole(lane, got)) {
                 out->read_at = (long)i;
                 break;
             }

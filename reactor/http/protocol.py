@@ -384,6 +384,14 @@ class Protocol:
             return left, True
         return count, last_asks_close or (self.draining and not more)
 
+    def answers_freely(self) -> bool:
+        """Whether the plan for the most a read can hold (limits.MAX_PLAIN_BATCH requests),
+        with nothing more to come, keeps the connection open: then the plan for any read is
+        to answer all of it, closing only where the client asks, and the C lane may send its
+        answers itself."""
+        return self.plan_answers(limits.MAX_PLAIN_BATCH, False, False) == (
+            limits.MAX_PLAIN_BATCH, False)
+
     def respond(self, request, response, queued: bool = False) -> tuple:
         """(pieces to write in order, keep_alive); `queued`: requests received after this one
         wait for their answers. Pieces are bytes, FileSlice or Stream."""

@@ -97,8 +97,8 @@ class NativeLane:
     gathered, bytes sent by serve, whether serve logged them, whether serve left nothing to
     do but count them); the last two are FIRST_LINES where the log held no lines before."""
 
-    __slots__ = ("results", "serve", "accept", "logs", "ends_reads", "_lane", "_buffer", "_cap", "_meta", "_out",
-                 "_answers", "_log", "_keep")
+    __slots__ = ("results", "serve", "accept", "logs", "ends_reads", "_lane", "_buffer", "_cap",
+                 "_meta", "_out", "_answers", "_log", "_keep")
 
     FIRST_LINES = lib.RE_FIRST_LINES
 

@@ -142,17 +142,18 @@ class Connection(LaneAnswers, Output, SocketSide, Tunnel):
         except ConnectionAbortedError:
             self.close()
             return
-        if self.server.h2_engine is None:
-            self._received(n, True)
-        else:
-            self._first_received(n, True)
+        self._first_received(n, True)
 
     def _first_received(self, n: int, sent_by_c=None):
+        """Where HTTP/2 is on, a client preface (h2c with prior knowledge) or a TLS handshake
+        that chose h2 by ALPN hands the connection to HTTP/2; anything else is HTTP/1.1."""
         server = self.server
-        if self.transport.alpn == "h2" or server.recv_buffer.startswith(PRIOR_KNOWLEDGE, 0, n):
-            server.switch_to_h2(self, n)
-            return
-        self.transport.watch(self.on_readable, None)
+        if server.h2_engine is not None:
+            if self.transport.alpn == "h2" or server.recv_buffer.startswith(
+                    PRIOR_KNOWLEDGE, 0, n):
+                server.switch_to_h2(self, n)
+                return
+            self.transport.watch(self.on_readable, None)
         self._received(n, sent_by_c)
 
     def _received(self, n, sent_by_c=None):

@@ -9,7 +9,6 @@ messages and the transport, not files or handlers.
 
 import errno
 
-from ..http.limits import MAX_PLAIN_BATCH
 from ..http.request import ABSENT_FIELD, Request
 from .output import ResponseEnd
 from .socketside import State
@@ -53,12 +52,7 @@ class LaneAnswers:
         if lane.expires <= now:
             lane.renew()   # before C answers from the table
         protocol = self.protocol
-        # C sends what it answers at once when the plan for the most a read can hold, with
-        # nothing more to come, keeps the connection open: then the plan for any read is to
-        # answer all of it, closing only where the client asks.
-        count, closes = (protocol or self.server.fresh_protocol).plan_answers(
-            MAX_PLAIN_BATCH, False, False)
-        sending = count == MAX_PLAIN_BATCH and not closes
+        sending = (protocol or self.server.fresh_protocol).answers_freely()
         n = native.serve(self.transport.fd, sending, self.host)
         if n > 0:
             results = native.results
@@ -76,18 +70,19 @@ class LaneAnswers:
                 if self.server.lane_wait is not None:
                     self.server.lane_wait.keep(self, True)
                 return
-            self._received(n, sending)
-        elif n == 0:
-            self.on_eof()
-        elif -n != errno.EAGAIN:
-            self.close()
+        self._read_by_c(n, sending)
 
     def read_by_c(self, n):
         """A read that the loop's wait made and C answered and sent as far as its table held
         (LaneWait), but could not end: `n` as NativeLane.serve returns it."""
         self.server.reclaimable.pop(self, None)
+        self._read_by_c(n, True)
+
+    def _read_by_c(self, n, sent_by_c: bool):
+        """What is left of a read NativeLane.serve made and did not end (`sent_by_c`: it was
+        let send what it answered)."""
         if n > 0:
-            self._received(n, True)
+            self._received(n, sent_by_c)
         elif n == 0:
             self.on_eof()
         elif -n != errno.EAGAIN:

@@ -16,10 +16,6 @@ limit let go of the rest. Knows connections, the lane and the loop's wait, not H
 import math
 import time
 
-from ..http.limits import MAX_PLAIN_BATCH
-
-_FREE = (MAX_PLAIN_BATCH, False)   # plan_answers: every answer of a read sent, open after
-
 
 class LaneWait:
     __slots__ = ("server", "loop", "lane", "native", "connections", "_missed", "_cap")
@@ -56,8 +52,7 @@ class LaneWait:
             self._missed.discard(fd)
         elif fd in self._missed:
             return
-        if fd < self._cap and connection.protocol.plan_answers(
-                MAX_PLAIN_BATCH, False, False) == _FREE:
+        if fd < self._cap and connection.protocol.answers_freely():
             self.native.keep(fd, connection.host)
             self.connections[fd] = connection
 
@@ -86,7 +81,7 @@ class LaneWait:
         if done:
             self._count(done, first_lines, time.monotonic())
         if read_fd >= 0:
-            if read > 0 and not self.lane.native.results[1]:   # RE_READY: nothing answered
+            if read > 0 and not lane.native.results[1]:   # RE_READY: nothing answered
                 self._missed.add(read_fd)
             self.connections.pop(read_fd).read_by_c(read)
         return native.rest()
@@ -109,7 +104,7 @@ class LaneWait:
             # The most recently busy go last: the connection limit closes from the front.
             reclaimable.pop(connection, None)
             reclaimable[connection] = None
-            if protocol.plan_answers(MAX_PLAIN_BATCH, False, False) != _FREE:
+            if not protocol.answers_freely():
                 kept[fd] = 0
                 del connections[fd]
         lane.hits[0] += answered

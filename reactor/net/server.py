@@ -404,8 +404,7 @@ class Server:
         lane = self.lanes.get(self.plain_handler)
         if lane is None or lane.native is None or self.accept_filter is not None:
             return None
-        if self.fresh_protocol.plan_answers(limits.MAX_PLAIN_BATCH, False, False) != (
-                limits.MAX_PLAIN_BATCH, False):
+        if not self.fresh_protocol.answers_freely():
             return None
         if lane.expires <= self.loop.now:
             lane.renew()
