@@ -106,6 +106,12 @@ def server_factory():
         server.add_listener(open_listener(config), secure=tls is not None)
         thread = threading.Thread(target=server.serve_forever, daemon=True)
         thread.start()
+        # Handed over once start() is done (its loop runs this first thing): tests look at
+        # what it builds, the fast lanes among them.
+        started = threading.Event()
+        server.loop.call_soon_threadsafe(started.set)
+        while not started.wait(0.05) and thread.is_alive():
+            pass
         handle = RunningServer(server, thread)
         running.append(handle)
         return handle
