@@ -273,11 +273,14 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--loops", action="store_true",
                         help="compare the loop integrations instead of the servers")
+    parser.add_argument("--only", help="comma-separated scenarios, e.g. 'hello world,json'")
     args = parser.parse_args()
     if not shutil.which("wrk") or not shutil.which("taskset"):
         print("wrk and taskset are needed (apt-get install wrk util-linux)", file=sys.stderr)
         return 1
     scenarios = LOOP_SCENARIOS if args.loops else tuple(SCENARIOS)
+    if args.only:
+        scenarios = tuple(scenario for scenario in scenarios if scenario in args.only.split(","))
     rounds = []   # [{server: {scenario: (rate, cpu_us)}}]
     with tempfile.TemporaryDirectory() as tree:
         build_tree(tree)
@@ -290,6 +293,7 @@ def main() -> int:
                 argv = commands(port, tree, args.loops)[name]
                 wanted = {"reactor files, no ASGI": ("static file",),
                           "selectors + thread hop": ("hello world",)}.get(name, scenarios)
+                wanted = tuple(scenario for scenario in wanted if scenario in scenarios)
                 results[name] = measure(argv, port, tree, wanted, args.seconds,
                                         args.connections)
             rounds.append(results)

@@ -187,12 +187,18 @@ long re_answer(struct re_lane *lane, const char *buf, size_t len)
     long plain = hp_scan_plain(&lane->scan, buf, len, 0, lane->logged), ready = 0;
     const char *key = lane->scan.out;
     size_t gathered = 0;
-    int asked = 0;
+    int asked = 0, refused = 0;
 
     for (; ready < plain; ready++) {
         size_t key_len = strlen(key);
         const struct re_slot *slot = find(lane, key, key_len);
-        if (!slot || !slot->key_len || lane->answers_cap - gathered < slot->message_len)
+        if (!slot || !slot->key_len)
+            break;
+        if (!slot->message_len) {
+            refused = 1;
+            break;
+        }
+        if (lane->answers_cap - gathered < slot->message_len)
             break;
         memcpy(lane->answers + gathered, lane->arena + slot->message, slot->message_len);
         gathered += slot->message_len;
@@ -211,6 +217,7 @@ long re_answer(struct re_lane *lane, const char *buf, size_t len)
     results[RE_ASKED] = asked;
     results[RE_GATHERED] = (int64_t)gathered;
     results[RE_SENT] = results[RE_LOGGED] = results[RE_DONE] = 0;   /* re_serve's */
+    results[RE_REFUSED] = refused;
     return ready;
 }
 
@@ -331,7 +338,7 @@ long re_serve(struct re_lane *lane, char *buf, size_t cap, int fd, int may_send,
     long n = re_read(lane, fd, buf, cap);
     int64_t *results = lane->results;
     if (n <= 0)
-        results[RE_SENT] = results[RE_LOGGED] = results[RE_DONE] = 0;
+        results[RE_SENT] = results[RE_LOGGED] = results[RE_DONE] = results[RE_REFUSED] = 0;
     if (n > 0 && may_send && results[RE_READY]) {
         results[RE_SENT] = re_send(lane, fd, 0, (size_t)results[RE_GATHERED]);
         if (results[RE_SENT] == results[RE_GATHERED]) {

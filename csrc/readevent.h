@@ -62,6 +62,9 @@ enum {
     RE_SENT,      /* re_serve: the bytes of them it sent, or -errno */
     RE_LOGGED,    /* re_serve: whether it wrote their access log lines (see re_lane's log) */
     RE_DONE,      /* re_serve: whether the read needs nothing more of its caller (below) */
+    RE_REFUSED,   /* whether the first plain request left unanswered is one the table marks
+                   * as its caller's (an entry with an empty message): the caller's handler
+                   * answers it, so nothing more need be looked up for this read */
     RE_RESULTS
 };
 
@@ -106,7 +109,8 @@ struct re_lane {
 };
 
 /* Keeps `message` as the answer to `key` (copied), with `part`, its part of a log line (empty
- * when the lane does not log). Returns 0, or -1 when the table or the arena is full (the
+ * when the lane does not log); an empty `message` marks the key as one the caller answers
+ * (RE_REFUSED). Returns 0, or -1 when the table or the arena is full (the
  * caller answers that key itself). A key put twice keeps its first. */
 long re_put(struct re_lane *lane, const char *key, size_t key_len, const char *message,
             size_t message_len, const char *part, size_t part_len);

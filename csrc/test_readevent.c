@@ -412,11 +412,34 @@ static void test_poll(void)
 }
 #endif
 
+/* A key put with an empty message is its caller's: the answers stop there, and say so. */
+static void test_refused_keys(void)
+{
+    static const char in[] = GET("/a", "") GET("/app", "") GET("/a", "");
+    struct re_lane *lane = small_lane();
+
+    CHECK(re_answer(lane, in, sizeof in - 1) == 0 && lane->results[RE_REFUSED] == 0,
+          "an unknown key is not a refused one");
+    CHECK(re_put(lane, "/app\x07", 5, "", 0, "", 0) == 0, "put refused");
+    CHECK(re_answer(lane, in + sizeof GET("/a", "") - 1, sizeof in - sizeof GET("/a", ""))
+              == 0 && lane->results[RE_REFUSED] == 1 && lane->results[RE_GATHERED] == 0,
+          "a refused first key");
+    CHECK(re_put(lane, "/a\x07", 3, "A!", 2, "", 0) == 0, "put");
+    CHECK(re_answer(lane, in, sizeof in - 1) == 1 && lane->results[RE_REFUSED] == 1
+              && lane->results[RE_END] == sizeof GET("/a", "") - 1
+              && !memcmp(lane_answers, "A!", 2),
+          "answered up to the refused key");
+    re_clear(lane);
+    CHECK(re_answer(lane, in, sizeof in - 1) == 0 && lane->results[RE_REFUSED] == 0,
+          "cleared with the rest");
+}
+
 int main(void)
 {
     test_accept_tcp();
     test_accept_unix_and_errors();
     test_answer_from_the_table();
+    test_refused_keys();
     test_answer_limits_and_close();
     test_read_and_send();
     test_log_lines();

@@ -451,6 +451,34 @@ def test_files_first_then_the_application(server_factory, tmp_path):
     assert lane.hits[0] >= 1
 
 
+def test_an_application_route_between_files_in_one_read_is_answered_in_order(server_factory,
+                                                                            tmp_path):
+    """Once the files have refused a path, the lane hands reads that start with it back
+    without looking again (the C side marks the key): each request of a pipelined read,
+    files and the application's alike, is still answered in order, byte for byte as one at
+    a time."""
+    (tmp_path / "a.txt").write_text("file a")
+    server = server_factory(asgi="asgi_apps:raw_app", asgi_files=True, root=str(tmp_path),
+                            listing=False)
+    targets = [b"/a.txt", b"/route", b"/a.txt", b"/route", b"/route", b"/a.txt"]
+    with connect(server.port) as sock:
+        one_at_a_time = []
+        for target in targets:
+            sock.sendall(head(target))
+            one_at_a_time.append(read_response(sock))
+        for turn in range(len(targets)):   # each request first in a read once
+            order = targets[turn:] + targets[:turn]
+            expected = b"".join(one_at_a_time[turn:] + one_at_a_time[:turn])
+            sock.sendall(b"".join(head(target) for target in order))
+            pipelined = b""
+            while len(pipelined) < len(expected):
+                pipelined += sock.recv(65536)
+            assert normalised(pipelined) == normalised(expected)
+    assert normalised(one_at_a_time[1]).endswith(b"GET /route 0")
+    assert any(key.startswith(b"/route") for key in next(iter(server.server.lanes.values()))
+               .refused)
+
+
 # -- the websocket scope ---------------------------------------------------------------------
 
 def test_websocket_scope_and_permessage_deflate(raw):

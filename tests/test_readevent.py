@@ -116,3 +116,30 @@ def test_the_c_lane_answers_a_read_from_its_table(unit):
         native.clear()
         assert native.answer(n) == 0
 
+
+def test_a_key_put_refused_stops_the_c_lane_and_says_so(unit):
+    if unit.NativeLane is None:
+        pytest.skip("the pure-Python build has no C table")
+    from reactor.http.parser import RequestParser
+
+    buffer = bytearray(65536)
+    native = unit.NativeLane(RequestParser(), buffer, False, 16)
+    assert native.put(b"/a\x07", b"answer a") and native.put(b"/app\x07", b"")
+    a, b = socket.socketpair()
+    with a, b:
+        a.setblocking(False)
+        b.sendall(head(b"/c") + head(b"/a"))
+        native.serve(a.fileno(), False, b"h")
+        assert native.results[1] == 0 and not native.results[native.REFUSED]   # unknown
+        b.sendall(head(b"/a") + head(b"/app") + head(b"/a"))
+        native.serve(a.fileno(), False, b"h")
+        assert native.results[1] == 1 and native.results[native.REFUSED]
+        assert native.results[2] == len(head(b"/a"))   # answered up to the refused one
+        b.sendall(head(b"/app"))
+        native.serve(a.fileno(), False, b"h")
+        assert native.results[1] == 0 and native.results[native.REFUSED]
+        native.clear()
+        b.sendall(head(b"/app"))
+        native.serve(a.fileno(), False, b"h")
+        assert not native.results[native.REFUSED]
+

@@ -95,12 +95,14 @@ class NativeLane:
     `results` after a read or an answer, in readevent.h's RE_* order: (bytes scanned,
     requests answered, the offset past them, whether the last asked to close, bytes
     gathered, bytes sent by serve, whether serve logged them, whether serve left nothing to
-    do but count them); the last two are FIRST_LINES where the log held no lines before."""
+    do but count them, whether the first request left unanswered is one put as refused);
+    the two before the last are FIRST_LINES where the log held no lines before."""
 
     __slots__ = ("results", "serve", "accept", "logs", "ends_reads", "_lane", "_buffer", "_cap",
                  "_meta", "_out", "_answers", "_log", "_keep")
 
     FIRST_LINES = lib.RE_FIRST_LINES
+    REFUSED = lib.RE_REFUSED
 
     def __init__(self, parser, buffer, logged: bool, entries: int, log_format="elsewhere"):
         """`buffer`: the server's receive buffer; `logged`: scan with the access log's fields
@@ -159,7 +161,8 @@ class NativeLane:
 
     def put(self, key: bytes, message: bytes, part: bytes = b"") -> bool:
         """Keep `message` (copied) as the answer to `key`, with `part`: what its access log
-        line holds after the client and the time (see readevent.h). False when there is no
+        line holds after the client and the time (see readevent.h); an empty `message`
+        marks the key refused, its requests the handler's (REFUSED). False when there is no
         room."""
         return _put(self._lane, key, len(key), message, len(message), part, len(part)) == 0
 

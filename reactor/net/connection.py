@@ -172,7 +172,7 @@ class Connection(LaneAnswers, Output, SocketSide, Tunnel):
                     native.answer(n)
             if native is not None and native.results[1]:
                 start = self._answer_native(lane, native, n, bool(sent_by_c))
-            else:
+            elif native is None or not native.results[native.REFUSED]:
                 keys, end, fields = lane.scan(n)
                 # A first key the handler refused (an application's route beside files) has
                 # nothing ready: no answer can come before it.

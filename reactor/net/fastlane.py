@@ -101,6 +101,8 @@ class FastLane:
         if not found:
             if found is False and len(self.refused) < MAX_READY:
                 self.refused.add(key)
+                if self.native is not None:
+                    self.native.put(key, b"")   # C hands such reads back unscanned
             return None
         return found
 

@@ -94,7 +94,7 @@ class LaneAnswers:
         sent in one call here when plan_answers gives them all as they are; otherwise the
         Python lane answers the read (the server closing after an answer the client did not
         ask to end with sends another message). Returns what _answer_plain does."""
-        _, ready, end, asked, total, sent, logged, _ = native.results
+        _, ready, end, asked, total, sent, logged, _, _ = native.results
         protocol = self.protocol
         server = self.server
         if logged == native.FIRST_LINES:
