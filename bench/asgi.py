@@ -1,6 +1,11 @@
 """ASGI: reactor's adapter against uvicorn (uvloop + httptools) and granian, one worker each.
 
     python bench/asgi.py [--seconds 5] [--rounds 3] [--connections 32] [--loops]
+        [--only 'hello world,1 KiB JSON']
+
+Besides the servers, the bare ASGI loop (bare_asgi.py: a task per request and nothing a real
+server needs) runs hello world and JSON: the ceiling of a Python server on uvloop, and so how
+far past uvicorn any of them can go.
 
 Scenarios: plain-text hello world, a 1 KiB JSON route, a static file beside the application
 (reactor serves it from --root; uvicorn through Starlette's StaticFiles, mounted in the app;
@@ -153,6 +158,9 @@ def commands(port: int, tree: str, loops: bool) -> dict:
                           "--host", "127.0.0.1", "--port", str(port), "--loop", "uvloop",
                           "--http", "httptools", "--ws", "websockets", "--no-access-log",
                           "--log-level", "warning", "--ws-ping-interval", "0"],
+        # The ceiling of any Python server on uvloop (bare_asgi.py): hello world and JSON.
+        "bare asgi loop": pin + [sys.executable, os.path.join(HERE, "bare_asgi.py"), "--port",
+                                 str(port)],
         "granian": pin + [granian, "--interface", "asgi", "--workers", "1", "--host",
                           "127.0.0.1", "--port", str(port), "--static-path-route", "/static",
                           "--static-path-mount", os.path.join(tree, "static"),
@@ -292,7 +300,8 @@ def main() -> int:
                 port = free_port()
                 argv = commands(port, tree, args.loops)[name]
                 wanted = {"reactor files, no ASGI": ("static file",),
-                          "selectors + thread hop": ("hello world",)}.get(name, scenarios)
+                          "selectors + thread hop": ("hello world",),
+                          "bare asgi loop": ("hello world", "1 KiB JSON")}.get(name, scenarios)
                 wanted = tuple(scenario for scenario in wanted if scenario in scenarios)
                 results[name] = measure(argv, port, tree, wanted, args.seconds,
                                         args.connections)

@@ -10,6 +10,7 @@ Knows sockets, time and asyncio, never HTTP: it must not import anything else fr
 """
 
 import asyncio
+import operator
 import threading
 import time
 
@@ -34,15 +35,17 @@ class AsyncioLoop:
     the iteration, so there is no place to read it once.
     """
 
+    # The clock through a C-level getter (methodcaller), not a Python property: a connection
+    # reads it three times a request, and those Python frames were 1.3 % of an ASGI hello
+    # world's profile.
+    now = property(operator.methodcaller("_clock"))
+
     def __init__(self, kind: str = "auto"):
+        self._clock = time.monotonic
         self.asyncio = new_event_loop(kind)
         self.kind = type(self.asyncio).__module__.partition(".")[0]   # "uvloop" or "asyncio"
         self._callbacks = {}   # fd -> (reader, writer) as registered with asyncio
         self._thread = None
-
-    @property
-    def now(self) -> float:
-        return time.monotonic()
 
     # -- readiness ---------------------------------------------------------------------------
 
