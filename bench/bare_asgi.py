@@ -13,6 +13,7 @@ past uvicorn.
 
 import argparse
 import asyncio
+import signal
 import socket
 from email.utils import formatdate
 
@@ -114,6 +115,8 @@ def main():
     loop = uvloop.new_event_loop()
     asyncio.set_event_loop(loop)
     Server(loop, listener)
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, loop.stop)
     loop.run_forever()
 
 

@@ -130,6 +130,35 @@ def test_http_scope_fields(raw):
     assert asgi_apps.seen["raw_lifespan"] == ["lifespan.startup"]
 
 
+def test_scope_paths_are_kept_by_target_within_a_bound():
+    """The scope's path, raw_path and query_string come from a table by target: the same
+    values as made afresh, for the origin and the absolute form, and the table never holds
+    more than MAX_TARGETS."""
+    from reactor.apps.asgi import MAX_TARGETS, ASGIHandler
+    from reactor.config import Config
+    from reactor.http.request import Request
+
+    handler = ASGIHandler(asgi_apps.raw_app, Config(root_path="/api", lifespan="off"))
+
+    def scope_of(target):
+        request = Request("GET", target, 11, [b"host", b"h"], None, False, True, False)
+        request.client, request.scheme = ("127.0.0.1", 1), "http"
+        found = handler.scope(request, "http", "http", {})
+        return found["path"], found["raw_path"], found["query_string"]
+
+    expected = {"/a%20b?q=%20": ("/api/a b", b"/a%20b", b"q=%20"),
+                "http://h/x%2Fy?z": ("/api/x/y", b"/x%2Fy", b"z"),
+                "/plain": ("/api/plain", b"/plain", b"")}
+    for _ in range(2):
+        for target, parts in expected.items():
+            assert scope_of(target) == parts
+    for i in range(MAX_TARGETS * 2 + 5):
+        assert scope_of(f"/n{i}?i={i}") == (f"/api/n{i}", f"/n{i}".encode(), f"i={i}".encode())
+        assert len(handler.targets) <= MAX_TARGETS
+    for target, parts in expected.items():
+        assert scope_of(target) == parts
+
+
 def test_root_path_prefixes_path(server_factory):
     server = server_factory(asgi="asgi_apps:raw_app", root_path="/api")
     exchange(server.port, b"GET /scope HTTP/1.1\r\nHost: h\r\n\r\n")

@@ -38,6 +38,9 @@ ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
 # and an application's route does not pay for a 404 built and thrown away (9 us) each time.
 MISSING_TTL = 1.0
 MAX_MISSING = 4096
+# A scope's path, raw_path and query_string are kept by target, as the same few targets come
+# again and again; cleared when full, so that varied targets cannot grow it without end.
+MAX_TARGETS = 1024
 HTTP_EXTENSIONS = {"http.response.pathsend": {}}
 # Trailers go in a chunked body's last chunk: HTTP/1.1 only (HTTP/2 would need a HEADERS frame).
 HTTP11_EXTENSIONS = {**HTTP_EXTENSIONS, "http.response.trailers": {}}
@@ -75,6 +78,7 @@ class ASGIHandler:
             self.ready = self._ready
             self.ready_hits = files.ready_hits
         self.missing = {}     # path -> until when the files are known not to have it
+        self.targets = {}     # target -> (path, raw_path, query_string) of its scopes
         self.ws_max_size = config.ws_max_size
         self.ws_ping_interval = config.ws_ping_interval
         self.state = {}
@@ -149,13 +153,12 @@ class ASGIHandler:
         return cycle.future
 
     def scope(self, request, kind: str, scheme: str, extensions) -> dict:
-        path, _, query = request.target.partition("?")
-        if path[:1] != "/":
-            path = request_path(request)   # the absolute form, http://host/path
+        parts = self.targets.get(request.target)
+        if parts is None:
+            parts = self._target_parts(request)
         client = request.client
         if client.__class__ is not tuple or client[0] == "unix":
             client = None
-        root_path = self.root_path
         pairs = iter(request.fields)   # Request.headers, without a property call
         state = self.state
         return {
@@ -164,16 +167,29 @@ class ASGIHandler:
             "http_version": HTTP_VERSIONS.get(request.version, "1.1"),
             "method": request.method,
             "scheme": scheme,
-            "path": root_path + (unquote(path) if "%" in path else path),
-            "raw_path": path.encode("latin-1"),
-            "query_string": query.encode("latin-1"),
-            "root_path": root_path,
+            "path": parts[0],
+            "raw_path": parts[1],
+            "query_string": parts[2],
+            "root_path": self.root_path,
             "headers": list(zip(pairs, pairs)),
             "client": client,
             "server": self.server,
             "state": state.copy() if state else {},
             "extensions": extensions,
         }
+
+    def _target_parts(self, request) -> tuple:
+        """(path, raw_path, query_string) of the scope of the request's target, kept."""
+        target = request.target
+        path, _, query = target.partition("?")
+        if path[:1] != "/":
+            path = request_path(request)   # the absolute form, http://host/path
+        parts = (self.root_path + (unquote(path) if "%" in path else path),
+                 path.encode("latin-1"), query.encode("latin-1"))
+        if len(self.targets) >= MAX_TARGETS:
+            self.targets.clear()
+        self.targets[target] = parts
+        return parts
 
 
 class ResponseBody:

@@ -190,7 +190,11 @@ class Connection(LaneAnswers, Output, SocketSide, Tunnel):
             pending.extend(events)
             if len(pending) >= server.config.max_pipeline:
                 self._watch(False, self.blocked)   # read more once these are answered
-            self.advance()
+            if (len(pending) == 1 and pending[0].__class__ is Request and not self.output
+                    and self.waiting is None and not self.closing):
+                self._serve_alone()
+            else:
+                self.advance()
         elif start:
             self.advance()   # what the fast lane queued
         elif self.closing:
@@ -336,6 +340,15 @@ class Connection(LaneAnswers, Output, SocketSide, Tunnel):
                 output.append(ResponseEnd(None, 100, 0))
             if len(output) > 1 and output[-2].__class__ is not bytes:
                 break   # a file or stream is enough to keep the socket busy
+
+    def _serve_alone(self):
+        """What advance() does with one request and nothing else to answer or write (the
+        usual read of a keep-alive client), without its loop: served, then written at once
+        or when its answer comes."""
+        self.state = State.WRITING
+        self._serve(self.pending.pop())
+        if self.waiting is None:
+            self.advance()
 
     def _serve(self, request):
         request.client = self.client
