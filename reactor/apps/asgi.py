@@ -357,8 +357,12 @@ class HTTPCycle:
                 response = Response(self.status, self.headers, body)
                 if self.request.method == "HEAD" and self.declared is not None:
                     response.length = self.declared   # what a GET would have sent
-                self._respond(response)
-                self.complete()
+                # _respond() and complete() written out: the most common answer of all.
+                self.response = response
+                self.done = True
+                self.future.resolve(response)
+                if self.waiter is not None:
+                    self._wake()
             else:
                 self.body = ResponseBody(self, self.declared)
                 response = Response(self.status, self.headers, self.body)

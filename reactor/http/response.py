@@ -292,7 +292,7 @@ def render_message(response: Response, version: int, keep_alive: bool) -> bytes:
     message = cache[4]
     if message is None:
         message = head + response.body
-        response._head_cache = cache[:4] + (message,)
+        response._head_cache = (cache[0], cache[1], cache[2], head, message)
     return message
 
 
