@@ -29,6 +29,11 @@ class State(enum.Enum):
     CLOSED = "closed"      # no more input will be read: error, close requested or last request
 
 
+# Module globals, read on every request: on Python 3.11 a member read through its Enum class
+# goes by way of EnumType.__getattr__, three times the cost.
+IDLE, HEAD, BODY, CLOSED = State.IDLE, State.HEAD, State.BODY, State.CLOSED
+
+
 class EarlyAnswer:
     """A request answered from its head alone: its body was not read, so the connection ends
     after `response` (with a short drain of what the client still sends)."""
@@ -178,7 +183,7 @@ class Protocol:
         self.max_requests = max_requests
         # judge(request) -> a response to send without reading the body, or None to read it.
         self.judge = judge
-        self.state = State.IDLE
+        self.state = IDLE
         self.served = 0
         self.persist = True   # whether the connection may outlive the next response
         self.draining = False   # answer what was received, then close (see plan_answers)
@@ -221,7 +226,7 @@ class Protocol:
         """What arrived past the last request and was not parsed: after a 101 it belongs to
         the protocol switched to. No more HTTP is read afterwards."""
         rest, self._buffer = self._buffer, b""
-        self.state = State.CLOSED
+        self.state = CLOSED
         return rest
 
     @property
@@ -236,7 +241,7 @@ class Protocol:
         if self.held:
             self._buffer += bytes(data)
             return []
-        if self.state is State.CLOSED:
+        if self.state is CLOSED:
             return []
         if self._buffer:
             data = self._buffer + data
@@ -246,7 +251,7 @@ class Protocol:
         while True:
             if self._body_request is not None:
                 pos = self._read_body(data, pos, events)
-                if self._body_request is not None or self.state is State.CLOSED:
+                if self._body_request is not None or self.state is CLOSED:
                     break
                 continue
             requests, pos, error = parse(data, pos)
@@ -259,7 +264,7 @@ class Protocol:
                     requests.pop()
                     events.extend(requests)
                     self._start_body(last, data, pos, events)
-                    if self.state is State.CLOSED:
+                    if self.state is CLOSED:
                         break
                     continue
                 events.extend(requests)
@@ -268,7 +273,7 @@ class Protocol:
                     error = None   # not HTTP, perhaps: the answer to `last` will tell
             if error is not None:
                 events.append(error)
-                self.state = State.CLOSED
+                self.state = CLOSED
             break
         self._keep_rest(data, pos)
         return events
@@ -277,22 +282,22 @@ class Protocol:
         if self.held:
             self._buffer = bytes(data[pos:])
             return
-        if self.state is State.CLOSED:
+        if self.state is CLOSED:
             self._buffer = b""
             return
         # bytes() copies out of the caller's receive buffer, which is reused for the next read.
         self._buffer = bytes(data[pos:]) if pos < len(data) else b""
         if self._body_request is not None:
-            self.state = State.BODY
+            self.state = BODY
         else:
-            self.state = State.HEAD if self._buffer else State.IDLE
+            self.state = HEAD if self._buffer else IDLE
 
     def _start_body(self, request, data, pos, events):
         length = request.content_length
         if length is not None and length > self.max_body:
             # Refuse before reading: the body would never be read, so framing is lost.
             events.append(HTTPError(413, f"request body over {self.max_body} bytes"))
-            self.state = State.CLOSED
+            self.state = CLOSED
             return
         if self.judge is not None:
             # Asked before any 100 Continue: a refusal goes out instead of inviting the body.
@@ -301,7 +306,7 @@ class Protocol:
                 # No more input; the requests queued before it still keep the connection,
                 # and the answer itself says close (the connection sees to that).
                 events.append(EarlyAnswer(request, response))
-                self.state = State.CLOSED
+                self.state = CLOSED
                 return
         self._body_request = request
         self._body_parts = []
@@ -365,7 +370,7 @@ class Protocol:
             self._body_request.stream.lose()
         events.append(error)
         self._body_request = None
-        self.state = State.CLOSED
+        self.state = CLOSED
         return 0
 
     def plan_answers(self, count: int, last_asks_close: bool, more: bool) -> tuple:
@@ -433,7 +438,7 @@ class Protocol:
     def finish(self):
         """Read no further request; the next response says Connection: close."""
         self.persist = False
-        self.state = State.CLOSED
+        self.state = CLOSED
 
     def error(self, error: HTTPError, version: int = 11) -> list:
         """The pieces of an error response; the connection closes after them."""

@@ -149,13 +149,15 @@ class Response:
 
     def __init__(self, status: int = 200, headers=(), body=b""):
         self.status = status
-        self.fields = render_fields(headers)
+        # Rendered fields and a bytes body, the most common (an application's answer), are
+        # taken without a call each.
+        self.fields = headers if headers.__class__ is bytes else render_fields(headers)
         if status in NO_CONTENT:
             if isinstance(body, FileSlice):
                 body.close()
             body = b""
         self.body = body
-        self.length = body_length(body)
+        self.length = len(body) if body.__class__ is bytes else body_length(body)
         self._head_cache = None
 
     def with_body(self, body) -> "Response":
