@@ -29,8 +29,8 @@ class State(enum.Enum):
     CLOSED = "closed"      # no more input will be read: error, close requested or last request
 
 
-# Module globals, read on every request: on Python 3.11 a member read through its Enum class
-# goes by way of EnumType.__getattr__, three times the cost.
+# The members as module globals, read on every request: on Python 3.11 a member read through
+# its Enum class goes by way of EnumType.__getattr__ (see reactor.net.socketside).
 IDLE, HEAD, BODY, CLOSED = State.IDLE, State.HEAD, State.BODY, State.CLOSED
 
 

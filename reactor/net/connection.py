@@ -17,23 +17,26 @@ from concurrent.futures import Future
 from ..http import limits
 from ..http.errors import HTTPError
 from ..http.h2 import PREFACE
+from ..http.protocol import BODY as INPUT_BODY
+from ..http.protocol import HEAD as INPUT_HEAD
 from ..http.protocol import EarlyAnswer, discard_body
-from ..http.protocol import State as InputState
 from ..http.request import Request
 from ..http.response import NO_CONTENT, Deferred, Upgrade, error_response
 from .laneanswers import LaneAnswers
 from .output import Output, ResponseEnd
-from .socketside import SocketSide, State
+from .socketside import (
+    CLOSED,
+    CLOSING,
+    IDLE,
+    READING_BODY,
+    READING_HEAD,
+    TUNNEL,
+    WRITING,
+    SocketSide,
+)
 from .tunnel import Switch, Tunnel
 
 log = logging.getLogger("reactor")
-
-# The states as module globals: Python 3.11 reads a member through its Enum class by way of
-# EnumType.__getattr__, three times the cost of a global, and a request reads about ten.
-IDLE, READING_HEAD, READING_BODY, WRITING = (State.IDLE, State.READING_HEAD,
-                                             State.READING_BODY, State.WRITING)
-CLOSING, TUNNEL, CLOSED = State.CLOSING, State.TUNNEL, State.CLOSED
-INPUT_HEAD, INPUT_BODY = InputState.HEAD, InputState.BODY
 
 # What a read must start with to be HTTP/2 with prior knowledge: the preface's request line
 # (RFC 9113 §3.4), which no HTTP/1 request of ours could be (version 2.0 is a 505 there).

@@ -40,7 +40,7 @@ from ..http.h2 import (
 from ..http.protocol import discard_body
 from ..http.response import Deferred, FileSlice, date_and_server, error_response
 from .connection import answer, answer_of
-from .socketside import SocketSide, State
+from .socketside import CLOSED, IDLE, WRITING, SocketSide
 
 log = logging.getLogger("reactor")
 
@@ -104,7 +104,7 @@ class H2Connection(SocketSide):
         self.blocked = False    # registered for writability
         self.reading = True
         self.waiting = None     # the connection never waits as a whole; its streams may
-        self.state = State.IDLE
+        self.state = IDLE
         self.served = 0
         self.buffered = 0       # request body bytes held by this connection's streams
         self.sendfile = getattr(transport, "kernel_sendfile", False)
@@ -163,7 +163,7 @@ class H2Connection(SocketSide):
 
     def _feed_later(self):
         """The rest of a read that held more requests than one turn takes."""
-        if self.state is State.CLOSED:
+        if self.state is CLOSED:
             return
         self.later = False
         rest = self.session.rest
@@ -181,7 +181,7 @@ class H2Connection(SocketSide):
 
     def _lane_answered(self, count):
         """`count` plain requests were answered from the fast lane's kept answers."""
-        self.state = State.WRITING
+        self.state = WRITING
         self.lane.hits[0] += count
         self._taken(count)
 
@@ -205,7 +205,7 @@ class H2Connection(SocketSide):
         request.client = self.client
         stream = H2Stream(stream_id, request, now)
         self.streams[stream_id] = stream
-        self.state = State.WRITING
+        self.state = WRITING
         if flags & END_STREAM:
             self._serve(stream)
             return
@@ -289,7 +289,7 @@ class H2Connection(SocketSide):
 
     def _resume(self, stream, future):
         response = answer_of(future, stream.request)
-        if stream.waiting is not future or self.state is State.CLOSED:
+        if stream.waiting is not future or self.state is CLOSED:
             discard_body(response.body)   # reset or closed meanwhile
             return
         stream.waiting = None
@@ -356,7 +356,7 @@ class H2Connection(SocketSide):
             self.session.reset(stream.id, CANCEL)
 
     def _piece_ready(self, stream, future):
-        if stream.waiting is not future or self.state is State.CLOSED:
+        if stream.waiting is not future or self.state is CLOSED:
             return
         stream.waiting = None
         try:
@@ -378,7 +378,7 @@ class H2Connection(SocketSide):
         """Write what the engine has, turn after turn, until it has nothing, the socket is
         full (writer registered) or the connection is closed."""
         session = self.session
-        while self.state is not State.CLOSED:
+        while self.state is not CLOSED:
             if self.output and not self._write_pending():
                 return
             if not session.want_write():
@@ -395,7 +395,7 @@ class H2Connection(SocketSide):
                     self._next_piece(stream)
             if self.blocked or not (segments or closed or starved):
                 break
-        if self.state is State.CLOSED or self.blocked:
+        if self.state is CLOSED or self.blocked:
             return
         if not self.output and (self.closing or not (session.want_read()
                                                      or session.want_write())):
@@ -516,7 +516,7 @@ class H2Connection(SocketSide):
         else:
             self._release(stream)
         if not self.streams:
-            self.state = State.IDLE
+            self.state = IDLE
 
     def _release(self, stream):
         """Close what the stream's body held, count and log its response, give back the
@@ -540,7 +540,7 @@ class H2Connection(SocketSide):
             self.deadline = now + 1.0
             self.server.reclaimable.pop(self, None)
         else:
-            self.state = State.IDLE
+            self.state = IDLE
             self.deadline = now + (config.keepalive_timeout if self.served
                                    else config.header_timeout)
             if self.served:
@@ -590,7 +590,7 @@ class H2Connection(SocketSide):
         """Graceful shutdown (called at once and then once a sweep): GOAWAY announcing it,
         then, a moment later, the GOAWAY with the last stream that will be answered; the open
         streams finish, and the connection closes when none is left."""
-        if self.state is State.CLOSED:
+        if self.state is CLOSED:
             return
         if self.drain_stage == 0:
             self.session.shutdown(False)
@@ -609,9 +609,9 @@ class H2Connection(SocketSide):
 
     def close(self):
         """Close now: the client is gone or too slow, or the GOAWAY is written."""
-        if self.state is State.CLOSED:
+        if self.state is CLOSED:
             return
-        self.state = State.CLOSED
+        self.state = CLOSED
         self.transport.close()
         for stream in self.streams.values():
             stream.waiting = None

@@ -11,7 +11,7 @@ import errno
 
 from ..http.request import ABSENT_FIELD, Request
 from .output import ResponseEnd
-from .socketside import State
+from .socketside import WRITING
 
 
 def _opened(kept):
@@ -217,7 +217,7 @@ class LaneAnswers:
             else:
                 self.written += sent
                 self.output.append(ResponseEnd(None, 200, 0))
-            self.state = State.WRITING
+            self.state = WRITING
             self._block()
             return end if end < n else None
         if logged:
@@ -260,7 +260,7 @@ class LaneAnswers:
             template, status, head = lane.logged[keys[i]]
             output.append(ResponseEnd(self._plain_request(template, fields, i) if counted
                                       else None, status, head, now))
-        self.state = State.WRITING
+        self.state = WRITING
         if closes:
             self.advance()
             return None

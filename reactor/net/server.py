@@ -29,7 +29,7 @@ from .h2connection import H2Connection
 from .lanewait import LaneWait
 from .loop import Loop
 from .readevent import Acceptor
-from .socketside import State
+from .socketside import READING_BODY
 from .transport import PlainTransport, TLSTransport
 
 log = logging.getLogger("reactor")
@@ -502,7 +502,7 @@ class Server:
         for connection in [c for c in self.connections if c.deadline < now]:
             # A connection waiting on its handler has no deadline of its own, unless the
             # handler waits on the request's body (see Connection._serve).
-            if connection.waiting is None or connection.state is State.READING_BODY:
+            if connection.waiting is None or connection.state is READING_BODY:
                 connection.on_timeout()
         if self.draining:
             for connection in list(self.connections):

@@ -8,7 +8,7 @@ of Connection (the Tunnel mixin); knows bytes and the transport, not what they s
 
 import math
 
-from .socketside import State
+from .socketside import TUNNEL
 
 
 class Switch:
@@ -33,7 +33,7 @@ class Tunnel:
 
     def _switch(self, tunnel):
         """Carry `tunnel` from now on."""
-        self.state = State.TUNNEL
+        self.state = TUNNEL
         self.tunnel = tunnel
         self.deadline = math.inf   # the tunnel keeps its own time (pings)
         self.server.reclaimable.pop(self, None)
