@@ -84,7 +84,7 @@ def counted(checkout, args, requests: int) -> int:
                     break
                 except OSError:
                     if time.monotonic() > deadline or server.poll() is not None:
-                        raise RuntimeError("the server did not start under valgrind")
+                        raise RuntimeError("the server did not start under valgrind") from None
                     time.sleep(0.5)
             load(port, args.path, requests)
         finally:
