@@ -86,17 +86,24 @@ def test_accepted_connections_do_not_wait_for_small_writes(server_factory, tmp_p
     assert exchange(srv.port, head(b"/a.txt")).endswith(b"\r\n\r\na")
 
 
-def test_the_c_lane_answers_a_read_from_its_table(unit):
+def native_lane(unit, logged: bool, answers: dict):
+    """A C lane of 16 entries holding `answers` (key -> message), and a socket pair whose
+    first end, non-blocking, it reads."""
     if unit.NativeLane is None:
         pytest.skip("the pure-Python build answers every plain request from the Python lane")
     from reactor.http.parser import RequestParser
 
-    buffer = bytearray(65536)
-    native = unit.NativeLane(RequestParser(), buffer, True, 16)
-    assert native.put(b"/a\x07", b"answer a") and native.put(b"/b\x07", b"answer b")
+    native = unit.NativeLane(RequestParser(), bytearray(65536), logged, 16)
+    for key, message in answers.items():
+        assert native.put(key, message)
     a, b = socket.socketpair()
+    a.setblocking(False)
+    return native, a, b
+
+
+def test_the_c_lane_answers_a_read_from_its_table(unit):
+    native, a, b = native_lane(unit, True, {b"/a\x07": b"answer a", b"/b\x07": b"answer b"})
     with a, b:
-        a.setblocking(False)
         assert native.serve(a.fileno(), False, b"h") == -errno.EAGAIN
         b.sendall(head(b"/a", b"User-Agent: u") + head(b"/b") + head(b"/c") + head(b"/a"))
         n = native.serve(a.fileno(), False, b"h")
@@ -118,16 +125,8 @@ def test_the_c_lane_answers_a_read_from_its_table(unit):
 
 
 def test_a_key_put_refused_stops_the_c_lane_and_says_so(unit):
-    if unit.NativeLane is None:
-        pytest.skip("the pure-Python build has no C table")
-    from reactor.http.parser import RequestParser
-
-    buffer = bytearray(65536)
-    native = unit.NativeLane(RequestParser(), buffer, False, 16)
-    assert native.put(b"/a\x07", b"answer a") and native.put(b"/app\x07", b"")
-    a, b = socket.socketpair()
+    native, a, b = native_lane(unit, False, {b"/a\x07": b"answer a", b"/app\x07": b""})
     with a, b:
-        a.setblocking(False)
         b.sendall(head(b"/c") + head(b"/a"))
         native.serve(a.fileno(), False, b"h")
         assert native.results[1] == 0 and not native.results[native.REFUSED]   # unknown
