@@ -1,7 +1,9 @@
 /* libFuzzer target of readevent's core: whatever the bytes of a read, re_answer answers the
  * plain requests the scan finds, from the first on, while the table holds their keys and
- * the answers fit, gathering exactly the messages put for them. Every other plain request's
- * key is put (its message is the key's own bytes), so hits, misses and repeats all occur.
+ * the answers fit, gathering exactly the messages put for them. Of every four plain requests
+ * the first's key is put (its message is the key's own bytes) and the third's put refused
+ * (an empty message), so hits, misses, refusals and repeats all occur: the answers stop at a
+ * refused key, and RE_REFUSED says whether that is where they stopped.
  * Then re_log writes one line per answer, in printable ASCII whatever the request held, or
  * nothing when they do not fit. */
 #include "readevent.h"
@@ -15,10 +17,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static int64_t meta[3 + 16];
     static char out[32768], keys[32768], arena[1 << 16], answers[256], want[256], log[2048];
     static struct re_slot slots[64];
-    static const char *put[16];
-    static size_t put_len[16];
+    static const char *put[16], *refused[16];
+    static size_t put_len[16], refused_len[16];
     struct re_lane lane;
-    long plain, ready, expected = 0, i, puts = 0, j;
+    long plain, ready, expected = 0, i, puts = 0, refusals = 0, stopped_by_refusal = 0, j;
     const char *key = keys;
     size_t gathered = 0, keys_len;
 
@@ -40,10 +42,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     keys_len = (size_t)meta[2];
     memcpy(keys, out, keys_len);
     for (i = 0; i < plain; i++) {
-        size_t len = strlen(key);
-        if (i % 2 == 0 && re_put(&lane, key, len, key, len, "P", 1) == 0) {
+        size_t len = strlen(key), before = lane.entries;
+        /* a key put twice keeps its first: only a new entry says what the key is */
+        if (i % 4 == 0 && re_put(&lane, key, len, key, len, "P", 1) == 0
+            && lane.entries > before) {
             put[puts] = key;
             put_len[puts++] = len;
+        } else if (i % 4 == 2 && re_put(&lane, key, len, "", 0, "", 0) == 0
+                   && lane.entries > before) {
+            refused[refusals] = key;
+            refused_len[refusals++] = len;
         }
         key += len + 1;
         if (lane.logged) {
@@ -54,6 +62,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* what should be answered: the leading keys that were put, while they fit */
     for (key = keys, i = 0; i < plain; i++) {
         size_t len = strlen(key);
+        for (j = 0; j < refusals; j++)
+            if (refused_len[j] == len && !memcmp(refused[j], key, len))
+                break;
+        if (j < refusals) {
+            stopped_by_refusal = 1;
+            break;
+        }
         for (j = 0; j < puts; j++)
             if (put_len[j] == len && !memcmp(put[j], key, len))
                 break;
@@ -70,7 +85,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     ready = re_answer(&lane, (const char *)data, size);
     if (ready != expected || lane.results[RE_READY] != ready
-        || (size_t)lane.results[RE_GATHERED] != gathered || memcmp(answers, want, gathered))
+        || (size_t)lane.results[RE_GATHERED] != gathered || memcmp(answers, want, gathered)
+        || lane.results[RE_REFUSED] != stopped_by_refusal)
         abort();
     if (ready && (lane.results[RE_END] <= 0 || (size_t)lane.results[RE_END] > size))
         abort();
