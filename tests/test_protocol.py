@@ -2,6 +2,7 @@
 
 import pytest
 
+from reactor.http import limits
 from reactor.http.errors import HTTPError
 from reactor.http.parser import ChunkedDecoder, RequestParser
 from reactor.http.protocol import CONTINUE, Protocol, State, Stream
@@ -217,6 +218,20 @@ def test_one_plan_for_a_read_of_five_requests(served, state, asks, more, plan):
     if state is not None:
         state(p)
     assert p.plan_answers(5, asks, more) == plan
+
+
+@pytest.mark.parametrize("state", [None, Protocol.drain, Protocol.stop_after_next, Protocol.finish])
+def test_answers_freely_is_the_plan_for_the_most_a_read_holds(state):
+    """answers_freely() is plan_answers' answer for a full read with nothing after it, written
+    out: the two agree at every count of requests served, up to the limit and past it."""
+    batch = limits.MAX_PLAIN_BATCH
+    for max_requests in (1, batch, batch + 1, batch + 2, 3 * batch):
+        for served in range(max_requests + 2):
+            p = make(max_requests=max_requests)
+            p.served = served
+            if state is not None:
+                state(p)
+            assert p.answers_freely() == (p.plan_answers(batch, False, False) == (batch, False))
 
 
 def test_error_response_closes():

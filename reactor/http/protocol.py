@@ -133,7 +133,8 @@ class BodyStream:
         self.chunks = []
         self.size = 0
         self.listener = None
-        self._resume()
+        if self.resume is not None:
+            self._resume()
 
     def _resume(self):
         resume, self.resume = self.resume, None
@@ -393,14 +394,17 @@ class Protocol:
         """Whether the plan for the most a read can hold (limits.MAX_PLAIN_BATCH requests),
         with nothing more to come, keeps the connection open: then the plan for any read is
         to answer all of it, closing only where the client asks, and the C lane may send its
-        answers itself."""
-        return self.plan_answers(limits.MAX_PLAIN_BATCH, False, False) == (
-            limits.MAX_PLAIN_BATCH, False)
+        answers itself. That is plan_answers(MAX_PLAIN_BATCH, False, False) == (
+        MAX_PLAIN_BATCH, False), written out, as every read asks (tests/test_protocol.py
+        holds the two to each other)."""
+        return (self.persist and not self.draining
+                and self.max_requests - self.served > limits.MAX_PLAIN_BATCH)
 
     def respond(self, request, response, queued: bool = False) -> tuple:
         """(pieces to write in order, keep_alive); `queued`: requests received after this one
         wait for their answers. Pieces are bytes, FileSlice or Stream."""
-        _, closes = self.plan_answers(1, not request.keep_alive, queued or self.holds_input)
+        _, closes = self.plan_answers(1, not request.keep_alive,
+                                      queued or self._buffer or self._body_request is not None)
         self.served += 1
         keep_alive = not closes
         body = response.body
