@@ -133,8 +133,8 @@ def test_http_scope_fields(raw):
 def test_scope_paths_are_kept_by_target_within_a_bound():
     """The scope's path, raw_path and query_string come from a table by target: the same
     values as made afresh, for the origin and the absolute form, and the table never holds
-    more than MAX_TARGETS."""
-    from reactor.apps.asgi import MAX_TARGETS, ASGIHandler
+    more than MAX_TARGETS, nor a target longer than MAX_KEPT_TARGET."""
+    from reactor.apps.asgi import MAX_KEPT_TARGET, MAX_TARGETS, ASGIHandler
     from reactor.config import Config
     from reactor.http.request import Request
 
@@ -157,6 +157,9 @@ def test_scope_paths_are_kept_by_target_within_a_bound():
         assert len(handler.targets) <= MAX_TARGETS
     for target, parts in expected.items():
         assert scope_of(target) == parts
+    long_target = "/" + "x" * MAX_KEPT_TARGET
+    assert scope_of(long_target) == ("/api" + long_target, long_target.encode(), b"")
+    assert long_target not in handler.targets
 
 
 def test_root_path_prefixes_path(server_factory):

@@ -39,8 +39,10 @@ ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
 MISSING_TTL = 1.0
 MAX_MISSING = 4096
 # A scope's path, raw_path and query_string are kept by target, as the same few targets come
-# again and again; cleared when full, so that varied targets cannot grow it without end.
+# again and again: targets up to MAX_KEPT_TARGET characters, MAX_TARGETS of them, cleared when
+# full, so that varied or long targets cannot hold more than about a megabyte.
 MAX_TARGETS = 1024
+MAX_KEPT_TARGET = 256
 HTTP_EXTENSIONS = {"http.response.pathsend": {}}
 # Trailers go in a chunked body's last chunk: HTTP/1.1 only (HTTP/2 would need a HEADERS frame).
 HTTP11_EXTENSIONS = {**HTTP_EXTENSIONS, "http.response.trailers": {}}
@@ -186,9 +188,10 @@ class ASGIHandler:
             path = request_path(request)   # the absolute form, http://host/path
         parts = (self.root_path + (unquote(path) if "%" in path else path),
                  path.encode("latin-1"), query.encode("latin-1"))
-        if len(self.targets) >= MAX_TARGETS:
-            self.targets.clear()
-        self.targets[target] = parts
+        if len(target) <= MAX_KEPT_TARGET:
+            if len(self.targets) >= MAX_TARGETS:
+                self.targets.clear()
+            self.targets[target] = parts
         return parts
 
 
