@@ -360,12 +360,8 @@ class HTTPCycle:
                 response = Response(self.status, self.headers, body)
                 if self.request.method == "HEAD" and self.declared is not None:
                     response.length = self.declared   # what a GET would have sent
-                # _respond() and complete() written out: the most common answer of all.
-                self.response = response
-                self.done = True
-                self.future.resolve(response)
-                if self.waiter is not None:
-                    self._wake()
+                self._respond(response)
+                self.complete()
             else:
                 self.body = ResponseBody(self, self.declared)
                 response = Response(self.status, self.headers, self.body)
@@ -400,8 +396,7 @@ class HTTPCycle:
     def complete(self):
         """The response is all handed over, or its client gone: receive() says disconnect."""
         self.done = True
-        if self.waiter is not None:
-            self._wake()
+        self._wake()
 
     def _finished(self, error):
         """The application ended, raising `error` or not, without completing its response

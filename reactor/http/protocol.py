@@ -133,8 +133,7 @@ class BodyStream:
         self.chunks = []
         self.size = 0
         self.listener = None
-        if self.resume is not None:
-            self._resume()
+        self._resume()
 
     def _resume(self):
         resume, self.resume = self.resume, None
@@ -403,8 +402,7 @@ class Protocol:
     def respond(self, request, response, queued: bool = False) -> tuple:
         """(pieces to write in order, keep_alive); `queued`: requests received after this one
         wait for their answers. Pieces are bytes, FileSlice or Stream."""
-        _, closes = self.plan_answers(1, not request.keep_alive,
-                                      queued or self._buffer or self._body_request is not None)
+        _, closes = self.plan_answers(1, not request.keep_alive, queued or self.holds_input)
         self.served += 1
         keep_alive = not closes
         body = response.body

@@ -271,7 +271,7 @@ class Connection(LaneAnswers, Output, SocketSide, Tunnel):
 
     def _note_input(self):
         """Set the state and deadline that the input so far calls for."""
-        input_state = (self.protocol or self._protocol()).state
+        input_state = self._protocol().state
         if input_state is INPUT_HEAD:
             if self.state is not READING_HEAD:
                 # The deadline runs from the head's first byte: trickling does not extend it.
